@@ -1,0 +1,12 @@
+"""fgbg builder: composite foregrounds onto backgrounds straight into verified shards.
+
+Pipeline, one module per stage: ``sources`` -> ``plan`` -> ``composite`` -> ``depth`` ->
+``encode`` -> ``shards`` (writers) -> ``receipts``/``manifest`` (commit); ``build`` runs it.
+"""
+
+from .build import BuildResult, build
+from .config import BuildConfig
+from .errors import FgbgError
+
+__all__ = ["build", "BuildConfig", "BuildResult", "FgbgError"]
+__version__ = "0.1.0"

@@ -1,0 +1,230 @@
+"""Orchestration of a build: check inputs, claim the dataset, build missing shards, commit.
+
+Order matters for the guarantees in DESIGN §7:
+1. every input is read and checked before anything is written (bad input never touches
+   an existing dataset);
+2. the dataset lock is taken, and the build record is compared with the one already there
+   (another config is refused) or written (a new dataset);
+3. each shard is checked against its receipt and rebuilt only if not done -- in a process
+   pool, whole shards per task, so a crash costs at most the shards in flight;
+4. the annotations index and then the manifest are written last, from the receipts.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import multiprocessing
+import os
+import signal
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import cv2
+
+from .config import BuildConfig
+from .depth import make_backend
+from .errors import ConfigMismatchError, FgbgError, OutputError
+from .inputs import encode_inputs, input_statistics, load_inputs
+from .manifest import ANNOTATIONS, BUILD_RECORD, MANIFEST, annotations_csv, dumps, make_manifest, make_record, read_json
+from .plan import Plan
+from .receipts import Receipt, check_shard
+from .shard import ShardBuilder
+from .shards import shard_name
+from .sources import load_backgrounds, load_foregrounds
+from .storage import LocalStore
+
+__all__ = ["BuildResult", "build", "record_differences"]
+
+_DATASET_ENTRIES = {BUILD_RECORD, MANIFEST, ANNOTATIONS, "shards", "inputs", ".fgbg.lock"}
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    url: str
+    samples: int
+    shards: int
+    built: int  # shards written by this run
+    reused: int  # shards found done and kept
+    seconds: float
+    manifest: dict[str, Any]
+
+
+def record_differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """Human-readable differences between two build records (what makes them incompatible)."""
+    diffs = []
+    for key in sorted(set(old["config"]) | set(new["config"])):
+        a, b = old["config"].get(key), new["config"].get(key)
+        if a != b:
+            diffs.append(f"{key}: {a} -> {b}")
+    for kind in ("bg", "fg"):
+        a = [(r["name"], r["sha256"]) for r in old["inputs"][kind]]
+        b = [(r["name"], r["sha256"]) for r in new["inputs"][kind]]
+        if a != b:
+            changed = sorted({n for n, _ in set(a) ^ set(b)})
+            diffs.append(f"{kind} inputs: {len(a)} -> {len(b)} files, differing: {', '.join(changed[:5]) or 'order'}")
+    for key in ("depth", "format", "format_version", "tool", "key_width"):
+        if old.get(key) != new.get(key):
+            diffs.append(f"{key}: {old.get(key)} -> {new.get(key)}")
+    return diffs
+
+
+# -- worker side ------------------------------------------------------------------------
+_worker: ShardBuilder | None = None
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to kill this worker if the builder dies (kill -9 leaves no orphan writers)."""
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        except OSError:
+            pass
+
+
+def _init_worker(root: str, record: dict[str, Any], fmt: str) -> None:
+    global _worker
+    _die_with_parent()
+    cv2.setNumThreads(1)  # one process per core already; see NOTES.md on cv2 threads
+    _worker = ShardBuilder(LocalStore(root), record, fmt)
+
+
+def _ensure_shard(shard: int) -> tuple[Receipt, bool]:
+    """Return the shard's receipt, building the shard first unless it is already done."""
+    assert _worker is not None
+    rel = f"shards/{shard_name(shard, _worker.fmt)}"
+    done = check_shard(_worker.store, rel, _worker.record["fingerprint"])
+    if done is not None:
+        return done, False
+    return _worker.build(shard), True
+
+
+def _run_shards(
+    store: LocalStore, record: dict[str, Any], fmt: str, shards: list[int], workers: int
+) -> Iterator[tuple[Receipt, bool]]:
+    if workers <= 1 or len(shards) <= 1:
+        _init_worker(str(store.root), record, fmt)
+        try:
+            for s in shards:
+                yield _ensure_shard(s)
+        finally:
+            global _worker
+            if _worker is not None:
+                _worker.close()
+            _worker = None
+        return
+    ctx = multiprocessing.get_context("spawn")  # no fork: cv2/TF state must not be inherited
+    pool = ctx.Pool(workers, initializer=_init_worker, initargs=(str(store.root), record, fmt))
+    try:
+        yield from pool.imap_unordered(_ensure_shard, shards, chunksize=1)
+        pool.close()
+    finally:
+        pool.terminate()
+        pool.join()
+
+
+# -- driver -----------------------------------------------------------------------------
+def _prepare_record(
+    store: LocalStore, cfg: BuildConfig | None, sources: tuple[Any, Any] | None, fmt: str
+) -> tuple[dict[str, Any], dict[str, bytes]]:
+    existing = read_json(store, BUILD_RECORD) if store.exists(BUILD_RECORD) else None
+    if sources is None:
+        if existing is None:
+            raise FgbgError(f"{store.url}: no dataset here to resume; give --bg and --fg to start one")
+        return existing, {}
+    assert cfg is not None
+    bgs, fgs = sources
+    records, files = encode_inputs(cfg, bgs, fgs)
+    n = len(bgs) * len(fgs) * cfg.flips * cfg.placements
+    backend = make_backend(cfg.depth, cfg.depth_shape)
+    depth = backend.describe() if backend is not None else {"backend": "none"}
+    if backend is not None:
+        backend.close()
+    record = make_record(cfg, records, depth, fmt, n)
+    if existing is not None and existing["fingerprint"] != record["fingerprint"]:
+        diffs = record_differences(existing, record) or ["fingerprint"]
+        raise ConfigMismatchError(
+            f"{store.url}: already holds a dataset built with other settings or inputs "
+            f"({'; '.join(diffs)}); use a new --out, or rerun with the original settings to resume"
+        )
+    return record, files
+
+
+def build(
+    out: str | Path,
+    cfg: BuildConfig | None,
+    bg_dir: str | Path | None = None,
+    fg_dir: str | Path | None = None,
+    fg_mask_dir: str | Path | None = None,
+    *,
+    workers: int | None = None,
+    fmt: str = "tar",
+    skip_invalid: bool = False,
+    progress: bool | None = None,
+    on_shard: Callable[[Receipt, bool], None] | None = None,
+) -> BuildResult:
+    """Build (or resume) the dataset at ``out``. Without bg/fg folders, resume from ``inputs/``."""
+    t0 = time.monotonic()
+    store = LocalStore(out)
+    store.check_writable()
+    sources = None
+    if bg_dir is not None or fg_dir is not None:
+        if bg_dir is None or fg_dir is None or cfg is None:
+            raise FgbgError("a new build needs both --bg and --fg")
+        sources = (load_backgrounds(Path(bg_dir), cfg, skip_invalid),
+                   load_foregrounds(Path(fg_dir), cfg, Path(fg_mask_dir) if fg_mask_dir else None, skip_invalid))
+    if store.root.is_dir() and not store.exists(BUILD_RECORD):
+        strangers = sorted(p.name for p in store.root.iterdir() if p.name not in _DATASET_ENTRIES)
+        if strangers:
+            raise OutputError(
+                f"{store.root}: folder is not empty ({', '.join(strangers[:3])}...) and holds no fgbg "
+                "dataset; choose a new or empty folder"
+            )
+    store.create()
+    with store.lock():
+        record, files = _prepare_record(store, cfg, sources, fmt)
+        store.remove_stale_temps()
+        for rel, data in files.items():
+            store.write_atomic(rel, data)
+        store.write_atomic(BUILD_RECORD, dumps(record))
+        cfg = BuildConfig.from_json(record["config"])
+        inputs = load_inputs(store, record["inputs"])
+        plan = Plan(cfg, inputs.fg_base, len(inputs.bg))
+        n_workers = max(1, min(workers or os.cpu_count() or 1, plan.n_shards))
+        receipts: list[Receipt] = []
+        built = 0
+        bar = _progress_bar(plan.n_samples, progress)
+        try:
+            for receipt, new in _run_shards(store, record, record["format"], list(range(plan.n_shards)), n_workers):
+                receipts.append(receipt)
+                built += new
+                bar.update(receipt.count)
+                if on_shard is not None:
+                    on_shard(receipt, new)
+        finally:
+            bar.close()
+        annotations = annotations_csv(plan, int(record["key_width"]))
+        store.write_atomic(ANNOTATIONS, annotations)
+        manifest = make_manifest(record, receipts, annotations, input_statistics(inputs, cfg))
+        store.write_atomic(MANIFEST, dumps(manifest))
+    return BuildResult(store.url, plan.n_samples, plan.n_shards, built, plan.n_shards - built,
+                       time.monotonic() - t0, manifest)
+
+
+class _NoBar:
+    def update(self, n: int) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _progress_bar(total: int, progress: bool | None) -> Any:
+    show = sys.stderr.isatty() if progress is None else progress
+    if not show:
+        return _NoBar()
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="sample", unit_scale=True, smoothing=0.05, desc="fgbg build")

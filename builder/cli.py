@@ -1,0 +1,134 @@
+"""The ``fgbg`` command line: build, info, demo-inputs.
+
+Errors a user can fix (``FgbgError``) print as one ``fgbg: error: ...`` line with exit
+status 2; anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any, Sequence
+
+from .build import build
+from .config import BuildConfig, parse_range, parse_size
+from .demo import write_demo_inputs
+from .depth import BACKENDS
+from .errors import FgbgError
+from .info import describe
+
+__all__ = ["main"]
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="fgbg", description="Build fg-on-bg datasets straight into shards.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    b = sub.add_parser("build", help="build (or resume) a dataset")
+    b.add_argument("--out", required=True, help="dataset folder")
+    src = b.add_argument_group("inputs")
+    src.add_argument("--bg", help="folder of background images")
+    src.add_argument("--fg", help="folder of foreground images (RGBA, or RGB with --fg-masks)")
+    src.add_argument("--fg-masks", help="folder of masks for RGB foregrounds (matched by file stem)")
+    src.add_argument("--demo", action="store_true", help="use the built-in synthetic rooms and people")
+    src.add_argument("--demo-bg", type=int, default=8, help="number of demo backgrounds (default 8)")
+    src.add_argument("--demo-fg", type=int, default=8, help="number of demo foregrounds (default 8)")
+    src.add_argument("--skip-invalid", action="store_true", help="skip non-image files instead of failing")
+    d = BuildConfig()
+    g = b.add_argument_group("dataset")
+    g.add_argument("--placements", type=int, default=d.placements, help="placements per bg x fg x flip")
+    g.add_argument("--flips", type=int, default=d.flips, choices=(1, 2), help="2 = also the mirrored fg")
+    g.add_argument("--seed", type=int, default=d.seed)
+    g.add_argument("--size", type=int, default=d.size, help="composite side in pixels (default 224)")
+    g.add_argument("--fg-size", default="100x70", help="foreground box WIDTHxHEIGHT (default 100x70)")
+    g.add_argument("--keep-aspect", action="store_true", help="fit fg inside --fg-size keeping its aspect")
+    g.add_argument("--fg-scale", default="1", help="random per-sample scale range, e.g. 0.7-1.3")
+    g.add_argument("--quality", type=int, default=d.quality, help="JPEG quality of composites")
+    g.add_argument("--mask-threshold", type=int, default=d.mask_threshold, help="mask = alpha > this")
+    g.add_argument("--soft-mask", action="store_true", help="store alpha in the mask instead of 0/255")
+    g.add_argument("--depth", default=d.depth, choices=BACKENDS, help="depth backend (default plane)")
+    g.add_argument("--depth-size", help="stored depth map WIDTHxHEIGHT (default half the size)")
+    o = b.add_argument_group("output")
+    o.add_argument("--shard-size", type=int, default=d.shard_size, help="samples per shard")
+    o.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
+    o.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    i = sub.add_parser("info", help="what a dataset holds")
+    i.add_argument("dataset")
+    i.add_argument("--json", action="store_true", help="print the manifest")
+
+    m = sub.add_parser("demo-inputs", help="write the synthetic demo inputs to a folder")
+    m.add_argument("--out", required=True)
+    m.add_argument("--bg", type=int, default=8, help="number of backgrounds")
+    m.add_argument("--fg", type=int, default=8, help="number of foregrounds")
+    m.add_argument("--seed", type=int, default=0)
+    return p
+
+
+def _config(a: argparse.Namespace) -> BuildConfig:
+    return BuildConfig(
+        size=a.size, fg_size=parse_size(a.fg_size, "--fg-size"), keep_aspect=a.keep_aspect,
+        fg_scale=parse_range(a.fg_scale, "--fg-scale"), placements=a.placements, flips=a.flips,
+        seed=a.seed, quality=a.quality, shard_size=a.shard_size, depth=a.depth,
+        depth_size=parse_size(a.depth_size, "--depth-size") if a.depth_size else None,
+        mask_threshold=a.mask_threshold, soft_mask=a.soft_mask,
+    )
+
+
+def _cmd_build(a: argparse.Namespace) -> int:
+    cfg = _config(a)
+    progress = False if a.no_progress else None
+    if a.demo:
+        if a.bg or a.fg:
+            raise FgbgError("--demo builds from the built-in inputs; drop --bg/--fg")
+        with tempfile.TemporaryDirectory(prefix="fgbg-demo-") as tmp:
+            bg, fg = write_demo_inputs(Path(tmp), a.demo_bg, a.demo_fg)
+            r = build(a.out, cfg, bg, fg, workers=a.workers, progress=progress)
+    elif a.bg is None and a.fg is None:
+        r = build(a.out, None, workers=a.workers, progress=progress)  # resume from inputs/
+    else:
+        r = build(a.out, cfg, a.bg, a.fg, a.fg_masks, workers=a.workers, skip_invalid=a.skip_invalid,
+                  progress=progress)
+    rate = r.samples / r.seconds if r.seconds > 0 else 0.0
+    gib = r.manifest["totals"]["bytes"] / 2**30
+    print(f"fgbg: {r.samples} samples in {r.shards} shards ({r.built} built, {r.reused} already done), "
+          f"{gib:.2f} GiB, {r.seconds:.1f} s ({rate:.0f} samples/s) -> {r.url}")
+    return 0
+
+
+def _cmd_info(a: argparse.Namespace) -> int:
+    from .manifest import MANIFEST, read_json
+    from .storage import LocalStore
+
+    store = LocalStore(a.dataset)
+    if not store.exists(MANIFEST):
+        raise FgbgError(f"{a.dataset}: no {MANIFEST}; not a finished fgbg dataset")
+    manifest: dict[str, Any] = read_json(store, MANIFEST)
+    print(json.dumps(manifest, indent=1, ensure_ascii=False) if a.json else describe(manifest))
+    return 0
+
+
+def _cmd_demo_inputs(a: argparse.Namespace) -> int:
+    bg, fg = write_demo_inputs(Path(a.out), a.bg, a.fg, a.seed)
+    print(f"fgbg: wrote {a.bg} backgrounds to {bg} and {a.fg} foregrounds to {fg}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _build_parser().parse_args(argv)
+    handler = {"build": _cmd_build, "info": _cmd_info, "demo-inputs": _cmd_demo_inputs}[args.command]
+    try:
+        return handler(args)
+    except FgbgError as e:
+        print(f"fgbg: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("fgbg: interrupted; rerun the same command to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

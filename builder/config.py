@@ -1,0 +1,122 @@
+"""Build settings: one frozen record, checked up front, serialisable into the manifest.
+
+Everything that changes a byte of the output lives here (and nothing else does: the
+number of workers, progress bars and paths are not part of it), so two builds with equal
+configs and equal inputs are byte-identical and a resumed build can prove it continues
+the same dataset.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import FgbgError
+
+__all__ = ["BuildConfig", "parse_size", "parse_range", "FORMAT_VERSION"]
+
+#: Version of the on-disk layout (shards, receipts, manifest). Bump on any change to bytes.
+FORMAT_VERSION = 1
+
+
+def parse_size(text: str, what: str = "size") -> tuple[int, int]:
+    """Parse ``"100x70"`` (width x height) or ``"224"`` (square) into ``(w, h)``."""
+    parts = text.lower().replace("×", "x").split("x")
+    try:
+        nums = [int(p) for p in parts]
+    except ValueError:
+        raise FgbgError(f"{what}: expected WIDTHxHEIGHT such as 100x70, got {text!r}") from None
+    if len(nums) == 1:
+        nums = nums * 2
+    if len(nums) != 2 or min(nums) <= 0:
+        raise FgbgError(f"{what}: expected two positive integers WIDTHxHEIGHT, got {text!r}")
+    return nums[0], nums[1]
+
+
+def parse_range(text: str, what: str = "range") -> tuple[float, float]:
+    """Parse ``"0.7-1.3"`` or ``"1.0"`` into ``(lo, hi)``."""
+    parts = text.split("-") if "-" in text.strip("-") else [text]
+    try:
+        nums = [float(p) for p in parts]
+    except ValueError:
+        raise FgbgError(f"{what}: expected LOW-HIGH such as 0.7-1.3, got {text!r}") from None
+    if len(nums) == 1:
+        nums = nums * 2
+    if len(nums) != 2 or not 0 < nums[0] <= nums[1]:
+        raise FgbgError(f"{what}: expected 0 < LOW <= HIGH, got {text!r}")
+    return nums[0], nums[1]
+
+
+@dataclass(frozen=True)
+class BuildConfig:
+    """Every setting that determines the bytes of a dataset."""
+
+    size: int = 224
+    fg_size: tuple[int, int] = (100, 70)
+    keep_aspect: bool = False
+    fg_scale: tuple[float, float] = (1.0, 1.0)
+    placements: int = 20
+    flips: int = 2
+    seed: int = 0
+    quality: int = 90
+    shard_size: int = 1000
+    depth: str = "plane"
+    depth_size: tuple[int, int] | None = None
+    mask_threshold: int = 0
+    soft_mask: bool = False
+
+    def __post_init__(self) -> None:
+        problems = []
+        if not 16 <= self.size <= 4096:
+            problems.append(f"--size must be 16..4096, got {self.size}")
+        if self.placements < 1:
+            problems.append(f"--placements must be >= 1, got {self.placements}")
+        if self.flips not in (1, 2):
+            problems.append(f"--flips must be 1 (no flip) or 2 (also mirrored), got {self.flips}")
+        if not 0 <= self.seed < 2**63:
+            problems.append(f"--seed must be 0..2**63-1, got {self.seed}")
+        if not 1 <= self.quality <= 100:
+            problems.append(f"--quality must be 1..100, got {self.quality}")
+        if self.shard_size < 1:
+            problems.append(f"--shard-size must be >= 1, got {self.shard_size}")
+        if not 0 <= self.mask_threshold <= 254:
+            problems.append(f"--mask-threshold must be 0..254, got {self.mask_threshold}")
+        fw, fh = self.max_fg_size
+        if fw > self.size or fh > self.size:
+            problems.append(
+                f"foreground {fw}x{fh} (--fg-size {self.fg_size[0]}x{self.fg_size[1]} "
+                f"x max --fg-scale {self.fg_scale[1]}) is larger than the {self.size}x{self.size} "
+                "background; it must fit inside the composite"
+            )
+        if problems:
+            raise FgbgError("; ".join(problems))
+
+    @property
+    def max_fg_size(self) -> tuple[int, int]:
+        """The largest box a foreground can take after scale jitter."""
+        hi = self.fg_scale[1]
+        return scaled_size(self.fg_size, hi)
+
+    @property
+    def depth_shape(self) -> tuple[int, int]:
+        """(w, h) of stored depth maps: half the composite by default (the model's native size)."""
+        return self.depth_size or (self.size // 2, self.size // 2)
+
+    def to_json(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["depth_size"] = list(self.depth_shape)
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> "BuildConfig":
+        kw = dict(d)
+        for key in ("fg_size", "fg_scale", "depth_size"):
+            if kw.get(key) is not None:
+                kw[key] = tuple(kw[key])
+        return cls(**kw)
+
+
+def scaled_size(size: tuple[int, int], scale: float) -> tuple[int, int]:
+    """Box of a ``size`` foreground scaled by ``scale`` (rounded half up, at least 1 px)."""
+    return max(1, int(size[0] * scale + 0.5)), max(1, int(size[1] * scale + 0.5))

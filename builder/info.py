@@ -1,0 +1,38 @@
+"""Human-readable summary of a manifest (``fgbg info``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["describe", "statistics_table"]
+
+
+def statistics_table(stats: dict[str, Any]) -> str:
+    """One row per field: channel means and stds on the [0, 1] scale."""
+    rows = [f"{'field':<16} {'mean':<28} std"]
+    for name in sorted(stats):
+        s = stats[name]
+        mean = " ".join(f"{v:.4f}" for v in s["mean"])
+        std = " ".join(f"{v:.4f}" for v in s["std"])
+        rows.append(f"{name:<16} {mean:<28} {std}")
+    return "\n".join(rows)
+
+
+def describe(m: dict[str, Any]) -> str:
+    c = m["config"]
+    t = m["totals"]
+    n_bg, n_fg = len(m["inputs"]["bg"]), len(m["inputs"]["fg"])
+    lines = [
+        f"fgbg dataset, format {m['format']} v{m['format_version']} (fgbg {m['tool']['fgbg']})",
+        f"samples   {t['samples']} = {n_bg} bg x {n_fg} fg x {c['flips']} flips x {c['placements']} placements",
+        f"shards    {t['shards']} x up to {c['shard_size']} samples, {t['bytes'] / 2**20:.1f} MiB",
+        f"image     {c['size']}x{c['size']} JPEG q{c['quality']}; fg box {c['fg_size'][0]}x{c['fg_size'][1]}"
+        f"{' (aspect kept)' if c['keep_aspect'] else ''}, scale {c['fg_scale'][0]}-{c['fg_scale'][1]}",
+        f"mask      {'alpha' if c['soft_mask'] else '0/255'} where alpha > {c['mask_threshold']}",
+        f"depth     {m['depth'].get('backend')}"
+        + (f" {c['depth_size'][0]}x{c['depth_size'][1]}" if m["depth"].get("backend") != "none" else ""),
+        f"seed      {c['seed']}",
+        "",
+        statistics_table(m["statistics"]),
+    ]
+    return "\n".join(lines)

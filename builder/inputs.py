@@ -1,0 +1,98 @@
+"""The dataset's own copy of its inputs (``inputs/``), which makes a dataset self-contained.
+
+Like the seeds' ``inp_bg/``, ``inp_fg/`` and ``inp_fg_masks/``: resized backgrounds (RGB
+PNG), foregrounds as used (RGBA PNG) and their masks, named by index (``0007.png``) so any
+original file name -- Unicode, spaces, duplicates across folders -- is safe; the original
+names and content hashes are recorded in the manifest. Workers, resume, repair and append
+read these files, never the user's folders.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .composite import mask_box
+from .config import BuildConfig
+from .encode import decode_png_color, encode_png, encode_png_color
+from .errors import FgbgError
+from .sources import PreparedInput
+from .stats import PixelSums
+from .storage import LocalStore
+
+__all__ = ["InputSet", "encode_inputs", "load_inputs", "input_statistics"]
+
+
+@dataclass(frozen=True)
+class InputSet:
+    """Backgrounds and foregrounds as a build uses them, with their manifest records."""
+
+    bg: list[np.ndarray]  # (size, size, 3) RGB
+    fg: list[np.ndarray]  # (h, w, 4) straight RGBA at the largest scale
+    fg_base: list[tuple[int, int]]  # (w, h) box at scale 1
+    records: dict[str, list[dict[str, Any]]]
+
+
+def encode_inputs(
+    cfg: BuildConfig, bgs: list[PreparedInput], fgs: list[PreparedInput]
+) -> tuple[dict[str, list[dict[str, Any]]], dict[str, bytes]]:
+    """Encode the files of ``inputs/`` (in memory) and the records that describe them.
+
+    Nothing is written here, so a build can compare the records with an existing dataset
+    before touching it.
+    """
+    records: dict[str, list[dict[str, Any]]] = {"bg": [], "fg": []}
+    files: dict[str, bytes] = {}
+    for i, item in enumerate(bgs):
+        data = encode_png_color(item.pixels)
+        rel = f"inputs/bg/{i:04d}.png"
+        files[rel] = data
+        records["bg"].append(
+            {"index": i, "name": item.name, "sha256": item.source_sha256, "file": rel,
+             "file_sha256": hashlib.sha256(data).hexdigest()}
+        )
+    for i, item in enumerate(fgs):
+        data = encode_png_color(item.pixels)
+        rel, mrel = f"inputs/fg/{i:04d}.png", f"inputs/fg_mask/{i:04d}.png"
+        files[rel] = data
+        files[mrel] = encode_png(mask_box(item.pixels[..., 3], cfg.mask_threshold, cfg.soft_mask))
+        h, w = item.pixels.shape[:2]
+        records["fg"].append(
+            {"index": i, "name": item.name, "sha256": item.source_sha256, "file": rel,
+             "file_sha256": hashlib.sha256(data).hexdigest(), "mask_file": mrel,
+             "base_size": list(item.base_size), "stored_size": [w, h]}
+        )
+    return records, files
+
+
+def load_inputs(store: LocalStore, records: dict[str, list[dict[str, Any]]]) -> InputSet:
+    """Read ``inputs/`` back, checking every file against its recorded hash."""
+
+    def read(rec: dict[str, Any]) -> np.ndarray:
+        rel = rec["file"]
+        try:
+            data = store.read_bytes(rel)
+        except FileNotFoundError:
+            raise FgbgError(f"{store.url}/{rel}: stored input is missing") from None
+        if hashlib.sha256(data).hexdigest() != rec["file_sha256"]:
+            raise FgbgError(f"{store.url}/{rel}: stored input does not match its recorded sha256")
+        return decode_png_color(data)
+
+    bg = [read(r) for r in records["bg"]]
+    fg = [read(r) for r in records["fg"]]
+    base = [(int(r["base_size"][0]), int(r["base_size"][1])) for r in records["fg"]]
+    return InputSet(bg, fg, base, records)
+
+
+def input_statistics(inputs: InputSet, cfg: BuildConfig) -> dict[str, PixelSums]:
+    """Exact statistics of the stored inputs (bg RGB, fg RGBA, fg masks)."""
+    bg, fg, fg_mask = PixelSums(3), PixelSums(4), PixelSums(1)
+    for img in inputs.bg:
+        bg.add_pixels(img)
+    for img in inputs.fg:
+        fg.add_pixels(img)
+        fg_mask.add_pixels(mask_box(img[..., 3], cfg.mask_threshold, cfg.soft_mask))
+    return {"inputs_bg": bg, "inputs_fg": fg, "inputs_fg_mask": fg_mask}

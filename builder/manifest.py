@@ -1,0 +1,106 @@
+"""The build record, the annotations index and the manifest (DESIGN §4, §6).
+
+* ``build.json`` -- written when a build starts (under the lock): config, inputs, depth
+  source and their fingerprint. A rerun with other settings is refused against it; workers
+  read it to rebuild any shard.
+* ``annotations.csv`` -- one row per sample, generated from the plan (a pure function).
+* ``manifest.json`` -- written LAST, from the receipts: the dataset's commit point.
+
+All three are canonical JSON/CSV with no timestamps, so equal builds are byte-identical.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from typing import Any, Iterable
+
+from .config import FORMAT_VERSION, BuildConfig
+from .encode import encoder_versions
+from .plan import Plan
+from .receipts import Receipt
+from .stats import PixelSums
+from .storage import LocalStore
+
+__all__ = [
+    "BUILD_RECORD", "MANIFEST", "ANNOTATIONS", "ANNOTATION_COLUMNS", "TOOL_VERSION",
+    "make_record", "dumps", "annotations_csv", "make_manifest", "read_json",
+]
+
+BUILD_RECORD = "build.json"
+MANIFEST = "manifest.json"
+ANNOTATIONS = "annotations.csv"
+ANNOTATION_COLUMNS = ("key", "shard", "bg", "fg", "flip", "placement", "x", "y", "w", "h", "scale")
+TOOL_VERSION = "0.1.0"
+
+
+def dumps(obj: Any) -> bytes:
+    """Canonical JSON: sorted keys, fixed indentation, trailing newline."""
+    return (json.dumps(obj, sort_keys=True, indent=1, ensure_ascii=False) + "\n").encode("utf-8")
+
+
+def read_json(store: LocalStore, rel: str) -> Any:
+    return json.loads(store.read_bytes(rel))
+
+
+def make_record(
+    cfg: BuildConfig, inputs: dict[str, list[dict[str, Any]]], depth: dict[str, Any], fmt: str, n_samples: int
+) -> dict[str, Any]:
+    """The build record; its fingerprint covers everything that determines the bytes."""
+    body = {
+        "format_version": FORMAT_VERSION,
+        "config": cfg.to_json(),
+        "depth": depth,
+        "format": fmt,
+        "inputs": inputs,
+        "key_width": max(8, len(str(max(0, n_samples - 1)))),
+        "tool": {"fgbg": TOOL_VERSION, **encoder_versions()},
+    }
+    body["fingerprint"] = hashlib.sha256(dumps(body)).hexdigest()
+    return body
+
+
+def annotations_csv(plan: Plan, key_width: int, chunk: int = 65536) -> bytes:
+    """The annotations index: one CSV row per sample in key order."""
+    buf = io.StringIO()
+    buf.write(",".join(ANNOTATION_COLUMNS) + "\n")
+    shard_size = plan.cfg.shard_size
+    for first in range(0, plan.n_samples, chunk):
+        p = plan.params(first, min(chunk, plan.n_samples - first))
+        cols = zip(p.position.tolist(), p.bg.tolist(), p.fg.tolist(), p.flip.tolist(), p.placement.tolist(),
+                   p.x.tolist(), p.y.tolist(), p.w.tolist(), p.h.tolist(), p.scale.tolist())
+        buf.writelines(
+            f"{pos:0{key_width}d},{pos // shard_size},{b},{f},{fl},{k},{x},{y},{w},{h},{s!r}\n"
+            for pos, b, f, fl, k, x, y, w, h, s in cols
+        )
+    return buf.getvalue().encode("ascii")
+
+
+def make_manifest(
+    record: dict[str, Any], receipts: Iterable[Receipt], annotations: bytes, extra_stats: dict[str, PixelSums]
+) -> dict[str, Any]:
+    """Assemble the manifest from the build record and all shard receipts (in shard order)."""
+    receipts = sorted(receipts, key=lambda r: r.shard)
+    merged: dict[str, PixelSums] = {}
+    for r in receipts:
+        for name, sums in r.stats.items():
+            merged.setdefault(name, PixelSums(int(sums["channels"]))).merge(PixelSums.from_json(sums))
+    fields = {"image": {"member": "jpg", "shape": [record["config"]["size"]] * 2 + [3]},
+              "mask": {"member": "mask.png", "shape": [record["config"]["size"]] * 2}}
+    if record["config"]["depth"] != "none":
+        dw, dh = record["config"]["depth_size"]
+        fields["depth"] = {"member": "depth.png", "shape": [dh, dw]}
+    fields["meta"] = {"member": "json"}
+    return {
+        **{k: v for k, v in record.items()},
+        "fields": fields,
+        "shards": [{"name": r.name, "first": r.first, "count": r.count, "bytes": r.bytes, "sha256": r.sha256}
+                   for r in receipts],
+        "totals": {"samples": sum(r.count for r in receipts), "shards": len(receipts),
+                   "bytes": sum(r.bytes for r in receipts)},
+        "statistics": {name: {**s.mean_std(), "pixels": s.count}
+                       for name, s in {**merged, **extra_stats}.items()},
+        "annotations": {"file": ANNOTATIONS, "sha256": hashlib.sha256(annotations).hexdigest(),
+                        "columns": list(ANNOTATION_COLUMNS)},
+    }

@@ -1,0 +1,69 @@
+"""Shard receipts (``shards/NNNNNN.json``): the proof that a shard is complete.
+
+A receipt is written only after its shard has been committed under its final name, and
+holds the shard's size, sha256 and exact statistic sums. A shard counts as done only when
+its receipt exists, belongs to this dataset (fingerprint) and matches the shard's bytes;
+the manifest is assembled from receipts alone, without reading shards again.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from .config import FORMAT_VERSION
+from .storage import LocalStore
+
+__all__ = ["Receipt", "receipt_name", "write_receipt", "load_receipt", "check_shard"]
+
+
+@dataclass(frozen=True)
+class Receipt:
+    shard: int
+    name: str  # shard file relative to the dataset, e.g. "shards/000000.tar"
+    first: int
+    count: int
+    bytes: int
+    sha256: str
+    fingerprint: str
+    stats: dict[str, Any]
+    offsets: list[int] = field(default_factory=list)
+    format_version: int = FORMAT_VERSION
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def receipt_name(shard_rel: str) -> str:
+    """``shards/000000.tar`` -> ``shards/000000.json``."""
+    return shard_rel.rsplit(".", 1)[0] + ".json"
+
+
+def write_receipt(store: LocalStore, receipt: Receipt) -> None:
+    data = json.dumps(receipt.to_json(), sort_keys=True, separators=(",", ":")).encode()
+    store.write_atomic(receipt_name(receipt.name), data)
+
+
+def load_receipt(store: LocalStore, shard_rel: str) -> Receipt | None:
+    """The receipt of a shard, or None if absent or unreadable (then the shard is redone)."""
+    rel = receipt_name(shard_rel)
+    if not store.exists(rel):
+        return None
+    try:
+        d = json.loads(store.read_bytes(rel))
+        return Receipt(**d)
+    except (ValueError, TypeError):
+        return None
+
+
+def check_shard(store: LocalStore, shard_rel: str, fingerprint: str, full_hash: bool = True) -> Receipt | None:
+    """The receipt if the shard is done (receipt matches the file's size and hash), else None."""
+    receipt = load_receipt(store, shard_rel)
+    if receipt is None or receipt.fingerprint != fingerprint or receipt.name != shard_rel:
+        return None
+    if not store.exists(shard_rel) or store.size(shard_rel) != receipt.bytes:
+        return None
+    if full_hash and store.sha256(shard_rel) != receipt.sha256:
+        return None
+    return receipt

@@ -1,0 +1,106 @@
+"""Sources: read the user's background and foreground folders into the inputs a build uses.
+
+Every input is decoded, checked and resized here, before anything is written to the
+dataset, so that a bad file stops the build with a message naming it and an existing
+dataset is never touched. The result is a list of :class:`PreparedInput` holding the image
+exactly as the build will use it (and as it is stored under ``inputs/``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .config import BuildConfig, scaled_size
+from .errors import InputError
+from .imageio import list_images, read_image
+from .resize import attach_mask, fit_box, resize_rgb, resize_rgba
+
+__all__ = ["PreparedInput", "load_backgrounds", "load_foregrounds", "file_sha256"]
+
+
+@dataclass(frozen=True)
+class PreparedInput:
+    """One input as used by the build: its original name and hash, and the resized pixels."""
+
+    name: str
+    source_sha256: str
+    pixels: np.ndarray  # bg: (size, size, 3) RGB; fg: (h, w, 4) straight RGBA
+    base_size: tuple[int, int]  # (w, h) of the fg box at scale 1 (bg: the composite size)
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def load_backgrounds(folder: Path, cfg: BuildConfig, skip_invalid: bool = False) -> list[PreparedInput]:
+    """Read every background, drop any alpha, resize to ``size`` x ``size``."""
+    out = []
+    for path in list_images(folder, "background", skip_invalid):
+        arr = read_image(path, "background")[..., :3]
+        rgb = resize_rgb(np.ascontiguousarray(arr), cfg.size, cfg.size)
+        out.append(PreparedInput(path.name, file_sha256(path), rgb, (cfg.size, cfg.size)))
+    return out
+
+
+def _mask_for(fg_path: Path, mask_dir: Path, masks: dict[str, list[Path]]) -> Path:
+    matches = masks.get(fg_path.stem, [])
+    if not matches:
+        raise InputError(f"{fg_path}: no mask with stem {fg_path.stem!r} in {mask_dir}")
+    if len(matches) > 1:
+        names = ", ".join(p.name for p in matches)
+        raise InputError(f"{fg_path}: several masks match stem {fg_path.stem!r} in {mask_dir}: {names}")
+    return matches[0]
+
+
+def load_foregrounds(
+    folder: Path, cfg: BuildConfig, mask_dir: Path | None = None, skip_invalid: bool = False
+) -> list[PreparedInput]:
+    """Read every foreground as RGBA (own alpha, or RGB + mask file with the same stem).
+
+    The stored size is the box at the largest scale the plan can draw, so a per-sample
+    scale only ever shrinks it (no upscaling blur); without scale jitter it is the box.
+    """
+    paths = list_images(folder, "foreground", skip_invalid)
+    stems: dict[str, Path] = {}
+    for p in paths:
+        if p.stem in stems and mask_dir is not None:
+            raise InputError(f"{p}: stem {p.stem!r} also used by {stems[p.stem]}; masks are matched by stem")
+        stems[p.stem] = p
+    masks: dict[str, list[Path]] = {}
+    if mask_dir is not None:
+        for m in list_images(Path(mask_dir), "foreground mask", skip_invalid):
+            masks.setdefault(m.stem, []).append(m)
+    out = []
+    for path in paths:
+        arr = read_image(path, "foreground")
+        digest = file_sha256(path)
+        if mask_dir is not None:
+            mpath = _mask_for(path, Path(mask_dir), masks)
+            mask = read_image(mpath, "foreground mask")
+            if mask.shape[:2] != arr.shape[:2]:
+                raise InputError(
+                    f"{mpath}: mask is {mask.shape[1]}x{mask.shape[0]} but foreground {path.name} "
+                    f"is {arr.shape[1]}x{arr.shape[0]}"
+                )
+            arr = attach_mask(arr, mask)
+            digest = hashlib.sha256((digest + file_sha256(mpath)).encode()).hexdigest()
+        elif arr.shape[2] != 4:
+            raise InputError(
+                f"{path}: foreground has no alpha channel; give RGBA images (PNG/WebP) or "
+                "pass --fg-masks DIR with a mask per foreground (same file stem)"
+            )
+        if not arr[..., 3].any():
+            raise InputError(f"{path}: foreground is fully transparent (alpha is 0 everywhere)")
+        base = fit_box(arr.shape[1], arr.shape[0], cfg.fg_size[0], cfg.fg_size[1], cfg.keep_aspect)
+        stored_w, stored_h = scaled_size(base, cfg.fg_scale[1])
+        rgba = resize_rgba(np.ascontiguousarray(arr), stored_w, stored_h)
+        out.append(PreparedInput(path.name, digest, rgba, base))
+    return out

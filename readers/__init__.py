@@ -1,0 +1,5 @@
+"""fgbg readers: open a dataset from its manifest and read samples back for training."""
+
+from .dataset import Dataset, DatasetError, open_dataset
+
+__all__ = ["open_dataset", "Dataset", "DatasetError"]
