@@ -16,6 +16,7 @@ import fcntl
 import hashlib
 import os
 import secrets
+import tempfile
 from pathlib import Path
 from types import TracebackType
 
@@ -83,15 +84,22 @@ class LocalStore:
 
     # -- checks ---------------------------------------------------------------------------
     def check_writable(self) -> None:
-        """Fail early, naming the path, if a dataset cannot be created or written here."""
+        """Fail early, naming the path, if a dataset cannot be created or written here.
+
+        Tries a real write in the nearest existing folder (permission bits lie for root and
+        for read-only or virtual filesystems) and removes it again: nothing is left behind.
+        """
         root = self.root
         if root.exists() and not root.is_dir():
             raise OutputError(f"{root}: output path exists and is a file, not a dataset folder")
         probe = root if root.exists() else next((p for p in root.parents if p.exists()), Path("/"))
         if not probe.is_dir():
             raise OutputError(f"{root}: parent {probe} is not a directory")
-        if not os.access(probe, os.W_OK | os.X_OK):
-            raise OutputError(f"{root}: no permission to write in {probe}")
+        try:
+            with tempfile.TemporaryFile(dir=probe, prefix=".fgbg-probe"):
+                pass
+        except OSError as e:
+            raise OutputError(f"{root}: no permission to write in {probe} ({e.strerror})") from None
 
     def create(self) -> None:
         try:

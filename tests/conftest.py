@@ -1,0 +1,15 @@
+"""Shared fixtures: small deterministic inputs and a helper that snapshots a dataset."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from builder.demo import write_demo_inputs
+
+
+@pytest.fixture(scope="session")
+def demo_inputs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """3 backgrounds and 3 foregrounds from the built-in generator (session-wide, read-only)."""
+    return write_demo_inputs(tmp_path_factory.mktemp("demo"), n_bg=3, n_fg=3)

@@ -1,0 +1,53 @@
+import hashlib
+import subprocess
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from builder.shards import EncodedSample, TarShardWriter
+from builder.shards.tar import RECORD, ustar_header
+
+
+def _write(path: Path, n: int = 3) -> tuple[bytes, list[int], str]:
+    with TarShardWriter(path) as w:
+        for i in range(n):
+            w.add(EncodedSample(f"{i:08d}", {"jpg": b"J" * (700 + i), "mask.png": b"M" * 5, "json": b"{}"}))
+        info = w.close()
+    data = path.read_bytes()
+    return data, info.offsets, info.sha256
+
+
+def test_tar_readable_by_tarfile_and_gnu_tar(tmp_path: Path) -> None:
+    path = tmp_path / "s.tar"
+    data, offsets, sha = _write(path)
+    assert len(data) % RECORD == 0 and sha == hashlib.sha256(data).hexdigest()
+    with tarfile.open(path) as t:
+        members = t.getmembers()
+        assert [m.name for m in members][:3] == ["00000000.jpg", "00000000.mask.png", "00000000.json"]
+        assert all(m.isfile() and m.mtime == 0 and m.mode == 0o644 for m in members)
+        assert t.extractfile(members[3]).read() == b"J" * 701  # type: ignore[union-attr]
+    listing = subprocess.run(["tar", "-tvf", str(path)], capture_output=True, text=True, check=True)
+    assert listing.stderr == "" and len(listing.stdout.splitlines()) == 9
+    assert [data[o : o + 12] for o in offsets] == [b"00000000.jpg", b"00000001.jpg", b"00000002.jpg"]
+
+
+def test_tar_byte_identical(tmp_path: Path) -> None:
+    assert _write(tmp_path / "a.tar")[0] == _write(tmp_path / "b.tar")[0]
+
+
+def test_abort_removes_partial(tmp_path: Path) -> None:
+    path = tmp_path / "x.tar.tmp-1"
+    with pytest.raises(RuntimeError):
+        with TarShardWriter(path) as w:
+            w.add(EncodedSample("00000000", {"jpg": b"x"}))
+            raise RuntimeError("boom")
+    assert not path.exists()
+
+
+def test_header_checks() -> None:
+    assert len(ustar_header("a.jpg", 3)) == 512
+    with pytest.raises(ValueError):
+        ustar_header("dir/a.jpg", 3)
+    with pytest.raises(ValueError):
+        ustar_header("x" * 101, 3)

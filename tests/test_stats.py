@@ -1,0 +1,34 @@
+import numpy as np
+
+from builder.stats import PixelSums, region_sums
+
+
+def test_sums_merge_and_match_bruteforce() -> None:
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 256, (13, 17, 3), dtype=np.uint8) for _ in range(9)]
+    a, b = PixelSums(3), PixelSums(3)
+    for img in images[:4]:
+        a.add_pixels(img)
+    for img in images[4:]:
+        b.add_pixels(img)
+    merged = PixelSums.from_json(a.to_json())
+    merged.merge(b)
+    allpix = np.stack(images).reshape(-1, 3).astype(np.float64) / 255
+    ms = merged.mean_std()
+    assert np.allclose(ms["mean"], allpix.mean(0), atol=1e-13, rtol=0)
+    assert np.allclose(ms["std"], allpix.std(0), atol=1e-13, rtol=0)
+
+
+def test_region_sums_gray_and_empty() -> None:
+    g = np.array([[1, 2], [3, 4]], np.uint8)
+    s, q = region_sums(g)
+    assert s.tolist() == [10] and q.tolist() == [30]
+    assert PixelSums(1).mean_std() == {"mean": [0.0], "std": [0.0]}
+
+
+def test_exact_for_large_counts() -> None:
+    # 400k 224x224 composites of 255: sums beyond float64's exact range of products still exact.
+    s = PixelSums(1)
+    n = 400_000 * 224 * 224
+    s.add(n, np.array([255 * n], dtype=object), np.array([255 * 255 * n], dtype=object))
+    assert s.mean_std() == {"mean": [1.0], "std": [0.0]}
