@@ -48,6 +48,7 @@ class BuildResult:
     shards: int
     built: int  # shards written by this run
     reused: int  # shards found done and kept
+    built_samples: int  # samples in the shards written by this run
     seconds: float
     manifest: dict[str, Any]
 
@@ -194,12 +195,13 @@ def build(
         plan = Plan(cfg, inputs.fg_base, len(inputs.bg))
         n_workers = max(1, min(workers or os.cpu_count() or 1, plan.n_shards))
         receipts: list[Receipt] = []
-        built = 0
+        built = built_samples = 0
         bar = _progress_bar(plan.n_samples, progress)
         try:
             for receipt, new in _run_shards(store, record, record["format"], list(range(plan.n_shards)), n_workers):
                 receipts.append(receipt)
                 built += new
+                built_samples += receipt.count if new else 0
                 bar.update(receipt.count)
                 if on_shard is not None:
                     on_shard(receipt, new)
@@ -209,7 +211,7 @@ def build(
         store.write_atomic(ANNOTATIONS, annotations)
         manifest = make_manifest(record, receipts, annotations, input_statistics(inputs, cfg))
         store.write_atomic(MANIFEST, dumps(manifest))
-    return BuildResult(store.url, plan.n_samples, plan.n_shards, built, plan.n_shards - built,
+    return BuildResult(store.url, plan.n_samples, plan.n_shards, built, plan.n_shards - built, built_samples,
                        time.monotonic() - t0, manifest)
 
 

@@ -92,10 +92,10 @@ def _cmd_build(a: argparse.Namespace) -> int:
     else:
         r = build(a.out, cfg, a.bg, a.fg, a.fg_masks, workers=a.workers, skip_invalid=a.skip_invalid,
                   progress=progress)
-    rate = r.samples / r.seconds if r.seconds > 0 else 0.0
     gib = r.manifest["totals"]["bytes"] / 2**30
+    rate = f", {r.built_samples / r.seconds:.0f} samples/s" if r.built_samples and r.seconds > 0 else ""
     print(f"fgbg: {r.samples} samples in {r.shards} shards ({r.built} built, {r.reused} already done), "
-          f"{gib:.2f} GiB, {r.seconds:.1f} s ({rate:.0f} samples/s) -> {r.url}")
+          f"{gib:.2f} GiB, {r.seconds:.1f} s{rate} -> {r.url}")
     return 0
 
 
