@@ -229,4 +229,4 @@ def _progress_bar(total: int, progress: bool | None) -> Any:
         return _NoBar()
     from tqdm import tqdm
 
-    return tqdm(total=total, unit="sample", unit_scale=True, smoothing=0.05, desc="fgbg build")
+    return tqdm(total=total, unit="sample", unit_scale=total >= 100_000, smoothing=0.05, desc="fgbg build")

@@ -38,3 +38,12 @@ def test_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str])
 def test_demo_inputs_command(tmp_path: Path) -> None:
     assert main(["demo-inputs", "--out", str(tmp_path), "--bg", "2", "--fg", "1"]) == 0
     assert len(list((tmp_path / "bg").iterdir())) == 2 and len(list((tmp_path / "fg").iterdir())) == 1
+
+
+def test_progress_bar_on_request(tmp_path: Path, demo_inputs: tuple[Path, Path],
+                                 capsys: pytest.CaptureFixture[str]) -> None:
+    from builder import BuildConfig, build
+
+    build(tmp_path / "p", BuildConfig(placements=1, shard_size=4), *demo_inputs, progress=True, workers=1)
+    err = capsys.readouterr().err
+    assert "fgbg build" in err and "18/18" in err and "sample/s" in err
