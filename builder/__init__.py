@@ -8,5 +8,5 @@ from .build import BuildResult, build
 from .config import BuildConfig
 from .errors import FgbgError
 
-__all__ = ["build", "BuildConfig", "BuildResult", "FgbgError"]
+__all__ = ["BuildConfig", "BuildResult", "FgbgError", "build"]
 __version__ = "0.1.0"

@@ -12,15 +12,17 @@ Order matters for the guarantees in DESIGN §7:
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import multiprocessing
 import os
 import signal
 import sys
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import cv2
 
@@ -79,10 +81,8 @@ _worker: ShardBuilder | None = None
 def _die_with_parent() -> None:
     """Ask Linux to kill this worker if the builder dies (kill -9 leaves no orphan writers)."""
     if sys.platform.startswith("linux"):
-        try:
+        with contextlib.suppress(OSError):
             ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-        except OSError:
-            pass
 
 
 def _init_worker(root: str, record: dict[str, Any], fmt: str) -> None:

@@ -10,8 +10,9 @@ import argparse
 import json
 import sys
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from .build import build
 from .config import BuildConfig, parse_range, parse_size

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["div255", "blend_box", "composite", "mask_box"]
+__all__ = ["blend_box", "composite", "div255", "mask_box"]
 
 
 def div255(t: np.ndarray) -> np.ndarray:
     """``round(t / 255)`` for uint16 ``t`` in ``[0, 255*255]``, without a division."""
     t = t + np.uint16(128)
-    return ((t + (t >> np.uint16(8))) >> np.uint16(8)).astype(np.uint8)
+    out: np.ndarray = ((t + (t >> np.uint16(8))) >> np.uint16(8)).astype(np.uint8)
+    return out
 
 
 def blend_box(bg_box: np.ndarray, fg: np.ndarray) -> np.ndarray:

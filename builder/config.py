@@ -14,7 +14,7 @@ from typing import Any
 
 from .errors import FgbgError
 
-__all__ = ["BuildConfig", "parse_size", "parse_range", "FORMAT_VERSION"]
+__all__ = ["FORMAT_VERSION", "BuildConfig", "parse_range", "parse_size"]
 
 #: Version of the on-disk layout (shards, receipts, manifest). Bump on any change to bytes.
 FORMAT_VERSION = 1
@@ -109,7 +109,7 @@ class BuildConfig:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
 
     @classmethod
-    def from_json(cls, d: dict[str, Any]) -> "BuildConfig":
+    def from_json(cls, d: dict[str, Any]) -> BuildConfig:
         kw = dict(d)
         for key in ("fg_size", "fg_scale", "depth_size"):
             if kw.get(key) is not None:

@@ -10,14 +10,16 @@ its alpha touches all four edges.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
 
 from .encode import encode_jpeg, encode_png_color
 
-__all__ = ["make_room", "make_person", "write_demo_inputs"]
+__all__ = ["make_person", "make_room", "write_demo_inputs"]
 
 _SS = 4  # supersampling factor for people
 
@@ -66,14 +68,17 @@ def make_room(seed: int, width: int = 320, height: int = 240) -> np.ndarray:
         top = tuple(min(255, int(c * 1.25)) for c in color)
         depth = int(fh * 0.25)
         cv2.rectangle(img, (fx, base_y - fh), (fx + fw, base_y), color, -1)
-        cv2.fillPoly(img, [np.array([[fx, base_y - fh], [fx + fw, base_y - fh],
-                                     [fx + fw - depth // 2, base_y - fh - depth], [fx + depth // 2, base_y - fh - depth]])], top)
+        top_y = base_y - fh
+        back = top_y - depth
+        lid = np.array([[fx, top_y], [fx + fw, top_y], [fx + fw - depth // 2, back], [fx + depth // 2, back]])
+        cv2.fillPoly(img, [lid], top)
     # light falloff from a ceiling lamp and sensor noise
     yy, xx = np.mgrid[0:H, 0:W]
     light = 1.15 - 0.45 * np.hypot((xx - vx) / W, (yy - y0) / H)
     noise = rng.normal(0, 4.0, (H, W, 1))
     out = img.astype(np.float64) * light[..., None] + noise
-    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+    room: np.ndarray = np.clip(np.rint(out), 0, 255).astype(np.uint8)
+    return room
 
 
 def _draw_person(alpha: np.ndarray, color: np.ndarray, rng: np.random.Generator, cx: float, height: float) -> None:
@@ -87,29 +92,27 @@ def _draw_person(alpha: np.ndarray, color: np.ndarray, rng: np.random.Generator,
     shoulder_y, hip_y, foot_y = top + 17 * u, top + 52 * u, top + 99 * u
     half_w = (11 + rng.uniform(-2, 3)) * u
 
-    def part(draw, col: tuple[int, int, int]) -> None:
-        draw(alpha, 255)
-        draw(color, col)
+    def part(draw: Callable[..., Any], col: tuple[int, int, int], *args: Any, **kw: Any) -> None:
+        """Draw one shape into the alpha canvas (opaque) and the colour canvas."""
+        draw(alpha, *args, 255, **kw)
+        draw(color, *args, col, **kw)
 
     for side in (-1, 1):  # legs
         foot_x = cx + side * rng.uniform(2, 14) * u
-        part(lambda im, c: cv2.line(im, (int(cx + side * 5 * u), int(hip_y)), (int(foot_x), int(foot_y)), c,
-                                    int(8 * u), cv2.LINE_8), pants)
+        part(cv2.line, pants, (int(cx + side * 5 * u), int(hip_y)), (int(foot_x), int(foot_y)), thickness=int(8 * u))
     torso = np.array([[cx - half_w, shoulder_y], [cx + half_w, shoulder_y],
                       [cx + half_w * 0.8, hip_y + 2 * u], [cx - half_w * 0.8, hip_y + 2 * u]], np.int32)
-    part(lambda im, c: cv2.fillPoly(im, [torso], c), shirt)
+    part(cv2.fillPoly, shirt, [torso])
     for side in (-1, 1):  # arms: down, bent or raised
         ang = np.deg2rad(rng.uniform(-25, 110)) * side
         sx, sy = cx + side * half_w * 0.9, shoulder_y + 2 * u
         ex, ey = sx + np.sin(ang) * 34 * u, sy + np.cos(ang) * 34 * u
-        part(lambda im, c: cv2.line(im, (int(sx), int(sy)), (int(ex), int(ey)), c, int(5.5 * u), cv2.LINE_8), shirt)
-        part(lambda im, c: cv2.circle(im, (int(ex), int(ey)), int(3.2 * u), c, -1), skin)
-    part(lambda im, c: cv2.line(im, (int(cx), int(top + 12 * u)), (int(cx), int(shoulder_y)), c, int(5 * u)), skin)
-    part(lambda im, c: cv2.ellipse(im, head, (int(6.5 * u), int(8 * u)), 0, 0, 360, c, -1), skin)
+        part(cv2.line, shirt, (int(sx), int(sy)), (int(ex), int(ey)), thickness=int(5.5 * u))
+        part(cv2.circle, skin, (int(ex), int(ey)), int(3.2 * u), thickness=-1)
+    part(cv2.line, skin, (int(cx), int(top + 12 * u)), (int(cx), int(shoulder_y)), thickness=int(5 * u))
+    part(cv2.ellipse, skin, head, (int(6.5 * u), int(8 * u)), 0, 0, 360, thickness=-1)
     hair = _shade(rng, (60, 40, 25), 30)
-    color_hair = lambda im, c: cv2.ellipse(im, (head[0], head[1] - int(2 * u)), (int(6.8 * u), int(6.5 * u)),  # noqa: E731
-                                           0, 180, 360, c, -1)
-    part(color_hair, hair)
+    part(cv2.ellipse, hair, (head[0], head[1] - int(2 * u)), (int(6.8 * u), int(6.5 * u)), 0, 180, 360, thickness=-1)
 
 
 def make_person(seed: int, width: int = 150, height: int = 200) -> np.ndarray:
@@ -134,7 +137,8 @@ def make_person(seed: int, width: int = 150, height: int = 200) -> np.ndarray:
     out = np.dstack([np.clip(np.rint(rgb), 0, 255), np.clip(np.rint(a), 0, 255)]).astype(np.uint8)
     out[out[..., 3] == 0, :3] = 0
     ys, xs = np.nonzero(out[..., 3])
-    return np.ascontiguousarray(out[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1])
+    cropped: np.ndarray = np.ascontiguousarray(out[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1])
+    return cropped
 
 
 def write_demo_inputs(folder: Path, n_bg: int = 8, n_fg: int = 8, seed: int = 0) -> tuple[Path, Path]:

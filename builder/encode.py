@@ -10,7 +10,10 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-__all__ = ["encode_jpeg", "encode_png", "encode_png_color", "decode_png_color", "decode_jpeg", "decode_png", "encoder_versions"]
+__all__ = [
+    "decode_jpeg", "decode_png", "decode_png_color",
+    "encode_jpeg", "encode_png", "encode_png_color", "encoder_versions",
+]
 
 
 def encode_jpeg(rgb: np.ndarray, quality: int) -> bytes:

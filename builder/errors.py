@@ -7,7 +7,7 @@ as one line and exits with status 2 instead of showing a traceback.
 
 from __future__ import annotations
 
-__all__ = ["FgbgError", "InputError", "OutputError", "ConfigMismatchError", "LockedError"]
+__all__ = ["ConfigMismatchError", "FgbgError", "InputError", "LockedError", "OutputError"]
 
 
 class FgbgError(Exception):

@@ -15,7 +15,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import InputError
 
-__all__ = ["IMAGE_EXTENSIONS", "MAX_PIXELS", "read_image", "list_images"]
+__all__ = ["IMAGE_EXTENSIONS", "MAX_PIXELS", "list_images", "read_image"]
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
 #: Inputs larger than this many pixels are refused (decompression-bomb guard, ~16k x 16k).
@@ -78,12 +78,11 @@ def read_image(path: Path, what: str) -> np.ndarray:
                         f"{MAX_PIXELS} pixel limit"
                     )
                 img.load()
-                img = ImageOps.exif_transpose(img) or img
-                has_alpha = img.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (
-                    img.mode == "P" and "transparency" in img.info
+                upright: Image.Image = ImageOps.exif_transpose(img) or img
+                has_alpha = upright.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (
+                    upright.mode == "P" and "transparency" in upright.info
                 )
-                img = _to_8bit(img)
-                out = img.convert("RGBA" if has_alpha else "RGB")
+                out = _to_8bit(upright).convert("RGBA" if has_alpha else "RGB")
                 arr = np.asarray(out, dtype=np.uint8)
     except InputError:
         raise

@@ -23,7 +23,7 @@ from .sources import PreparedInput
 from .stats import PixelSums
 from .storage import LocalStore
 
-__all__ = ["InputSet", "encode_inputs", "load_inputs", "input_statistics"]
+__all__ = ["InputSet", "encode_inputs", "input_statistics", "load_inputs"]
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,8 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from .config import FORMAT_VERSION, BuildConfig
 from .encode import encoder_versions
@@ -24,8 +25,16 @@ from .stats import PixelSums
 from .storage import LocalStore
 
 __all__ = [
-    "BUILD_RECORD", "MANIFEST", "ANNOTATIONS", "ANNOTATION_COLUMNS", "TOOL_VERSION",
-    "make_record", "dumps", "annotations_csv", "make_manifest", "read_json",
+    "ANNOTATIONS",
+    "ANNOTATION_COLUMNS",
+    "BUILD_RECORD",
+    "MANIFEST",
+    "TOOL_VERSION",
+    "annotations_csv",
+    "dumps",
+    "make_manifest",
+    "make_record",
+    "read_json",
 ]
 
 BUILD_RECORD = "build.json"
@@ -69,7 +78,7 @@ def annotations_csv(plan: Plan, key_width: int, chunk: int = 65536) -> bytes:
     for first in range(0, plan.n_samples, chunk):
         p = plan.params(first, min(chunk, plan.n_samples - first))
         cols = zip(p.position.tolist(), p.bg.tolist(), p.fg.tolist(), p.flip.tolist(), p.placement.tolist(),
-                   p.x.tolist(), p.y.tolist(), p.w.tolist(), p.h.tolist(), p.scale.tolist())
+                   p.x.tolist(), p.y.tolist(), p.w.tolist(), p.h.tolist(), p.scale.tolist(), strict=True)
         buf.writelines(
             f"{pos:0{key_width}d},{pos // shard_size},{b},{f},{fl},{k},{x},{y},{w},{h},{s!r}\n"
             for pos, b, f, fl, k, x, y, w, h, s in cols
@@ -93,7 +102,7 @@ def make_manifest(
         fields["depth"] = {"member": "depth.png", "shape": [dh, dw]}
     fields["meta"] = {"member": "json"}
     return {
-        **{k: v for k, v in record.items()},
+        **record,
         "fields": fields,
         "shards": [{"name": r.name, "first": r.first, "count": r.count, "bytes": r.bytes, "sha256": r.sha256}
                    for r in receipts],

@@ -23,7 +23,7 @@ import numpy as np
 
 from .config import BuildConfig, scaled_size
 
-__all__ = ["Plan", "SampleParams", "mix64", "hash_words", "feistel_permute"]
+__all__ = ["Plan", "SampleParams", "feistel_permute", "hash_words", "mix64"]
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -38,7 +38,8 @@ def mix64(z: np.ndarray) -> np.ndarray:
         z = z + _GOLDEN
         z = (z ^ (z >> np.uint64(30))) * _M1
         z = (z ^ (z >> np.uint64(27))) * _M2
-    return z ^ (z >> np.uint64(31))
+    out: np.ndarray = z ^ (z >> np.uint64(31))
+    return out
 
 
 def hash_words(*words: np.ndarray | int) -> np.ndarray:

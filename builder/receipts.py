@@ -15,7 +15,7 @@ from typing import Any
 from .config import FORMAT_VERSION
 from .storage import LocalStore
 
-__all__ = ["Receipt", "receipt_name", "write_receipt", "load_receipt", "check_shard"]
+__all__ = ["Receipt", "check_shard", "load_receipt", "receipt_name", "write_receipt"]
 
 
 @dataclass(frozen=True)

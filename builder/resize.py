@@ -10,7 +10,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-__all__ = ["resize_rgb", "resize_rgba", "fit_box", "attach_mask"]
+__all__ = ["attach_mask", "fit_box", "resize_rgb", "resize_rgba"]
 
 
 def _interpolation(src_w: int, src_h: int, w: int, h: int) -> int:

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import json
 from collections import OrderedDict
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 
@@ -26,7 +27,7 @@ from .shards import EncodedSample, shard_name, writer_class
 from .stats import PixelSums, region_sums
 from .storage import LocalStore
 
-__all__ = ["ShardBuilder", "sample_meta", "DEPTH_BATCH"]
+__all__ = ["DEPTH_BATCH", "ShardBuilder", "sample_meta"]
 
 DEPTH_BATCH = 32  # samples per depth-backend call
 _FG_CACHE = 4096  # resized/flipped foregrounds kept per worker

@@ -19,7 +19,7 @@ from .errors import InputError
 from .imageio import list_images, read_image
 from .resize import attach_mask, fit_box, resize_rgb, resize_rgba
 
-__all__ = ["PreparedInput", "load_backgrounds", "load_foregrounds", "file_sha256"]
+__all__ = ["PreparedInput", "file_sha256", "load_backgrounds", "load_foregrounds"]
 
 
 @dataclass(frozen=True)

@@ -38,14 +38,14 @@ class PixelSums:
     def add(self, count: int, s: np.ndarray, sq: np.ndarray) -> None:
         """Add ``count`` pixels whose per-channel sums are ``s`` and ``sq``."""
         self.count += int(count)
-        self.sum = [a + int(b) for a, b in zip(self.sum, s)]
-        self.sumsq = [a + int(b) for a, b in zip(self.sumsq, sq)]
+        self.sum = [a + int(b) for a, b in zip(self.sum, s, strict=True)]
+        self.sumsq = [a + int(b) for a, b in zip(self.sumsq, sq, strict=True)]
 
     def add_pixels(self, pixels: np.ndarray) -> None:
         s, sq = region_sums(pixels)
         self.add(pixels.shape[0] * pixels.shape[1], s, sq)
 
-    def merge(self, other: "PixelSums") -> None:
+    def merge(self, other: PixelSums) -> None:
         self.add(other.count, np.asarray(other.sum), np.asarray(other.sumsq))
 
     def mean_std(self) -> dict[str, list[float]]:
@@ -55,12 +55,12 @@ class PixelSums:
         n = self.count
         mean = [s / (n * 255) for s in self.sum]
         # n*sumsq - sum^2 is an exact integer: no cancellation error.
-        std = [math.sqrt(max(0, n * q - s * s)) / (n * 255) for s, q in zip(self.sum, self.sumsq)]
+        std = [math.sqrt(max(0, n * q - s * s)) / (n * 255) for s, q in zip(self.sum, self.sumsq, strict=True)]
         return {"mean": mean, "std": std}
 
     def to_json(self) -> dict[str, Any]:
         return {"channels": self.channels, "count": self.count, "sum": self.sum, "sumsq": self.sumsq}
 
     @classmethod
-    def from_json(cls, d: dict[str, Any]) -> "PixelSums":
+    def from_json(cls, d: dict[str, Any]) -> PixelSums:
         return cls(int(d["channels"]), int(d["count"]), [int(v) for v in d["sum"]], [int(v) for v in d["sumsq"]])

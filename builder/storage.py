@@ -22,7 +22,7 @@ from types import TracebackType
 
 from .errors import LockedError, OutputError
 
-__all__ = ["LocalStore", "DatasetLock", "TMP_MARK"]
+__all__ = ["TMP_MARK", "DatasetLock", "LocalStore"]
 
 TMP_MARK = ".tmp-"
 LOCK_NAME = ".fgbg.lock"
@@ -47,7 +47,7 @@ class DatasetLock:
         self.path = root / LOCK_NAME
         self._fd: int | None = None
 
-    def __enter__(self) -> "DatasetLock":
+    def __enter__(self) -> DatasetLock:
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -131,7 +131,7 @@ class LocalStore:
                 h.update(block)
         return h.hexdigest()
 
-    def list(self, folder: str) -> list[str]:
+    def listdir(self, folder: str) -> list[str]:
         d = self.root / folder
         return sorted(f"{folder}/{p.name}" for p in d.iterdir()) if d.is_dir() else []
 

@@ -2,4 +2,4 @@
 
 from .dataset import Dataset, DatasetError, open_dataset
 
-__all__ = ["open_dataset", "Dataset", "DatasetError"]
+__all__ = ["Dataset", "DatasetError", "open_dataset"]

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import json
 import warnings
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 from .decode import FIELD_OF_SUFFIX, MAX_PIXELS, DecodeError, decode_member
-from .tarwalk import BLOCK, walk_tar
+from .tarwalk import walk_tar
 
-__all__ = ["Dataset", "open_dataset", "DatasetError"]
+__all__ = ["Dataset", "DatasetError", "open_dataset"]
 
 MANIFEST = "manifest.json"
 _READ_BUFFER = 1 << 20
@@ -42,14 +43,16 @@ class Dataset:
         self.fields = tuple(fields) if fields is not None else available
         unknown = [f for f in self.fields if f not in available]
         if unknown:
-            raise DatasetError(f"{self.root}: no field(s) {', '.join(unknown)}; this dataset has {', '.join(available)}")
+            raise DatasetError(
+                f"{self.root}: no field(s) {', '.join(unknown)}; this dataset has {', '.join(available)}")
         self.max_pixels = max_pixels
         self.shards = manifest["shards"]
         self._offsets: dict[int, list[int]] = {}
 
     @property
     def statistics(self) -> dict[str, Any]:
-        return self.manifest["statistics"]
+        stats: dict[str, Any] = self.manifest["statistics"]
+        return stats
 
     def __len__(self) -> int:
         return int(self.manifest["totals"]["samples"])

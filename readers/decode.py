@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import json
 import struct
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import cv2
 import numpy as np
 
-__all__ = ["DecodeError", "image_size", "decode_member", "FIELD_OF_SUFFIX", "MAX_PIXELS"]
+__all__ = ["FIELD_OF_SUFFIX", "MAX_PIXELS", "DecodeError", "decode_member", "image_size"]
 
 MAX_PIXELS = 4096 * 4096
 FIELD_OF_SUFFIX = {"jpg": "image", "mask.png": "mask", "depth.png": "depth", "json": "meta"}

@@ -10,9 +10,10 @@ directories, absolute or ``..`` names, names that are not UTF-8, GNU/PAX extensi
 from __future__ import annotations
 
 import warnings
-from typing import BinaryIO, Iterator
+from collections.abc import Iterator
+from typing import BinaryIO
 
-__all__ = ["walk_tar", "TarFormatError", "member_name_ok", "BLOCK"]
+__all__ = ["BLOCK", "TarFormatError", "member_name_ok", "walk_tar"]
 
 BLOCK = 512
 _REGULAR = (b"0", b"\0", b"7")

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import snapshot
 from PIL import Image
 
 from builder import BuildConfig, build
@@ -19,8 +19,6 @@ from builder.shard import ShardBuilder
 from builder.storage import DatasetLock, LocalStore
 from readers import open_dataset
 
-from helpers import snapshot
-
 CFG = BuildConfig(placements=4, shard_size=10)  # 3 bg x 3 fg x 2 x 4 = 72 samples, 8 shards
 
 
@@ -30,12 +28,12 @@ def _build(out: Path, inputs: tuple[Path, Path], cfg: BuildConfig = CFG, **kw: o
 
 def test_byte_identical_and_seed_sensitive(tmp_path: Path, demo_inputs: tuple[Path, Path]) -> None:
     a = _build(tmp_path / "a", demo_inputs, workers=2)
-    b = _build(tmp_path / "b", demo_inputs, workers=1)
+    _build(tmp_path / "b", demo_inputs, workers=1)
     assert a.samples == 72 and a.shards == 8 and a.built == 8
     sa, sb = snapshot(tmp_path / "a"), snapshot(tmp_path / "b")
     assert sa == sb
     assert {"manifest.json", "annotations.csv", "build.json", "shards/000007.tar"} <= set(sa)
-    c = _build(tmp_path / "c", demo_inputs, BuildConfig(placements=4, shard_size=10, seed=1))
+    _build(tmp_path / "c", demo_inputs, BuildConfig(placements=4, shard_size=10, seed=1))
     sc = snapshot(tmp_path / "c")
     assert sc["shards/000000.tar"] != sa["shards/000000.tar"] and sc["manifest.json"] != sa["manifest.json"]
     assert sc["inputs/bg/0000.png"] == sa["inputs/bg/0000.png"]

@@ -11,10 +11,10 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers import snapshot
 
 from builder import BuildConfig, build
 from builder.storage import LocalStore
-from helpers import snapshot
 
 ROOT = Path(__file__).resolve().parents[1]
 CFG = BuildConfig(placements=4, shard_size=4)  # 72 samples in 18 shards

@@ -20,7 +20,7 @@ def test_manifest_and_index_agree_with_samples(tmp_path: Path, demo_inputs: tupl
     assert set(m["config"]) >= {"seed", "size", "fg_size", "quality", "placements", "flips", "depth"}
     rows = list(csv.DictReader(io.StringIO((out / "annotations.csv").read_text())))
     assert tuple(rows[0]) == ANNOTATION_COLUMNS and len(rows) == 36
-    for row, s in zip(rows, open_dataset(out, fields=("meta",))):
+    for row, s in zip(rows, open_dataset(out, fields=("meta",)), strict=True):
         meta = s["meta"]
         assert row["key"] == s["key"] and int(row["shard"]) == meta["index"] // 5
         for col in ("x", "y", "w", "h", "flip", "placement"):

@@ -35,7 +35,7 @@ def test_every_combination_exactly_once() -> None:
     plan = _plan()
     assert plan.n_samples == 4 * 3 * 2 * 5
     p = plan.params(0, plan.n_samples)
-    combos = set(zip(p.bg.tolist(), p.fg.tolist(), p.flip.tolist(), p.placement.tolist()))
+    combos = set(zip(p.bg.tolist(), p.fg.tolist(), p.flip.tolist(), p.placement.tolist(), strict=True))
     assert len(combos) == plan.n_samples
 
 
@@ -68,7 +68,7 @@ def test_placement_keyed_by_combination_not_position() -> None:
     assert np.array_equal(pa.bg, pb.bg)  # same permutation (depends on seed and N only)
     c = Plan(BuildConfig(placements=5, seed=3), [(100, 70)] * 3, 4).params(0, 120)
     key = lambda p: {(b, f, fl, k): (x, y) for b, f, fl, k, x, y in zip(  # noqa: E731
-        p.bg.tolist(), p.fg.tolist(), p.flip.tolist(), p.placement.tolist(), p.x.tolist(), p.y.tolist())}
+        p.bg.tolist(), p.fg.tolist(), p.flip.tolist(), p.placement.tolist(), p.x.tolist(), p.y.tolist(), strict=True)}
     assert key(pa) == key(pb)
     assert key(pa) != key(c)
 

@@ -38,10 +38,9 @@ def test_tar_byte_identical(tmp_path: Path) -> None:
 
 def test_abort_removes_partial(tmp_path: Path) -> None:
     path = tmp_path / "x.tar.tmp-1"
-    with pytest.raises(RuntimeError):
-        with TarShardWriter(path) as w:
-            w.add(EncodedSample("00000000", {"jpg": b"x"}))
-            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError), TarShardWriter(path) as w:
+        w.add(EncodedSample("00000000", {"jpg": b"x"}))
+        raise RuntimeError("boom")
     assert not path.exists()
 
 

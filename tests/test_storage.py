@@ -22,10 +22,8 @@ def test_write_atomic_and_stale_temps(tmp_path: Path) -> None:
 
 
 def test_lock_is_exclusive_and_released(tmp_path: Path) -> None:
-    with DatasetLock(tmp_path):
-        with pytest.raises(LockedError, match=f"pid {os.getpid()}"):
-            with DatasetLock(tmp_path):
-                pass
+    with DatasetLock(tmp_path), pytest.raises(LockedError, match=f"pid {os.getpid()}"), DatasetLock(tmp_path):
+        pass
     with DatasetLock(tmp_path):  # released on exit
         pass
 

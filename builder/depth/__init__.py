@@ -8,7 +8,7 @@ from ..errors import FgbgError
 from .base import DepthBackend, DepthBatch, to_seed_uint8
 from .plane import PlaneDepth
 
-__all__ = ["DepthBackend", "DepthBatch", "to_seed_uint8", "make_backend", "BACKENDS"]
+__all__ = ["BACKENDS", "DepthBackend", "DepthBatch", "make_backend", "to_seed_uint8"]
 
 BACKENDS = ("plane", "none")
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["DepthBatch", "DepthBackend", "to_seed_uint8"]
+__all__ = ["DepthBackend", "DepthBatch", "to_seed_uint8"]
 
 
 @dataclass(frozen=True)
@@ -58,4 +58,5 @@ def to_seed_uint8(depth_m: np.ndarray) -> np.ndarray:
     lo = d.min(axis=(1, 2), keepdims=True)
     hi = d.max(axis=(1, 2), keepdims=True)
     span = np.where(hi > lo, hi - lo, 1.0)
-    return np.clip(np.rint((d - lo) / span * 255.0), 0, 255).astype(np.uint8)
+    out: np.ndarray = np.clip(np.rint((d - lo) / span * 255.0), 0, 255).astype(np.uint8)
+    return out

@@ -36,14 +36,14 @@ class PlaneDepth(DepthBackend):
     needs_pixels = False
 
     def predict(self, batch: DepthBatch) -> np.ndarray:
-        n, H, W = batch.masks.shape
+        n, H = batch.masks.shape[:2]
         w, h = self.out_size
         rows = (np.arange(h, dtype=np.float64) + 0.5) * (H / h)
         scene = np.repeat(floor_depth(rows, H)[:, None], w, axis=1)
         out = np.empty((n, h, w), dtype=np.float64)
         for i in range(n):
-            x0, y0, bw, bh = (int(v) for v in batch.boxes[i])
-            foot = floor_depth(np.array([float(y0 + bh)]), H)[0]
+            foot_row = float(batch.boxes[i, 1] + batch.boxes[i, 3])  # y + h: where it stands
+            foot = floor_depth(np.array([foot_row]), H)[0]
             small = cv2.resize(batch.masks[i], (w, h), interpolation=cv2.INTER_AREA)
             out[i] = np.where(small > 127, foot, scene)
         return to_seed_uint8(out)

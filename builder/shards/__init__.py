@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from ..errors import FgbgError
 from .base import EncodedSample, ShardFile, ShardWriter
 from .tar import TarShardWriter
 
-__all__ = ["EncodedSample", "ShardFile", "ShardWriter", "TarShardWriter", "writer_class", "FORMATS"]
+__all__ = ["FORMATS", "EncodedSample", "ShardFile", "ShardWriter", "TarShardWriter", "writer_class"]
 
 FORMATS: dict[str, type[ShardWriter]] = {"tar": TarShardWriter}
 

@@ -59,7 +59,7 @@ class ShardWriter(ABC):
     def abort(self) -> None:
         """Stop writing and delete the partial file."""
 
-    def __enter__(self) -> "ShardWriter":
+    def __enter__(self) -> ShardWriter:
         return self
 
     def __exit__(

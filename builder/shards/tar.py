@@ -15,7 +15,7 @@ from pathlib import Path
 
 from .base import EncodedSample, ShardFile, ShardWriter
 
-__all__ = ["TarShardWriter", "ustar_header", "BLOCK", "RECORD"]
+__all__ = ["BLOCK", "RECORD", "TarShardWriter", "ustar_header"]
 
 BLOCK = 512
 RECORD = 20 * BLOCK  # tar's traditional record size; the archive is padded to it
