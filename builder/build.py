@@ -14,15 +14,16 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import multiprocessing
 import os
 import signal
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import cv2
 
@@ -32,9 +33,9 @@ from .errors import ConfigMismatchError, FgbgError, OutputError
 from .inputs import encode_inputs, input_statistics, load_inputs
 from .manifest import ANNOTATIONS, BUILD_RECORD, MANIFEST, annotations_csv, dumps, make_manifest, make_record, read_json
 from .plan import Plan
-from .receipts import Receipt, check_shard
+from .receipts import Receipt
 from .shard import ShardBuilder
-from .shards import shard_name
+from .shards import HDF5_LAYOUTS
 from .sources import load_backgrounds, load_foregrounds
 from .storage import LocalStore
 
@@ -68,14 +69,25 @@ def record_differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
         if a != b:
             changed = sorted({n for n, _ in set(a) ^ set(b)})
             diffs.append(f"{kind} inputs: {len(a)} -> {len(b)} files, differing: {', '.join(changed[:5]) or 'order'}")
-    for key in ("depth", "format", "format_version", "tool", "key_width"):
+    for key in ("depth", "formats", "hdf5_layout", "format_version", "tool", "key_width"):
         if old.get(key) != new.get(key):
             diffs.append(f"{key}: {old.get(key)} -> {new.get(key)}")
     return diffs
 
 
 # -- worker side ------------------------------------------------------------------------
-_worker: ShardBuilder | None = None
+class ShardWorker(Protocol):
+    """What runs in a worker process: makes sure a shard is done in every format."""
+
+    def ensure(self, shard: int) -> list[tuple[Receipt, bool]]:
+        """Receipts of the shard in every format, (re)building what is not done."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release what the worker holds (models, open files)."""
+
+
+_worker: ShardWorker | None = None
 
 
 def _die_with_parent() -> None:
@@ -85,39 +97,38 @@ def _die_with_parent() -> None:
             ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
-def _init_worker(root: str, record: dict[str, Any], fmt: str) -> None:
+def _init_worker(factory: Callable[[], ShardWorker]) -> None:
     global _worker
     _die_with_parent()
     cv2.setNumThreads(1)  # one process per core already; see NOTES.md on cv2 threads
-    _worker = ShardBuilder(LocalStore(root), record, fmt)
+    _worker = factory()
 
 
-def _ensure_shard(shard: int) -> tuple[Receipt, bool]:
-    """Return the shard's receipt, building the shard first unless it is already done."""
+def _ensure_shard(shard: int) -> list[tuple[Receipt, bool]]:
     assert _worker is not None
-    rel = f"shards/{shard_name(shard, _worker.fmt)}"
-    done = check_shard(_worker.store, rel, _worker.record["fingerprint"])
-    if done is not None:
-        return done, False
-    return _worker.build(shard), True
+    return _worker.ensure(shard)
 
 
-def _run_shards(
-    store: LocalStore, record: dict[str, Any], fmt: str, shards: list[int], workers: int
-) -> Iterator[tuple[Receipt, bool]]:
+def run_shards(
+    factory: Callable[[], ShardWorker], shards: list[int], workers: int
+) -> Iterator[list[tuple[Receipt, bool]]]:
+    """Ensure each shard in a pool of ``workers`` spawned processes (inline for one worker).
+
+    ``factory`` must be picklable (a module-level callable or a ``functools.partial``);
+    each worker calls it once, so models and inputs are loaded once per process.
+    """
+    global _worker
     if workers <= 1 or len(shards) <= 1:
-        _init_worker(str(store.root), record, fmt)
+        _worker = factory()
         try:
             for s in shards:
-                yield _ensure_shard(s)
+                yield _worker.ensure(s)
         finally:
-            global _worker
-            if _worker is not None:
-                _worker.close()
+            _worker.close()
             _worker = None
         return
     ctx = multiprocessing.get_context("spawn")  # no fork: cv2/TF state must not be inherited
-    pool = ctx.Pool(workers, initializer=_init_worker, initargs=(str(store.root), record, fmt))
+    pool = ctx.Pool(workers, initializer=_init_worker, initargs=(factory,))
     try:
         yield from pool.imap_unordered(_ensure_shard, shards, chunksize=1)
         pool.close()
@@ -126,9 +137,13 @@ def _run_shards(
         pool.join()
 
 
+def _shard_builder(root: str, record: dict[str, Any]) -> ShardBuilder:
+    return ShardBuilder(LocalStore(root), record)
+
+
 # -- driver -----------------------------------------------------------------------------
 def _prepare_record(
-    store: LocalStore, cfg: BuildConfig | None, sources: tuple[Any, Any] | None, fmt: str
+    store: LocalStore, cfg: BuildConfig | None, sources: tuple[Any, Any] | None, formats: list[str], layout: str
 ) -> tuple[dict[str, Any], dict[str, bytes]]:
     existing = read_json(store, BUILD_RECORD) if store.exists(BUILD_RECORD) else None
     if sources is None:
@@ -143,7 +158,7 @@ def _prepare_record(
     depth = backend.describe() if backend is not None else {"backend": "none"}
     if backend is not None:
         backend.close()
-    record = make_record(cfg, records, depth, fmt, n)
+    record = make_record(cfg, records, depth, formats, layout, n)
     if existing is not None and existing["fingerprint"] != record["fingerprint"]:
         diffs = record_differences(existing, record) or ["fingerprint"]
         raise ConfigMismatchError(
@@ -161,7 +176,8 @@ def build(
     fg_mask_dir: str | Path | None = None,
     *,
     workers: int | None = None,
-    fmt: str = "tar",
+    formats: Sequence[str] = ("tar",),
+    hdf5_layout: str = "encoded",
     skip_invalid: bool = False,
     progress: bool | None = None,
     on_shard: Callable[[Receipt, bool], None] | None = None,
@@ -185,7 +201,9 @@ def build(
             )
     store.create()
     with store.lock():
-        record, files = _prepare_record(store, cfg, sources, fmt)
+        if hdf5_layout not in HDF5_LAYOUTS:
+            raise FgbgError(f"--hdf5-layout must be one of {', '.join(HDF5_LAYOUTS)}, got {hdf5_layout!r}")
+        record, files = _prepare_record(store, cfg, sources, list(formats), hdf5_layout)
         store.remove_stale_temps()
         for rel, data in files.items():
             store.write_atomic(rel, data)
@@ -194,17 +212,19 @@ def build(
         inputs = load_inputs(store, record["inputs"])
         plan = Plan(cfg, inputs.fg_base, len(inputs.bg))
         n_workers = max(1, min(workers or os.cpu_count() or 1, plan.n_shards))
+        factory = functools.partial(_shard_builder, str(store.root), record)
         receipts: list[Receipt] = []
         built = built_samples = 0
         bar = _progress_bar(plan.n_samples, progress)
         try:
-            for receipt, new in _run_shards(store, record, record["format"], list(range(plan.n_shards)), n_workers):
-                receipts.append(receipt)
+            for results in run_shards(factory, list(range(plan.n_shards)), n_workers):
+                new = any(n for _, n in results)
+                receipts += [r for r, _ in results]
                 built += new
-                built_samples += receipt.count if new else 0
-                bar.update(receipt.count)
+                built_samples += results[0][0].count if new else 0
+                bar.update(results[0][0].count)
                 if on_shard is not None:
-                    on_shard(receipt, new)
+                    on_shard(results[0][0], new)
         finally:
             bar.close()
         annotations = annotations_csv(plan, int(record["key_width"]))

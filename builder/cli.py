@@ -20,6 +20,7 @@ from .demo import write_demo_inputs
 from .depth import BACKENDS
 from .errors import FgbgError
 from .info import describe
+from .shards import HDF5_LAYOUTS, parse_formats
 
 __all__ = ["main"]
 
@@ -54,6 +55,9 @@ def _build_parser() -> argparse.ArgumentParser:
     g.add_argument("--depth-size", help="stored depth map WIDTHxHEIGHT (default half the size)")
     o = b.add_argument_group("output")
     o.add_argument("--shard-size", type=int, default=d.shard_size, help="samples per shard")
+    o.add_argument("--format", default="tar", help="tar, hdf5, or both: tar,hdf5 (one pass)")
+    o.add_argument("--hdf5-layout", default="encoded", choices=HDF5_LAYOUTS,
+                   help="HDF5: encoded JPEG/PNG bytes (small) or raw Zstd pixels (no decoding)")
     o.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
     o.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -82,18 +86,19 @@ def _config(a: argparse.Namespace) -> BuildConfig:
 def _cmd_build(a: argparse.Namespace) -> int:
     cfg = _config(a)
     progress = False if a.no_progress else None
+    opts = {"workers": a.workers, "progress": progress, "formats": parse_formats(a.format),
+            "hdf5_layout": a.hdf5_layout}
     if a.demo:
         if a.bg or a.fg:
             raise FgbgError("--demo builds from the built-in inputs; drop --bg/--fg")
         with tempfile.TemporaryDirectory(prefix="fgbg-demo-") as tmp:
             bg, fg = write_demo_inputs(Path(tmp), a.demo_bg, a.demo_fg)
-            r = build(a.out, cfg, bg, fg, workers=a.workers, progress=progress)
+            r = build(a.out, cfg, bg, fg, **opts)
     elif a.bg is None and a.fg is None:
-        r = build(a.out, None, workers=a.workers, progress=progress)  # resume from inputs/
+        r = build(a.out, None, **opts)  # resume from inputs/
     else:
-        r = build(a.out, cfg, a.bg, a.fg, a.fg_masks, workers=a.workers, skip_invalid=a.skip_invalid,
-                  progress=progress)
-    gib = r.manifest["totals"]["bytes"] / 2**30
+        r = build(a.out, cfg, a.bg, a.fg, a.fg_masks, skip_invalid=a.skip_invalid, **opts)
+    gib = sum(r.manifest["totals"]["bytes"].values()) / 2**30
     rate = f", {r.built_samples / r.seconds:.0f} samples/s" if r.built_samples and r.seconds > 0 else ""
     print(f"fgbg: {r.samples} samples in {r.shards} shards ({r.built} built, {r.reused} already done), "
           f"{gib:.2f} GiB, {r.seconds:.1f} s{rate} -> {r.url}")

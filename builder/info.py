@@ -18,14 +18,19 @@ def statistics_table(stats: dict[str, Any]) -> str:
     return "\n".join(rows)
 
 
+def _layout(m: dict[str, Any], fmt: str) -> str:
+    return f" ({m['hdf5_layout']} layout)" if fmt == "hdf5" else ""
+
+
 def describe(m: dict[str, Any]) -> str:
     c = m["config"]
     t = m["totals"]
     n_bg, n_fg = len(m["inputs"]["bg"]), len(m["inputs"]["fg"])
     lines = [
-        f"fgbg dataset, format {m['format']} v{m['format_version']} (fgbg {m['tool']['fgbg']})",
+        f"fgbg dataset v{m['format_version']} (fgbg {m['tool']['fgbg']})",
         f"samples   {t['samples']} = {n_bg} bg x {n_fg} fg x {c['flips']} flips x {c['placements']} placements",
-        f"shards    {t['shards']} x up to {c['shard_size']} samples, {t['bytes'] / 2**20:.1f} MiB",
+        *(f"shards    {t['shards']} {fmt}{_layout(m, fmt)} x up to {c['shard_size']} samples, "
+          f"{size / 2**20:.1f} MiB" for fmt, size in t["bytes"].items()),
         f"image     {c['size']}x{c['size']} JPEG q{c['quality']}; fg box {c['fg_size'][0]}x{c['fg_size'][1]}"
         f"{' (aspect kept)' if c['keep_aspect'] else ''}, scale {c['fg_scale'][0]}-{c['fg_scale'][1]}",
         f"mask      {'alpha' if c['soft_mask'] else '0/255'} where alpha > {c['mask_threshold']}",

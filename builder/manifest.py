@@ -21,6 +21,7 @@ from .config import FORMAT_VERSION, BuildConfig
 from .encode import encoder_versions
 from .plan import Plan
 from .receipts import Receipt
+from .shards import FORMATS
 from .stats import PixelSums
 from .storage import LocalStore
 
@@ -54,20 +55,27 @@ def read_json(store: LocalStore, rel: str) -> Any:
 
 
 def make_record(
-    cfg: BuildConfig, inputs: dict[str, list[dict[str, Any]]], depth: dict[str, Any], fmt: str, n_samples: int
+    cfg: BuildConfig, inputs: dict[str, list[dict[str, Any]]], depth: dict[str, Any], formats: list[str],
+    hdf5_layout: str, n_samples: int,
 ) -> dict[str, Any]:
     """The build record; its fingerprint covers everything that determines the bytes."""
     body = {
         "format_version": FORMAT_VERSION,
         "config": cfg.to_json(),
         "depth": depth,
-        "format": fmt,
+        "formats": list(formats),
+        "hdf5_layout": hdf5_layout,
         "inputs": inputs,
         "key_width": max(8, len(str(max(0, n_samples - 1)))),
         "tool": {"fgbg": TOOL_VERSION, **encoder_versions()},
     }
     body["fingerprint"] = hashlib.sha256(dumps(body)).hexdigest()
     return body
+
+
+def _format_of(shard_rel: str) -> str:
+    ext = "." + shard_rel.rsplit(".", 1)[1]
+    return next(fmt for fmt, cls in FORMATS.items() if cls.extension == ext)
 
 
 def annotations_csv(plan: Plan, key_width: int, chunk: int = 65536) -> bytes:
@@ -89,10 +97,17 @@ def annotations_csv(plan: Plan, key_width: int, chunk: int = 65536) -> bytes:
 def make_manifest(
     record: dict[str, Any], receipts: Iterable[Receipt], annotations: bytes, extra_stats: dict[str, PixelSums]
 ) -> dict[str, Any]:
-    """Assemble the manifest from the build record and all shard receipts (in shard order)."""
-    receipts = sorted(receipts, key=lambda r: r.shard)
+    """Assemble the manifest from the build record and all shard receipts.
+
+    ``shards`` maps each format to its shard list in key order; statistics are merged once
+    per shard (every format of a shard holds the same samples).
+    """
+    by_format: dict[str, list[Receipt]] = {fmt: [] for fmt in record["formats"]}
+    for r in sorted(receipts, key=lambda r: r.shard):
+        by_format[_format_of(r.name)].append(r)
+    primary = by_format[record["formats"][0]]
     merged: dict[str, PixelSums] = {}
-    for r in receipts:
+    for r in primary:
         for name, sums in r.stats.items():
             merged.setdefault(name, PixelSums(int(sums["channels"]))).merge(PixelSums.from_json(sums))
     fields = {"image": {"member": "jpg", "shape": [record["config"]["size"]] * 2 + [3]},
@@ -104,10 +119,10 @@ def make_manifest(
     return {
         **record,
         "fields": fields,
-        "shards": [{"name": r.name, "first": r.first, "count": r.count, "bytes": r.bytes, "sha256": r.sha256}
-                   for r in receipts],
-        "totals": {"samples": sum(r.count for r in receipts), "shards": len(receipts),
-                   "bytes": sum(r.bytes for r in receipts)},
+        "shards": {fmt: [{"name": r.name, "first": r.first, "count": r.count, "bytes": r.bytes, "sha256": r.sha256}
+                         for r in rs] for fmt, rs in by_format.items()},
+        "totals": {"samples": sum(r.count for r in primary), "shards": len(primary),
+                   "bytes": {fmt: sum(r.bytes for r in rs) for fmt, rs in by_format.items()}},
         "statistics": {name: {**s.mean_std(), "pixels": s.count}
                        for name, s in {**merged, **extra_stats}.items()},
         "annotations": {"file": ANNOTATIONS, "sha256": hashlib.sha256(annotations).hexdigest(),

@@ -36,8 +36,8 @@ class Receipt:
 
 
 def receipt_name(shard_rel: str) -> str:
-    """``shards/000000.tar`` -> ``shards/000000.json``."""
-    return shard_rel.rsplit(".", 1)[0] + ".json"
+    """``shards/000000.tar`` -> ``shards/000000.tar.json`` (one receipt per shard file)."""
+    return shard_rel + ".json"
 
 
 def write_receipt(store: LocalStore, receipt: Receipt) -> None:

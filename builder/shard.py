@@ -1,9 +1,10 @@
-"""Building one shard: plan -> composite -> depth -> encode -> shard writer -> commit.
+"""Building one shard: plan -> composite -> depth -> encode -> shard writers -> commit.
 
 A :class:`ShardBuilder` is created once per worker process from the dataset's build record
 and its ``inputs/``; it precomputes what every sample reuses (background sums, resized and
 flipped foregrounds) and then builds whole shards, each independently of all others, so a
-shard is the unit of parallelism, resume and repair.
+shard is the unit of parallelism, resume and repair. With several formats (tar + HDF5)
+every sample is computed once and handed to one writer per format.
 """
 
 from __future__ import annotations
@@ -21,13 +22,13 @@ from .depth import DepthBatch, make_backend
 from .encode import decode_jpeg, encode_jpeg, encode_png
 from .inputs import load_inputs
 from .plan import Plan, SampleParams
-from .receipts import Receipt, write_receipt
+from .receipts import Receipt, check_shard, write_receipt
 from .resize import resize_rgba
-from .shards import EncodedSample, shard_name, writer_class
+from .shards import EncodedSample, ShardMeta, ShardWriter, shard_name, writer_class
 from .stats import PixelSums, region_sums
 from .storage import LocalStore
 
-__all__ = ["DEPTH_BATCH", "ShardBuilder", "sample_meta"]
+__all__ = ["DEPTH_BATCH", "ShardBuilder", "commit_shard", "sample_meta", "shard_meta"]
 
 DEPTH_BATCH = 32  # samples per depth-backend call
 _FG_CACHE = 4096  # resized/flipped foregrounds kept per worker
@@ -50,13 +51,57 @@ def sample_meta(p: SampleParams, i: int, records: dict[str, list[dict[str, Any]]
     }
 
 
+def shard_meta(record: dict[str, Any], shard: int, first: int, count: int) -> ShardMeta:
+    """What a writer needs to know about shard ``shard`` of the dataset ``record`` describes."""
+    cfg = record["config"]
+    depth = tuple(cfg["depth_size"]) if cfg["depth"] != "none" else None
+    return ShardMeta(shard, first, count, int(record["key_width"]), int(cfg["size"]), depth,
+                     record.get("hdf5_layout", "encoded"))
+
+
+def commit_shard(
+    store: LocalStore, record: dict[str, Any], meta: ShardMeta, formats: list[str],
+    samples: Iterator[EncodedSample], stats: dict[str, Any],
+) -> list[Receipt]:
+    """Write ``samples`` into one temp file per format, commit each, then write receipts.
+
+    ``stats`` is read only after ``samples`` is exhausted (its producer fills it as it goes).
+    """
+    temps = {fmt: store.temp_path(shard_name(meta.shard, fmt)) for fmt in formats}
+    writers: dict[str, ShardWriter] = {}
+    try:
+        for fmt in formats:
+            writers[fmt] = writer_class(fmt)(temps[fmt], meta)
+        for sample in samples:
+            for w in writers.values():
+                w.add(sample)
+        infos = {fmt: w.close() for fmt, w in writers.items()}
+    except BaseException:
+        for w in writers.values():
+            w.abort()
+        raise
+    receipts = []
+    for fmt, info in infos.items():
+        rel = shard_name(meta.shard, fmt)
+        store.commit(temps[fmt], rel)
+        receipt = Receipt(
+            shard=meta.shard, name=rel, first=meta.first, count=meta.count, bytes=info.bytes, sha256=info.sha256,
+            fingerprint=record["fingerprint"], stats={k: v.to_json() if isinstance(v, PixelSums) else v
+                                                      for k, v in stats.items()},
+            offsets=info.offsets,
+        )
+        write_receipt(store, receipt)
+        receipts.append(receipt)
+    return receipts
+
+
 class ShardBuilder:
     """Everything a worker needs to build any shard of one dataset."""
 
-    def __init__(self, store: LocalStore, record: dict[str, Any], fmt: str = "tar"):
+    def __init__(self, store: LocalStore, record: dict[str, Any]):
         self.store = store
         self.record = record
-        self.fmt = fmt
+        self.formats: list[str] = list(record["formats"])
         self.cfg = BuildConfig.from_json(record["config"])
         self.inputs = load_inputs(store, record["inputs"])
         self.plan = Plan(self.cfg, self.inputs.fg_base, len(self.inputs.bg))
@@ -90,34 +135,40 @@ class ShardBuilder:
             stats["depth"] = PixelSums(1)
         return stats
 
-    def samples(self, shard: int, stats: dict[str, PixelSums] | None = None) -> Iterator[EncodedSample]:
-        """The samples of ``shard`` in key order, with raw arrays; adds to ``stats`` if given."""
+    def meta(self, shard: int) -> ShardMeta:
+        first, count = self.plan.shard_range(shard)
+        return shard_meta(self.record, shard, first, count)
+
+    def samples(self, shard: int, stats: dict[str, PixelSums] | None = None,
+                decoded: bool = False) -> Iterator[EncodedSample]:
+        """The samples of ``shard`` in key order; adds to ``stats`` if given.
+
+        ``sample.image`` is the composite handed to the encoder, or with ``decoded`` the
+        JPEG decoded back (what a tar reader sees; the raw HDF5 layout stores that).
+        """
         first, count = self.plan.shard_range(shard)
         params = self.plan.params(first, count)
         stats = stats if stats is not None else self.new_stats()
         for start in range(0, count, DEPTH_BATCH):
-            yield from self._batch(params, range(start, min(count, start + DEPTH_BATCH)), stats)
+            yield from self._batch(params, range(start, min(count, start + DEPTH_BATCH)), stats, decoded)
 
-    def build(self, shard: int) -> Receipt:
-        """Write shard ``shard`` under a temp name, commit it, write its receipt."""
-        first, count = self.plan.shard_range(shard)
-        rel = f"shards/{shard_name(shard, self.fmt)}"
+    def ensure(self, shard: int) -> list[tuple[Receipt, bool]]:
+        """Receipts of ``shard`` in every format, building the formats that are not done."""
+        done = {fmt: check_shard(self.store, shard_name(shard, fmt), self.record["fingerprint"])
+                for fmt in self.formats}
+        todo = [fmt for fmt, r in done.items() if r is None]
+        built = dict(zip(todo, self.build(shard, todo), strict=True)) if todo else {}
+        return [(built[f], True) if f in built else (done[f], False) for f in self.formats]  # type: ignore[misc]
+
+    def build(self, shard: int, formats: list[str] | None = None) -> list[Receipt]:
+        """Write ``shard`` in ``formats`` (default: all) under temp names, commit, write receipts."""
+        formats = formats or self.formats
+        meta = self.meta(shard)
         stats = self.new_stats()
-        tmp = self.store.temp_path(rel)
-        with writer_class(self.fmt)(tmp) as writer:
-            for sample in self.samples(shard, stats):
-                writer.add(sample)
-            info = writer.close()
-        self.store.commit(tmp, rel)
-        receipt = Receipt(
-            shard=shard, name=rel, first=first, count=count, bytes=info.bytes, sha256=info.sha256,
-            fingerprint=self.record["fingerprint"], stats={k: v.to_json() for k, v in stats.items()},
-            offsets=info.offsets,
-        )
-        write_receipt(self.store, receipt)
-        return receipt
+        decoded = any(writer_class(f).needs_pixels(meta) for f in formats)
+        return commit_shard(self.store, self.record, meta, formats, self.samples(shard, stats, decoded), stats)
 
-    def _batch(self, p: SampleParams, idx: range, stats: dict[str, PixelSums]) -> list[EncodedSample]:
+    def _batch(self, p: SampleParams, idx: range, stats: dict[str, PixelSums], decoded: bool) -> list[EncodedSample]:
         cfg = self.cfg
         H = W = cfg.size
         images, masks, jpegs = [], [], []
@@ -136,9 +187,12 @@ class ShardBuilder:
             images.append(image)
             masks.append(mask)
             jpegs.append(encode_jpeg(image, cfg.quality))
+        roundtrip = None
+        if decoded or (self.backend is not None and self.backend.needs_pixels):
+            roundtrip = [decode_jpeg(j) for j in jpegs]
         depths = None
         if self.backend is not None:
-            pixels = [decode_jpeg(j) for j in jpegs] if self.backend.needs_pixels else images
+            pixels = roundtrip if self.backend.needs_pixels and roundtrip is not None else images
             sl = slice(idx.start, idx.stop)
             boxes = np.stack([p.x[sl], p.y[sl], p.w[sl], p.h[sl]], axis=1)
             depths = self.backend.predict(DepthBatch(np.stack(pixels), np.stack(masks), boxes))
@@ -153,5 +207,6 @@ class ShardBuilder:
                 files["depth.png"] = encode_png(depth)
             meta = sample_meta(p, i, self.record["inputs"])
             files["json"] = json.dumps(meta, sort_keys=True, separators=(",", ":")).encode()
-            out.append(EncodedSample(key, files, images[j], masks[j], depth))
+            image = roundtrip[j] if decoded and roundtrip is not None else images[j]
+            out.append(EncodedSample(key, files, image, masks[j], depth))
         return out

@@ -16,10 +16,9 @@ from typing import Any
 import cv2
 import numpy as np
 
-__all__ = ["FIELD_OF_SUFFIX", "MAX_PIXELS", "DecodeError", "decode_member", "image_size"]
+__all__ = ["MAX_PIXELS", "DecodeError", "decode_member", "image_size"]
 
 MAX_PIXELS = 4096 * 4096
-FIELD_OF_SUFFIX = {"jpg": "image", "mask.png": "mask", "depth.png": "depth", "json": "meta"}
 
 
 class DecodeError(ValueError):

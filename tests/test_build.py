@@ -85,7 +85,7 @@ def test_stock_webdataset_reads_all(tmp_path: Path, demo_inputs: tuple[Path, Pat
     import webdataset as wds
 
     res = _build(tmp_path / "w", demo_inputs)
-    urls = [str(tmp_path / "w" / s["name"]) for s in res.manifest["shards"]]
+    urls = [str(tmp_path / "w" / s["name"]) for s in res.manifest["shards"]["tar"]]
     keys = [s["__key__"] for s in wds.WebDataset(urls, shardshuffle=False)]
     assert keys == [f"{i:08d}" for i in range(72)]
     sample = next(iter(wds.WebDataset(urls, shardshuffle=False).decode("rgb8")))

@@ -14,8 +14,9 @@ def test_manifest_and_index_agree_with_samples(tmp_path: Path, demo_inputs: tupl
     m = json.loads((out / "manifest.json").read_bytes())
     assert m == res.manifest
     assert m["totals"]["samples"] == 36 and m["totals"]["shards"] == 8
-    assert [s["first"] for s in m["shards"]] == list(range(0, 36, 5)) and m["shards"][-1]["count"] == 1
-    assert m["totals"]["bytes"] == sum((out / s["name"]).stat().st_size for s in m["shards"])
+    shards = m["shards"]["tar"]
+    assert [s["first"] for s in shards] == list(range(0, 36, 5)) and shards[-1]["count"] == 1
+    assert m["totals"]["bytes"] == {"tar": sum((out / s["name"]).stat().st_size for s in shards)}
     assert [r["name"] for r in m["inputs"]["bg"]] == ["room_000.jpg", "room_001.jpg", "room_002.jpg"]
     assert set(m["config"]) >= {"seed", "size", "fg_size", "quality", "placements", "flips", "depth"}
     rows = list(csv.DictReader(io.StringIO((out / "annotations.csv").read_text())))

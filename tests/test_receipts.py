@@ -15,7 +15,7 @@ def _setup(tmp_path: Path) -> tuple[LocalStore, Receipt]:
 
 def test_done_only_when_receipt_matches(tmp_path: Path) -> None:
     store, r = _setup(tmp_path)
-    assert receipt_name("shards/000000.tar") == "shards/000000.json"
+    assert receipt_name("shards/000000.tar") == "shards/000000.tar.json"
     assert check_shard(store, r.name, "fp") == r
     assert check_shard(store, r.name, "other-dataset") is None
     (tmp_path / "shards/000000.tar").write_bytes(b"y" * 1024)  # same size, other bytes
@@ -29,5 +29,5 @@ def test_done_only_when_receipt_matches(tmp_path: Path) -> None:
 
 def test_unreadable_receipt_means_not_done(tmp_path: Path) -> None:
     store, r = _setup(tmp_path)
-    (tmp_path / "shards/000000.json").write_bytes(b'{"shard": 0, "na')
+    (tmp_path / "shards/000000.tar.json").write_bytes(b'{"shard": 0, "na')
     assert load_receipt(store, r.name) is None and check_shard(store, r.name, "fp") is None

@@ -5,12 +5,15 @@ from pathlib import Path
 
 import pytest
 
-from builder.shards import EncodedSample, TarShardWriter
+from builder.shards import EncodedSample, ShardMeta, TarShardWriter
 from builder.shards.tar import RECORD, ustar_header
 
 
+META = ShardMeta(shard=0, first=0, count=3, key_width=8, size=224, depth_size=None)
+
+
 def _write(path: Path, n: int = 3) -> tuple[bytes, list[int], str]:
-    with TarShardWriter(path) as w:
+    with TarShardWriter(path, META) as w:
         for i in range(n):
             w.add(EncodedSample(f"{i:08d}", {"jpg": b"J" * (700 + i), "mask.png": b"M" * 5, "json": b"{}"}))
         info = w.close()

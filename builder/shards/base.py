@@ -1,8 +1,9 @@
 """The shard-writer interface shared by every output format.
 
 A writer receives finished samples in key order and writes one shard file at a temporary
-path; the commit protocol (``builder.commit``) then moves it into place. Writers hash
-what they write as they write it, so committing never re-reads a shard.
+path; the commit protocol (``builder.storage`` + ``builder.receipts``) then moves it into
+place. Writers report the file's size and sha256 and where each sample starts, so
+committing never needs to parse a shard again.
 """
 
 from __future__ import annotations
@@ -14,13 +15,14 @@ from types import TracebackType
 
 import numpy as np
 
-__all__ = ["EncodedSample", "ShardFile", "ShardWriter"]
+__all__ = ["EncodedSample", "ShardFile", "ShardMeta", "ShardWriter"]
 
 
 @dataclass(frozen=True)
 class EncodedSample:
     """One sample ready for storage: its key, encoded files (tar member suffix -> bytes, in
-    the order they are written) and the raw arrays for formats that store pixels."""
+    the order they are written) and, for formats that store pixels, the arrays a reader of
+    the encoded files would decode (the JPEG round-trip for the image)."""
 
     key: str
     files: dict[str, bytes]
@@ -29,10 +31,23 @@ class EncodedSample:
     depth: np.ndarray | None = None
 
 
+@dataclass(frozen=True)
+class ShardMeta:
+    """What a writer must know before the first sample: its key range and array shapes."""
+
+    shard: int
+    first: int
+    count: int
+    key_width: int
+    size: int  # composite side
+    depth_size: tuple[int, int] | None  # (w, h), None without depth
+    layout: str = "encoded"  # HDF5 only: "encoded" bytes or "raw" pixels
+
+
 @dataclass
 class ShardFile:
     """What a writer reports after closing: size, hash and where each sample starts
-    (byte offset of its first member, for random access without scanning)."""
+    (tar: byte offset of its first member; used for random access without scanning)."""
 
     bytes: int
     sha256: str
@@ -44,8 +59,14 @@ class ShardWriter(ABC):
 
     extension: str = ""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, meta: ShardMeta):
         self.path = Path(path)
+        self.meta = meta
+
+    @staticmethod
+    def needs_pixels(meta: ShardMeta) -> bool:
+        """True when ``add`` reads ``sample.image``/``mask``/``depth`` (decoded arrays)."""
+        return False
 
     @abstractmethod
     def add(self, sample: EncodedSample) -> None:

@@ -13,7 +13,7 @@ import hashlib
 import os
 from pathlib import Path
 
-from .base import EncodedSample, ShardFile, ShardWriter
+from .base import EncodedSample, ShardFile, ShardMeta, ShardWriter
 
 __all__ = ["BLOCK", "RECORD", "TarShardWriter", "ustar_header"]
 
@@ -58,8 +58,8 @@ class TarShardWriter(ShardWriter):
 
     extension = ".tar"
 
-    def __init__(self, path: Path):
-        super().__init__(path)
+    def __init__(self, path: Path, meta: ShardMeta):
+        super().__init__(path, meta)
         self._f = open(self.path, "wb")
         self._hash = hashlib.sha256()
         self._pos = 0

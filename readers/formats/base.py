@@ -1,0 +1,44 @@
+"""The shard-reader interface: one class per format, mirroring ``builder/shards``.
+
+A shard reader hands back each sample's *members* -- encoded bytes (``bytes``) or, for
+formats that store pixels, ready arrays (``numpy.ndarray``) -- keyed by field name
+(``image``, ``mask``, ``depth``, ``meta``). Decoding is the dataset's job, so converting
+between formats can copy bytes without ever decoding them.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["Member", "ShardReadError", "ShardReader"]
+
+Member = bytes | np.ndarray
+
+
+class ShardReadError(ValueError):
+    """A shard is missing, truncated or corrupt; the message names the file."""
+
+
+class ShardReader(ABC):
+    """Reads one shard file of a dataset; opened lazily, safe to pickle (no handles kept)."""
+
+    def __init__(self, root: Path, entry: dict[str, Any], key_width: int):
+        self.path = Path(root) / entry["name"]
+        self.entry = entry
+        self.key_width = key_width
+
+    @abstractmethod
+    def iter_members(self, fields: tuple[str, ...]) -> Iterator[tuple[str, dict[str, Member]]]:
+        """(key, {field: member}) for every sample of the shard, in key order."""
+
+    @abstractmethod
+    def read_members(self, local: int, fields: tuple[str, ...]) -> tuple[str, dict[str, Member]]:
+        """The ``local``-th sample of the shard, without reading the others."""
+
+    def close(self) -> None:
+        """Drop open handles (they are reopened on demand)."""

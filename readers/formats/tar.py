@@ -1,0 +1,76 @@
+"""Reading WebDataset tar shards: a sequential walk, or one sample by its recorded offset."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from collections.abc import Iterator
+
+from ..tarwalk import TarFormatError, walk_tar
+from .base import Member, ShardReader, ShardReadError
+
+__all__ = ["FIELD_OF_SUFFIX", "TarShardReader"]
+
+FIELD_OF_SUFFIX = {"jpg": "image", "mask.png": "mask", "depth.png": "depth", "json": "meta"}
+_READ_BUFFER = 1 << 20
+
+
+def _split(name: str) -> tuple[str, str]:
+    key, _, suffix = name.partition(".")
+    return key, suffix
+
+
+class TarShardReader(ShardReader):
+    _offsets: list[int] | None = None
+
+    def _open(self, buffering: int = _READ_BUFFER):  # type: ignore[no-untyped-def]
+        try:
+            return open(self.path, "rb", buffering=buffering)
+        except FileNotFoundError:
+            raise ShardReadError(f"{self.path}: shard listed in the manifest is missing") from None
+
+    def _group(self, members: Iterator[tuple[str, bytes]], fields: tuple[str, ...],
+               stop_after_one: bool = False) -> Iterator[tuple[str, dict[str, Member]]]:
+        current: str | None = None
+        raw: dict[str, Member] = {}
+        try:
+            for name, data in members:
+                key, suffix = _split(name)
+                if key != current:
+                    if current is not None:
+                        yield current, raw
+                        if stop_after_one:
+                            return
+                    current, raw = key, {}
+                field = FIELD_OF_SUFFIX.get(suffix)
+                if field is None:
+                    warnings.warn(f"{self.path}: ignored member {name!r} (not an fgbg field)", stacklevel=2)
+                elif field in fields:
+                    raw[field] = data
+        except TarFormatError as e:
+            raise ShardReadError(str(e)) from None
+        if current is not None:
+            yield current, raw
+
+    def iter_members(self, fields: tuple[str, ...]) -> Iterator[tuple[str, dict[str, Member]]]:
+        with self._open() as f:
+            yield from self._group(walk_tar(f, str(self.path)), fields)
+
+    def _offset(self, local: int) -> int:
+        if self._offsets is None:
+            receipt = self.path.with_name(self.path.name + ".json")
+            try:
+                self._offsets = json.loads(receipt.read_bytes())["offsets"]
+            except (OSError, ValueError, KeyError) as e:
+                raise ShardReadError(f"{receipt}: cannot read the shard's offset index ({e})") from None
+        return self._offsets[local]
+
+    def read_members(self, local: int, fields: tuple[str, ...]) -> tuple[str, dict[str, Member]]:
+        key = f"{self.entry['first'] + local:0{self.key_width}d}"
+        offset = self._offset(local)
+        with self._open(buffering=65536) as f:
+            f.seek(offset)
+            for got, members in self._group(walk_tar(f, str(self.path)), fields, stop_after_one=True):
+                if got == key:
+                    return got, members
+        raise ShardReadError(f"{self.path}: no sample {key} at byte {offset}")
