@@ -8,7 +8,6 @@ import pytest
 from builder.shards import EncodedSample, ShardMeta, TarShardWriter
 from builder.shards.tar import RECORD, ustar_header
 
-
 META = ShardMeta(shard=0, first=0, count=3, key_width=8, size=224, depth_size=None)
 
 
@@ -41,7 +40,7 @@ def test_tar_byte_identical(tmp_path: Path) -> None:
 
 def test_abort_removes_partial(tmp_path: Path) -> None:
     path = tmp_path / "x.tar.tmp-1"
-    with pytest.raises(RuntimeError), TarShardWriter(path) as w:
+    with pytest.raises(RuntimeError), TarShardWriter(path, META) as w:
         w.add(EncodedSample("00000000", {"jpg": b"x"}))
         raise RuntimeError("boom")
     assert not path.exists()
