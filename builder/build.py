@@ -39,7 +39,7 @@ from .shards import HDF5_LAYOUTS
 from .sources import load_backgrounds, load_foregrounds
 from .storage import LocalStore
 
-__all__ = ["BuildResult", "build", "record_differences"]
+__all__ = ["BuildResult", "ShardWorker", "build", "check_output", "complete", "record_differences", "run_shards"]
 
 _DATASET_ENTRIES = {BUILD_RECORD, MANIFEST, ANNOTATIONS, "shards", "inputs", ".fgbg.lock"}
 
@@ -168,6 +168,50 @@ def _prepare_record(
     return record, files
 
 
+def check_output(store: LocalStore) -> None:
+    """Refuse an output that is a file, unwritable, or a non-empty folder that is no dataset."""
+    store.check_writable()
+    if store.root.is_dir() and not store.exists(BUILD_RECORD):
+        strangers = sorted(p.name for p in store.root.iterdir() if p.name not in _DATASET_ENTRIES)
+        if strangers:
+            raise OutputError(
+                f"{store.root}: folder is not empty ({', '.join(strangers[:3])}...) and holds no fgbg "
+                "dataset; choose a new or empty folder"
+            )
+
+
+def complete(
+    store: LocalStore, record: dict[str, Any], factory: Callable[[], ShardWorker], workers: int | None,
+    progress: bool | None, on_shard: Callable[[Receipt, bool], None] | None, t0: float, desc: str = "fgbg build",
+) -> BuildResult:
+    """With the lock held and ``build.json`` written: make every shard done, then commit
+    the annotations index and, last, the manifest."""
+    cfg = BuildConfig.from_json(record["config"])
+    inputs = load_inputs(store, record["inputs"])
+    plan = Plan(cfg, inputs.fg_base, len(inputs.bg))
+    n_workers = max(1, min(workers or os.cpu_count() or 1, plan.n_shards))
+    receipts: list[Receipt] = []
+    built = built_samples = 0
+    bar = _progress_bar(plan.n_samples, progress, desc)
+    try:
+        for results in run_shards(factory, list(range(plan.n_shards)), n_workers):
+            new = any(n for _, n in results)
+            receipts += [r for r, _ in results]
+            built += new
+            built_samples += results[0][0].count if new else 0
+            bar.update(results[0][0].count)
+            if on_shard is not None:
+                on_shard(results[0][0], new)
+    finally:
+        bar.close()
+    annotations = annotations_csv(plan, int(record["key_width"]))
+    store.write_atomic(ANNOTATIONS, annotations)
+    manifest = make_manifest(record, receipts, annotations, input_statistics(inputs, cfg))
+    store.write_atomic(MANIFEST, dumps(manifest))
+    return BuildResult(store.url, plan.n_samples, plan.n_shards, built, plan.n_shards - built, built_samples,
+                       time.monotonic() - t0, manifest)
+
+
 def build(
     out: str | Path,
     cfg: BuildConfig | None,
@@ -184,6 +228,8 @@ def build(
 ) -> BuildResult:
     """Build (or resume) the dataset at ``out``. Without bg/fg folders, resume from ``inputs/``."""
     t0 = time.monotonic()
+    if hdf5_layout not in HDF5_LAYOUTS:
+        raise FgbgError(f"--hdf5-layout must be one of {', '.join(HDF5_LAYOUTS)}, got {hdf5_layout!r}")
     store = LocalStore(out)
     store.check_writable()
     sources = None
@@ -192,47 +238,16 @@ def build(
             raise FgbgError("a new build needs both --bg and --fg")
         sources = (load_backgrounds(Path(bg_dir), cfg, skip_invalid),
                    load_foregrounds(Path(fg_dir), cfg, Path(fg_mask_dir) if fg_mask_dir else None, skip_invalid))
-    if store.root.is_dir() and not store.exists(BUILD_RECORD):
-        strangers = sorted(p.name for p in store.root.iterdir() if p.name not in _DATASET_ENTRIES)
-        if strangers:
-            raise OutputError(
-                f"{store.root}: folder is not empty ({', '.join(strangers[:3])}...) and holds no fgbg "
-                "dataset; choose a new or empty folder"
-            )
+    check_output(store)
     store.create()
     with store.lock():
-        if hdf5_layout not in HDF5_LAYOUTS:
-            raise FgbgError(f"--hdf5-layout must be one of {', '.join(HDF5_LAYOUTS)}, got {hdf5_layout!r}")
         record, files = _prepare_record(store, cfg, sources, list(formats), hdf5_layout)
         store.remove_stale_temps()
         for rel, data in files.items():
             store.write_atomic(rel, data)
         store.write_atomic(BUILD_RECORD, dumps(record))
-        cfg = BuildConfig.from_json(record["config"])
-        inputs = load_inputs(store, record["inputs"])
-        plan = Plan(cfg, inputs.fg_base, len(inputs.bg))
-        n_workers = max(1, min(workers or os.cpu_count() or 1, plan.n_shards))
         factory = functools.partial(_shard_builder, str(store.root), record)
-        receipts: list[Receipt] = []
-        built = built_samples = 0
-        bar = _progress_bar(plan.n_samples, progress)
-        try:
-            for results in run_shards(factory, list(range(plan.n_shards)), n_workers):
-                new = any(n for _, n in results)
-                receipts += [r for r, _ in results]
-                built += new
-                built_samples += results[0][0].count if new else 0
-                bar.update(results[0][0].count)
-                if on_shard is not None:
-                    on_shard(results[0][0], new)
-        finally:
-            bar.close()
-        annotations = annotations_csv(plan, int(record["key_width"]))
-        store.write_atomic(ANNOTATIONS, annotations)
-        manifest = make_manifest(record, receipts, annotations, input_statistics(inputs, cfg))
-        store.write_atomic(MANIFEST, dumps(manifest))
-    return BuildResult(store.url, plan.n_samples, plan.n_shards, built, plan.n_shards - built, built_samples,
-                       time.monotonic() - t0, manifest)
+        return complete(store, record, factory, workers, progress, on_shard, t0)
 
 
 class _NoBar:
@@ -243,10 +258,10 @@ class _NoBar:
         pass
 
 
-def _progress_bar(total: int, progress: bool | None) -> Any:
+def _progress_bar(total: int, progress: bool | None, desc: str) -> Any:
     show = sys.stderr.isatty() if progress is None else progress
     if not show:
         return _NoBar()
     from tqdm import tqdm
 
-    return tqdm(total=total, unit="sample", unit_scale=total >= 100_000, smoothing=0.05, desc="fgbg build")
+    return tqdm(total=total, unit="sample", unit_scale=total >= 100_000, smoothing=0.05, desc=desc)

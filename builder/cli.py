@@ -1,4 +1,4 @@
-"""The ``fgbg`` command line: build, info, demo-inputs.
+"""The ``fgbg`` command line: build, convert, info, demo-inputs.
 
 Errors a user can fix (``FgbgError``) print as one ``fgbg: error: ...`` line with exit
 status 2; anything else is a bug and keeps its traceback.
@@ -14,8 +14,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .build import build
+from .build import BuildResult, build
 from .config import BuildConfig, parse_range, parse_size
+from .convert import convert
 from .demo import write_demo_inputs
 from .depth import BACKENDS
 from .errors import FgbgError
@@ -61,6 +62,15 @@ def _build_parser() -> argparse.ArgumentParser:
     o.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
     o.add_argument("--no-progress", action="store_true", help="no progress bar")
 
+    c = sub.add_parser("convert", help="write a dataset's samples in another shard format (no re-compositing)")
+    c.add_argument("dataset", help="source dataset")
+    c.add_argument("--to", required=True, choices=("tar", "hdf5"), help="target format")
+    c.add_argument("--out", required=True, help="new dataset folder")
+    c.add_argument("--hdf5-layout", default="encoded", choices=HDF5_LAYOUTS)
+    c.add_argument("--from", dest="source_format", choices=("tar", "hdf5"), help="source copy, if it has both")
+    c.add_argument("--workers", type=int, default=None)
+    c.add_argument("--no-progress", action="store_true")
+
     i = sub.add_parser("info", help="what a dataset holds")
     i.add_argument("dataset")
     i.add_argument("--json", action="store_true", help="print the manifest")
@@ -98,10 +108,21 @@ def _cmd_build(a: argparse.Namespace) -> int:
         r = build(a.out, None, **opts)  # resume from inputs/
     else:
         r = build(a.out, cfg, a.bg, a.fg, a.fg_masks, skip_invalid=a.skip_invalid, **opts)
+    _summary(r)
+    return 0
+
+
+def _summary(r: BuildResult) -> None:
     gib = sum(r.manifest["totals"]["bytes"].values()) / 2**30
     rate = f", {r.built_samples / r.seconds:.0f} samples/s" if r.built_samples and r.seconds > 0 else ""
     print(f"fgbg: {r.samples} samples in {r.shards} shards ({r.built} built, {r.reused} already done), "
           f"{gib:.2f} GiB, {r.seconds:.1f} s{rate} -> {r.url}")
+
+
+def _cmd_convert(a: argparse.Namespace) -> int:
+    r = convert(a.dataset, a.out, a.to, hdf5_layout=a.hdf5_layout, source_format=a.source_format,
+                workers=a.workers, progress=False if a.no_progress else None)
+    _summary(r)
     return 0
 
 
@@ -125,7 +146,8 @@ def _cmd_demo_inputs(a: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _build_parser().parse_args(argv)
-    handler = {"build": _cmd_build, "info": _cmd_info, "demo-inputs": _cmd_demo_inputs}[args.command]
+    handlers = {"build": _cmd_build, "convert": _cmd_convert, "info": _cmd_info, "demo-inputs": _cmd_demo_inputs}
+    handler = handlers[args.command]
     try:
         return handler(args)
     except FgbgError as e:

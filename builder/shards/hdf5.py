@@ -6,8 +6,9 @@ Layout, chosen per dataset (``--hdf5-layout``), with names a person can read in 
   dataset per field plus ``offsets`` (N+1): ``/image/bytes``, ``/image/offsets``, likewise
   ``/mask``, ``/depth``, ``/meta``. Small, and byte-identical to the tar members.
 * ``raw`` -- decoded pixels, ``/image`` (N, H, W, 3), ``/mask`` (N, H, W), ``/depth``
-  (N, h, w), chunked one sample per chunk and compressed with Zstd through ``hdf5plugin``
-  (readers ``import hdf5plugin`` to register the filter); ``/meta`` stays encoded JSON. The
+  (N, h, w), chunked one sample per chunk, compressed with Zstd through ``hdf5plugin``
+  (readers ``import hdf5plugin`` to register the filter) and checksummed (Fletcher-32, so
+  a corrupted chunk is an error, not wrong pixels); ``/meta`` stays encoded JSON. The
   image is the JPEG decoded back, so readers see the same pixels as from the tar shards.
 
 Both carry ``/keys`` (N,), ``/annotations`` (a compound table: index, bg, fg, flip,
@@ -72,7 +73,8 @@ class Hdf5ShardWriter(ShardWriter):
                 shapes["depth"] = (meta.depth_size[1], meta.depth_size[0])
             for name, shape in shapes.items():
                 self._raw[name] = self._f.create_dataset(
-                    name, shape=(n, *shape), dtype=np.uint8, chunks=(1, *shape), **hdf5plugin.Zstd(clevel=ZSTD_LEVEL)
+                    name, shape=(n, *shape), dtype=np.uint8, chunks=(1, *shape), fletcher32=True,
+                    **hdf5plugin.Zstd(clevel=ZSTD_LEVEL),
                 )
 
     def add(self, sample: EncodedSample) -> None:

@@ -1,0 +1,130 @@
+"""``fgbg convert``: the same samples in another shard format, without re-compositing.
+
+Encoded members (JPEG/PNG/JSON bytes) are copied as they are between tar and the HDF5
+``encoded`` layout, so a tar -> HDF5 -> tar round trip gives back byte-identical shards.
+Only the HDF5 ``raw`` layout needs pixels, and gets them by decoding (the JPEG decoded
+back, as every reader sees it). Going from ``raw`` back to encoded bytes would mean a
+second, lossy JPEG encoding, so it is refused. A conversion is a build like any other:
+locked, resumable shard by shard, committed with receipts and a manifest (statistics are
+carried over from the source receipts; the inputs are copied and re-checked).
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from pathlib import Path
+from typing import Any
+
+from readers.dataset import open_dataset
+from readers.decode import decode_member
+
+from .build import BuildResult, check_output, complete, record_differences
+from .config import BuildConfig
+from .errors import ConfigMismatchError, FgbgError
+from .manifest import BUILD_RECORD, dumps, make_record, read_json
+from .receipts import Receipt, check_shard, load_receipt
+from .shard import commit_shard, shard_meta
+from .shards import HDF5_LAYOUTS, EncodedSample, shard_name, writer_class
+from .storage import LocalStore
+
+__all__ = ["convert"]
+
+_SUFFIX = {"image": "jpg", "mask": "mask.png", "depth": "depth.png", "meta": "json"}
+
+
+class ConvertWorker:
+    """Converts whole shards of one source dataset (runs in a worker process)."""
+
+    def __init__(self, src: str, src_format: str, dst: str, record: dict[str, Any]):
+        self.src = open_dataset(src, format=src_format)
+        self.src_store = LocalStore(src)
+        self.store = LocalStore(dst)
+        self.record = record
+        self.fmt = record["formats"][0]
+
+    def close(self) -> None:
+        self.src.close()
+
+    def ensure(self, shard: int) -> list[tuple[Receipt, bool]]:
+        rel = shard_name(shard, self.fmt)
+        done = check_shard(self.store, rel, self.record["fingerprint"])
+        if done is not None:
+            return [(done, False)]
+        entry = self.src.shards[shard]
+        source = load_receipt(self.src_store, entry["name"])
+        if source is None:
+            raise FgbgError(f"{self.src_store.url}/{entry['name']}: source shard has no receipt; verify it first")
+        meta = shard_meta(self.record, shard, entry["first"], entry["count"])
+        pixels = writer_class(self.fmt).needs_pixels(meta)
+        samples = (self._sample(key, members, pixels) for key, members in self.src.iter_members(shard))
+        return [(r, True) for r in commit_shard(self.store, self.record, meta, [self.fmt], samples, source.stats)]
+
+    @staticmethod
+    def _sample(key: str, members: dict[str, Any], pixels: bool) -> EncodedSample:
+        # members in the order builds write them (image, mask, depth, meta): identical shards
+        files = {suffix: members[f] for f, suffix in _SUFFIX.items() if isinstance(members.get(f), bytes)}
+        arrays = {}
+        if pixels:
+            arrays = {f: v if not isinstance(v, bytes) else decode_member(f, v)
+                      for f, v in members.items() if f != "meta"}
+        return EncodedSample(key, files, arrays.get("image"), arrays.get("mask"), arrays.get("depth"))
+
+
+def _source_format(manifest: dict[str, Any], to: str, layout: str, wanted: str | None) -> str:
+    """Which copy of the source to read: one whose members can be copied as they are."""
+    have: list[str] = list(manifest["shards"])
+    raw_src = [f for f in have if f == "hdf5" and manifest.get("hdf5_layout") == "raw"]
+    encoded_src = [f for f in have if f not in raw_src]
+    needs_bytes = not (to == "hdf5" and layout == "raw")
+    if wanted is not None:
+        if wanted not in have:
+            raise FgbgError(f"source has no {wanted} shards (it has {', '.join(have)})")
+        if needs_bytes and wanted in raw_src:
+            raise FgbgError("the source's HDF5 copy holds raw pixels; converting them to encoded bytes would "
+                            "re-encode the JPEG (lossy); convert from its tar or encoded copy instead")
+        return wanted
+    if needs_bytes and not encoded_src:
+        raise FgbgError("the source holds only raw-pixel HDF5 shards; converting them to encoded bytes would "
+                        "re-encode the JPEG (lossy), so fgbg refuses; rebuild with --format instead")
+    return (encoded_src or raw_src)[0]
+
+
+def convert(
+    src: str | Path, out: str | Path, to: str, *, hdf5_layout: str = "encoded", source_format: str | None = None,
+    workers: int | None = None, progress: bool | None = None,
+) -> BuildResult:
+    """Write the samples of dataset ``src`` as a new dataset ``out`` in format ``to``."""
+    t0 = time.monotonic()
+    writer_class(to)
+    if hdf5_layout not in HDF5_LAYOUTS:
+        raise FgbgError(f"--hdf5-layout must be one of {', '.join(HDF5_LAYOUTS)}, got {hdf5_layout!r}")
+    src_store = LocalStore(src)
+    if not src_store.exists("manifest.json"):
+        raise FgbgError(f"{src}: no manifest.json; only a finished dataset can be converted")
+    manifest = read_json(src_store, "manifest.json")
+    fmt = _source_format(manifest, to, hdf5_layout, source_format)
+    store = LocalStore(out)
+    if store.root.resolve() == src_store.root.resolve():
+        raise FgbgError(f"{out}: convert writes a new dataset; choose an --out other than the source")
+    check_output(store)
+    n = int(manifest["totals"]["samples"])
+    record = make_record(BuildConfig.from_json(manifest["config"]), manifest["inputs"], manifest["depth"], [to],
+                         hdf5_layout, n)
+    store.create()
+    with store.lock():
+        if store.exists(BUILD_RECORD):
+            existing = read_json(store, BUILD_RECORD)
+            if existing["fingerprint"] != record["fingerprint"]:
+                diffs = record_differences(existing, record) or ["fingerprint"]
+                raise ConfigMismatchError(f"{out}: already holds another dataset ({'; '.join(diffs)})")
+        store.remove_stale_temps()
+        for kind in ("bg", "fg"):
+            for rec in manifest["inputs"][kind]:
+                for key in ("file", "mask_file"):
+                    if key in rec:
+                        store.write_atomic(rec[key], src_store.read_bytes(rec[key]))
+        store.write_atomic(BUILD_RECORD, dumps(record))
+        factory = functools.partial(ConvertWorker, str(src_store.root), fmt, str(store.root), record)
+        return complete(store, record, factory, workers, progress, None, t0, desc=f"fgbg convert {fmt}->{to}")
+
