@@ -42,6 +42,7 @@ ANNOTATION_DTYPE = np.dtype([
 FIELD_MEMBERS = {"image": "jpg", "mask": "mask.png", "depth": "depth.png", "meta": "json"}
 _ENCODING = {"image": "jpeg", "mask": "png", "depth": "png", "meta": "json"}
 ZSTD_LEVEL = 3
+RAW_BLOCK = 32  # raw samples buffered per HDF5 write call (per-call overhead dominates otherwise)
 
 
 def _annotation_row(meta: dict[str, Any]) -> tuple[Any, ...]:
@@ -66,6 +67,8 @@ class Hdf5ShardWriter(ShardWriter):
         self._rows: list[tuple[Any, ...]] = []
         self._keys: list[bytes] = []
         self._raw: dict[str, h5py.Dataset] = {}
+        self._pending: dict[str, list[np.ndarray]] = {}
+        self._flushed = 0
         if meta.layout == "raw":
             s, n = meta.size, meta.count
             shapes = {"image": (s, s, 3), "mask": (s, s)}
@@ -78,19 +81,29 @@ class Hdf5ShardWriter(ShardWriter):
                 )
 
     def add(self, sample: EncodedSample) -> None:
-        i = len(self._keys)
         self._keys.append(sample.key.encode("ascii"))
         self._rows.append(_annotation_row(json.loads(sample.files["json"])))
         for field in self._fields:
             if field in self._raw:
-                self._raw[field][i] = getattr(sample, field)
+                self._pending.setdefault(field, []).append(getattr(sample, field))
             else:
                 self._blobs[field].append(sample.files[FIELD_MEMBERS[field]])
+        if len(self._keys) - self._flushed >= RAW_BLOCK:
+            self._flush()
+
+    def _flush(self) -> None:
+        end = len(self._keys)
+        for field, arrays in self._pending.items():
+            self._raw[field][self._flushed : end] = np.stack(arrays)
+        self._pending = {}
+        self._flushed = end
 
     def close(self) -> ShardFile:
         m, f = self.meta, self._f
         if len(self._keys) != m.count:
             raise ValueError(f"{self.path}: {len(self._keys)} samples written, {m.count} expected")
+        if self._raw:
+            self._flush()
         for field, blobs in self._blobs.items():
             if field in self._raw:
                 continue

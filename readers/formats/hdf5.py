@@ -20,21 +20,23 @@ from .base import Member, ShardReader, ShardReadError
 __all__ = ["Hdf5ShardReader"]
 
 _H5_ERRORS = (OSError, KeyError, ValueError, RuntimeError, TypeError)
+RAW_BLOCK = 32  # raw-layout samples read per HDF5 call when streaming
 
 
 class Hdf5ShardReader(ShardReader):
     _file: h5py.File | None = None
     _pid: int = -1
+    _cache: tuple[h5py.File, list[str], dict[str, np.ndarray], dict[str, h5py.Dataset]] | None = None
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
-        state.pop("_file", None)
-        state.pop("_pid", None)
+        for name in ("_file", "_pid", "_cache"):
+            state.pop(name, None)
         return state
 
     def _h5(self) -> h5py.File:
         if self._file is None or self._pid != os.getpid():
-            self._file = None  # a handle inherited through fork is never used
+            self._file = self._cache = None  # a handle inherited through fork is never used
             if not self.path.exists():
                 raise ShardReadError(f"{self.path}: shard listed in the manifest is missing")
             try:
@@ -50,43 +52,53 @@ class Hdf5ShardReader(ShardReader):
     def close(self) -> None:
         if self._file is not None and self._pid == os.getpid():
             self._file.close()
-        self._file = None
+        self._file = self._cache = None
 
-    def _member(self, f: h5py.File, field: str, i: int) -> Member:
-        node = f[field]
-        if isinstance(node, h5py.Dataset):  # raw layout: pixels
-            return np.asarray(node[i])
-        start, stop = (int(v) for v in node["offsets"][i : i + 2])
-        return bytes(node["bytes"][start:stop])
+    def _index(self, f: h5py.File) -> tuple[list[str], dict[str, np.ndarray], dict[str, h5py.Dataset]]:
+        """Keys, offsets of every encoded field and the datasets, looked up once per open file
+        (h5py path lookups cost more than reading a small sample)."""
+        if self._cache is None or self._cache[0] is not f:
+            keys = [k.decode("ascii") for k in f["keys"][:]]
+            offsets = {name: node["offsets"][:] for name, node in f.items() if isinstance(node, h5py.Group)}
+            data = {name: node["bytes"] if isinstance(node, h5py.Group) else node
+                    for name, node in f.items() if name not in ("keys", "annotations")}
+            self._cache = (f, keys, offsets, data)
+        return self._cache[1], self._cache[2], self._cache[3]
 
     def read_members(self, local: int, fields: tuple[str, ...]) -> tuple[str, dict[str, Member]]:
         f = self._h5()
         try:
-            key = f["keys"][local].decode("ascii")
-            return key, {field: self._member(f, field, local) for field in fields}
+            keys, offsets, data = self._index(f)
+            members: dict[str, Member] = {}
+            for field in fields:
+                if field in offsets:
+                    start, stop = int(offsets[field][local]), int(offsets[field][local + 1])
+                    members[field] = data[field][start:stop].tobytes()
+                else:  # raw layout: pixels
+                    members[field] = data[field][local]
+            return keys[local], members
         except _H5_ERRORS as e:
             raise ShardReadError(f"{self.path}: sample {local} unreadable ({e})") from None
 
     def iter_members(self, fields: tuple[str, ...]) -> Iterator[tuple[str, dict[str, Member]]]:
         f = self._h5()
         try:
-            keys = [k.decode("ascii") for k in f["keys"][:]]
-            blobs: dict[str, tuple[bytes, np.ndarray]] = {}
-            for field in fields:
-                node = f[field]
-                if isinstance(node, h5py.Group):  # one read per field for the whole shard
-                    blobs[field] = (node["bytes"][:].tobytes(), node["offsets"][:])
+            keys, offsets, data = self._index(f)
+            blobs = {field: data[field][:].tobytes() for field in fields if field in offsets}
         except _H5_ERRORS as e:
             raise ShardReadError(f"{self.path}: unreadable ({e})") from None
-        for i, key in enumerate(keys):
-            members: dict[str, Member] = {}
-            for field in fields:
-                if field in blobs:
-                    data, off = blobs[field]
-                    members[field] = data[int(off[i]) : int(off[i + 1])]
-                else:
-                    try:
-                        members[field] = np.asarray(f[field][i])
-                    except _H5_ERRORS as e:
-                        raise ShardReadError(f"{self.path}: sample {key} {field} unreadable ({e})") from None
-            yield key, members
+        raw = [field for field in fields if field not in offsets]
+        for start in range(0, len(keys), RAW_BLOCK):
+            stop = min(len(keys), start + RAW_BLOCK)
+            try:
+                block = {field: data[field][start:stop] for field in raw}  # one read per block of samples
+            except _H5_ERRORS as e:
+                raise ShardReadError(f"{self.path}: samples {start}-{stop - 1} unreadable ({e})") from None
+            for i in range(start, stop):
+                members: dict[str, Member] = {}
+                for field in fields:
+                    if field in blobs:
+                        members[field] = blobs[field][int(offsets[field][i]) : int(offsets[field][i + 1])]
+                    else:
+                        members[field] = block[field][i - start]
+                yield keys[i], members
