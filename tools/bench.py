@@ -80,11 +80,12 @@ def bench_formats(n_samples: int, work: Path) -> None:
     base = rows[0]
     print(f"\nformats: {n} samples written, {total} read; 224x224 JPEG q90 + PNG mask + PNG depth; warm page cache")
     print(f"machine: {platform.processor() or platform.machine()}, Python {platform.python_version()}, one core\n")
-    print(f"| layout | write samples/s | bytes/sample | seq read decoded/s | random read decoded/s | seq read undecoded/s |")
+    print("| layout | write samples/s | bytes/sample | seq read decoded/s | random read decoded/s "
+          "| seq read undecoded/s |")
     print("|---|---|---|---|---|---|")
     for name, w, b, s, r, u in rows:
-        print(f"| {name} | {w:,.0f} ({w / base[1]:.2f}x) | {b:,.0f} ({b / base[2]:.2f}x) | {s:,.0f} ({s / base[3]:.2f}x) "
-              f"| {r:,.0f} ({r / base[4]:.2f}x) | {u:,.0f} ({u / base[5]:.2f}x) |")
+        print(f"| {name} | {w:,.0f} ({w / base[1]:.2f}x) | {b:,.0f} ({b / base[2]:.2f}x) "
+              f"| {s:,.0f} ({s / base[3]:.2f}x) | {r:,.0f} ({r / base[4]:.2f}x) | {u:,.0f} ({u / base[5]:.2f}x) |")
     print("\nratios are against tar in the same run")
 
 
