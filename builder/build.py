@@ -28,13 +28,13 @@ from typing import Any, Protocol
 import cv2
 
 from .config import BuildConfig
-from .depth import make_backend
+from .depth import describe_backend
 from .errors import ConfigMismatchError, FgbgError, OutputError
 from .inputs import encode_inputs, input_statistics, load_inputs
 from .manifest import ANNOTATIONS, BUILD_RECORD, MANIFEST, annotations_csv, dumps, make_manifest, make_record, read_json
 from .plan import Plan
 from .receipts import Receipt
-from .shard import ShardBuilder
+from .shard import ShardBuilder, depth_settings
 from .shards import HDF5_LAYOUTS
 from .sources import load_backgrounds, load_foregrounds
 from .storage import LocalStore
@@ -137,13 +137,14 @@ def run_shards(
         pool.join()
 
 
-def _shard_builder(root: str, record: dict[str, Any]) -> ShardBuilder:
-    return ShardBuilder(LocalStore(root), record)
+def _shard_builder(root: str, record: dict[str, Any], depth_options: dict[str, Any]) -> ShardBuilder:
+    return ShardBuilder(LocalStore(root), record, depth_options)
 
 
 # -- driver -----------------------------------------------------------------------------
 def _prepare_record(
-    store: LocalStore, cfg: BuildConfig | None, sources: tuple[Any, Any] | None, formats: list[str], layout: str
+    store: LocalStore, cfg: BuildConfig | None, sources: tuple[Any, Any] | None, formats: list[str], layout: str,
+    depth_options: dict[str, Any],
 ) -> tuple[dict[str, Any], dict[str, bytes]]:
     existing = read_json(store, BUILD_RECORD) if store.exists(BUILD_RECORD) else None
     if sources is None:
@@ -154,10 +155,7 @@ def _prepare_record(
     bgs, fgs = sources
     records, files = encode_inputs(cfg, bgs, fgs)
     n = len(bgs) * len(fgs) * cfg.flips * cfg.placements
-    backend = make_backend(cfg.depth, cfg.depth_shape)
-    depth = backend.describe() if backend is not None else {"backend": "none"}
-    if backend is not None:
-        backend.close()
+    depth = describe_backend(cfg.depth, cfg.depth_shape, **depth_settings(cfg, depth_options))
     record = make_record(cfg, records, depth, formats, layout, n)
     if existing is not None and existing["fingerprint"] != record["fingerprint"]:
         diffs = record_differences(existing, record) or ["fingerprint"]
@@ -225,8 +223,13 @@ def build(
     skip_invalid: bool = False,
     progress: bool | None = None,
     on_shard: Callable[[Receipt, bool], None] | None = None,
+    depth_options: dict[str, Any] | None = None,
 ) -> BuildResult:
-    """Build (or resume) the dataset at ``out``. Without bg/fg folders, resume from ``inputs/``."""
+    """Build (or resume) the dataset at ``out``. Without bg/fg folders, resume from ``inputs/``.
+
+    ``depth_options`` go to the depth backend (densedepth: ``weights``, ``batch``,
+    ``device``); they identify nothing by themselves (the weights' hash is recorded).
+    """
     t0 = time.monotonic()
     if hdf5_layout not in HDF5_LAYOUTS:
         raise FgbgError(f"--hdf5-layout must be one of {', '.join(HDF5_LAYOUTS)}, got {hdf5_layout!r}")
@@ -241,12 +244,15 @@ def build(
     check_output(store)
     store.create()
     with store.lock():
-        record, files = _prepare_record(store, cfg, sources, list(formats), hdf5_layout)
+        depth_options = dict(depth_options or {})
+        record, files = _prepare_record(store, cfg, sources, list(formats), hdf5_layout, depth_options)
         store.remove_stale_temps()
         for rel, data in files.items():
             store.write_atomic(rel, data)
         store.write_atomic(BUILD_RECORD, dumps(record))
-        factory = functools.partial(_shard_builder, str(store.root), record)
+        if record["config"]["depth"] == "densedepth":  # share the cores between the workers' models
+            depth_options.setdefault("threads", max(1, (os.cpu_count() or 1) // max(1, workers or os.cpu_count() or 1)))
+        factory = functools.partial(_shard_builder, str(store.root), record, depth_options)
         return complete(store, record, factory, workers, progress, on_shard, t0)
 
 

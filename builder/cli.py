@@ -54,6 +54,13 @@ def _build_parser() -> argparse.ArgumentParser:
     g.add_argument("--soft-mask", action="store_true", help="store alpha in the mask instead of 0/255")
     g.add_argument("--depth", default=d.depth, choices=BACKENDS, help="depth backend (default plane)")
     g.add_argument("--depth-size", help="stored depth map WIDTHxHEIGHT (default half the size)")
+    g.add_argument("--depth-weights", help="densedepth: path to the released nyu.h5 / kitti.h5")
+    g.add_argument("--depth-input", help="densedepth: model input WIDTHxHEIGHT, multiples of 32 "
+                                         "(default: --size rounded to 32; 640x480 for sharper maps)")
+    g.add_argument("--depth-batch", type=int, default=32, help="densedepth: images per model call")
+    g.add_argument("--depth-device", default="auto", choices=("auto", "cpu", "gpu"))
+    g.add_argument("--depth-dtype", default="float32", choices=("float32", "float16", "bfloat16"),
+                   help="densedepth: mixed precision on GPU (see README for the measured error)")
     o = b.add_argument_group("output")
     o.add_argument("--shard-size", type=int, default=d.shard_size, help="samples per shard")
     o.add_argument("--format", default="tar", help="tar, hdf5, or both: tar,hdf5 (one pass)")
@@ -89,6 +96,7 @@ def _config(a: argparse.Namespace) -> BuildConfig:
         fg_scale=parse_range(a.fg_scale, "--fg-scale"), placements=a.placements, flips=a.flips,
         seed=a.seed, quality=a.quality, shard_size=a.shard_size, depth=a.depth,
         depth_size=parse_size(a.depth_size, "--depth-size") if a.depth_size else None,
+        depth_input=parse_size(a.depth_input, "--depth-input") if a.depth_input else None, depth_dtype=a.depth_dtype,
         mask_threshold=a.mask_threshold, soft_mask=a.soft_mask,
     )
 
@@ -96,8 +104,11 @@ def _config(a: argparse.Namespace) -> BuildConfig:
 def _cmd_build(a: argparse.Namespace) -> int:
     cfg = _config(a)
     progress = False if a.no_progress else None
+    depth_options = {"batch": a.depth_batch, "device": a.depth_device}
+    if a.depth_weights:
+        depth_options["weights"] = a.depth_weights
     opts = {"workers": a.workers, "progress": progress, "formats": parse_formats(a.format),
-            "hdf5_layout": a.hdf5_layout}
+            "hdf5_layout": a.hdf5_layout, "depth_options": depth_options}
     if a.demo:
         if a.bg or a.fg:
             raise FgbgError("--demo builds from the built-in inputs; drop --bg/--fg")

@@ -63,6 +63,8 @@ class BuildConfig:
     shard_size: int = 1000
     depth: str = "plane"
     depth_size: tuple[int, int] | None = None
+    depth_input: tuple[int, int] | None = None  # densedepth: model input (w, h), multiples of 32
+    depth_dtype: str = "float32"  # densedepth: float32, float16 or bfloat16 (mixed precision)
     mask_threshold: int = 0
     soft_mask: bool = False
 
@@ -80,6 +82,10 @@ class BuildConfig:
             problems.append(f"--quality must be 1..100, got {self.quality}")
         if self.shard_size < 1:
             problems.append(f"--shard-size must be >= 1, got {self.shard_size}")
+        if self.depth_input and (self.depth_input[0] % 32 or self.depth_input[1] % 32):
+            problems.append(f"--depth-input must be multiples of 32, got {self.depth_input[0]}x{self.depth_input[1]}")
+        if self.depth_dtype not in ("float32", "float16", "bfloat16"):
+            problems.append(f"--depth-dtype must be float32, float16 or bfloat16, got {self.depth_dtype!r}")
         if not 0 <= self.mask_threshold <= 254:
             problems.append(f"--mask-threshold must be 0..254, got {self.mask_threshold}")
         fw, fh = self.max_fg_size
@@ -99,6 +105,14 @@ class BuildConfig:
         return scaled_size(self.fg_size, hi)
 
     @property
+    def depth_input_shape(self) -> tuple[int, int]:
+        """(w, h) the depth model runs at: the composite size rounded to a multiple of 32."""
+        if self.depth_input:
+            return self.depth_input
+        side = max(32, round(self.size / 32) * 32)
+        return side, side
+
+    @property
     def depth_shape(self) -> tuple[int, int]:
         """(w, h) of stored depth maps: half the composite by default (the model's native size)."""
         return self.depth_size or (self.size // 2, self.size // 2)
@@ -106,12 +120,13 @@ class BuildConfig:
     def to_json(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["depth_size"] = list(self.depth_shape)
+        d["depth_input"] = list(self.depth_input_shape) if self.depth == "densedepth" else None
         return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> BuildConfig:
         kw = dict(d)
-        for key in ("fg_size", "fg_scale", "depth_size"):
+        for key in ("fg_size", "fg_scale", "depth_size", "depth_input"):
             if kw.get(key) is not None:
                 kw[key] = tuple(kw[key])
         return cls(**kw)

@@ -20,6 +20,7 @@ from .composite import composite
 from .config import BuildConfig
 from .depth import DepthBatch, make_backend
 from .encode import decode_jpeg, encode_jpeg, encode_png
+from .errors import FgbgError
 from .inputs import load_inputs
 from .plan import Plan, SampleParams
 from .receipts import Receipt, check_shard, write_receipt
@@ -28,7 +29,7 @@ from .shards import EncodedSample, ShardMeta, ShardWriter, shard_name, writer_cl
 from .stats import PixelSums, region_sums
 from .storage import LocalStore
 
-__all__ = ["DEPTH_BATCH", "ShardBuilder", "commit_shard", "sample_meta", "shard_meta"]
+__all__ = ["DEPTH_BATCH", "ShardBuilder", "commit_shard", "depth_settings", "sample_meta", "shard_meta"]
 
 DEPTH_BATCH = 32  # samples per depth-backend call
 _FG_CACHE = 4096  # resized/flipped foregrounds kept per worker
@@ -49,6 +50,13 @@ def sample_meta(p: SampleParams, i: int, records: dict[str, list[dict[str, Any]]
         "h": int(p.h[i]),
         "scale": float(p.scale[i]),
     }
+
+
+def depth_settings(cfg: BuildConfig, options: dict[str, Any] | None) -> dict[str, Any]:
+    """Backend options: the config's (input size, dtype) plus the run's (weights path, device...)."""
+    if cfg.depth != "densedepth":
+        return {}
+    return {"input_size": cfg.depth_input_shape, "dtype": cfg.depth_dtype, **(options or {})}
 
 
 def shard_meta(record: dict[str, Any], shard: int, first: int, count: int) -> ShardMeta:
@@ -98,7 +106,7 @@ def commit_shard(
 class ShardBuilder:
     """Everything a worker needs to build any shard of one dataset."""
 
-    def __init__(self, store: LocalStore, record: dict[str, Any]):
+    def __init__(self, store: LocalStore, record: dict[str, Any], depth_options: dict[str, Any] | None = None):
         self.store = store
         self.record = record
         self.formats: list[str] = list(record["formats"])
@@ -106,7 +114,10 @@ class ShardBuilder:
         self.inputs = load_inputs(store, record["inputs"])
         self.plan = Plan(self.cfg, self.inputs.fg_base, len(self.inputs.bg))
         self.key_width = int(record["key_width"])
-        self.backend = make_backend(self.cfg.depth, self.cfg.depth_shape)
+        self.backend = make_backend(self.cfg.depth, self.cfg.depth_shape, **depth_settings(self.cfg, depth_options))
+        if self.backend is not None and self.backend.describe() != record["depth"]:
+            raise FgbgError(f"{store.url}: the depth backend differs from the one this dataset was built with "
+                            f"({self.backend.describe()} vs {record['depth']}); give the same --depth-weights")
         self._bg_sums = [region_sums(bg) for bg in self.inputs.bg]
         self._fg_cache: OrderedDict[tuple[int, int, int, int], np.ndarray] = OrderedDict()
 

@@ -8,15 +8,40 @@ from ..errors import FgbgError
 from .base import DepthBackend, DepthBatch, to_seed_uint8
 from .plane import PlaneDepth
 
-__all__ = ["BACKENDS", "DepthBackend", "DepthBatch", "make_backend", "to_seed_uint8"]
+__all__ = ["BACKENDS", "DepthBackend", "DepthBatch", "describe_backend", "make_backend", "to_seed_uint8"]
 
-BACKENDS = ("plane", "none")
+BACKENDS = ("plane", "none", "densedepth")
+
+
+def _check(name: str) -> None:
+    if name not in BACKENDS:
+        raise FgbgError(f"unknown depth backend {name!r}; choose one of {', '.join(BACKENDS)}")
 
 
 def make_backend(name: str, out_size: tuple[int, int], **options: Any) -> DepthBackend | None:
-    """The backend called ``name`` producing (w, h) = ``out_size`` maps; None for ``none``."""
+    """The backend called ``name`` producing (w, h) = ``out_size`` maps; None for ``none``.
+
+    ``options`` are backend settings that do not change bytes by themselves (densedepth:
+    ``weights`` path, ``input_size``, ``batch``, ``device``, ``dtype``, ``threads``).
+    """
+    _check(name)
     if name == "none":
         return None
     if name == "plane":
         return PlaneDepth(out_size)
-    raise FgbgError(f"unknown depth backend {name!r}; choose one of {', '.join(BACKENDS)}")
+    from .densedepth import DenseDepthBackend
+
+    return DenseDepthBackend(out_size, **options)
+
+
+def describe_backend(name: str, out_size: tuple[int, int], **options: Any) -> dict[str, Any]:
+    """The manifest's record of the depth source, without loading a model."""
+    _check(name)
+    if name == "none":
+        return {"backend": "none"}
+    if name == "plane":
+        return PlaneDepth(out_size).describe()
+    from .densedepth import describe_weights
+
+    return {**describe_weights(options.get("weights"), options["input_size"], options.get("dtype", "float32")),
+            "size": list(out_size)}

@@ -1,0 +1,131 @@
+"""The ``densedepth`` depth backend: the released DenseDepth weights, batched, CPU or GPU.
+
+Seed semantics (DESIGN §5): the model sees the *encoded* composite decoded back, as RGB in
+[0, 1]; its output ``pred`` becomes ``clip(1000 / pred, 10, 1000) / 1000`` and each map is
+stretched to 0..255. Inputs must be multiples of 32: composites are resized to
+``--depth-input`` (default: the composite size rounded to a multiple of 32), and the
+half-resolution output is resized to ``--depth-size`` when that differs (area for shrinking,
+bilinear for enlarging) before the per-image stretch.
+
+The model is built and loaded once per worker process; Keras 3 runs it on whatever backend
+``KERAS_BACKEND`` names (TensorFlow here; JAX or PyTorch on machines that have those).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from ...errors import FgbgError
+from ..base import DepthBackend, DepthBatch, to_seed_uint8
+
+__all__ = ["DTYPES", "DenseDepthBackend", "describe_weights", "pred_to_metres"]
+
+DTYPES = ("float32", "float16", "bfloat16")
+MISSING_WEIGHTS = (
+    "--depth densedepth needs --depth-weights PATH: the released DenseDepth weights nyu.h5 "
+    "(172,897,376 bytes) or kitti.h5, linked from the README of the ialhashim/DenseDepth repository; "
+    "fgbg never downloads weights. For offline demos use --depth plane."
+)
+
+
+def pred_to_metres(pred: np.ndarray) -> np.ndarray:
+    """DenseDepth output -> depth in metres: ``clip(1000 / pred, 10, 1000) / 100``."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        d = 1000.0 / pred.astype(np.float64)
+    d = np.nan_to_num(d, nan=1000.0, posinf=1000.0, neginf=10.0)
+    return np.asarray(np.clip(d, 10.0, 1000.0) / 100.0)
+
+
+def describe_weights(weights: str | Path | None, input_size: tuple[int, int], dtype: str) -> dict[str, Any]:
+    """What identifies the depth source in the manifest, without building the model."""
+    from .released import read_released
+
+    if not weights:
+        raise FgbgError(MISSING_WEIGHTS)
+    released = read_released(weights)
+    s = released.spec
+    return {"backend": "densedepth", "weights_file": Path(weights).name, "weights_sha256": released.sha256,
+            "keras_version": released.keras_version, "parameters": released.parameters,
+            "decoder": {"conv2": s.conv2_filters, "up": list(s.up_filters), "leaky_after_a": s.leaky_after_a,
+                        "leaky_after_b": s.leaky_after_b, "alpha": s.alpha},
+            "input": list(input_size), "dtype": dtype}
+
+
+def _configure_runtime(device: str, threads: int | None, dtype: str) -> None:
+    """Device, threads and precision, set before the first op (Keras/TF read them once)."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import keras
+
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        gpus = tf.config.list_physical_devices("GPU")
+        if device == "gpu" and not gpus:
+            raise FgbgError("--depth-device gpu: TensorFlow sees no GPU on this machine")
+        try:
+            if device == "cpu":
+                tf.config.set_visible_devices([], "GPU")
+            for gpu in gpus if device != "cpu" else []:
+                tf.config.experimental.set_memory_growth(gpu, True)  # several workers share one GPU
+            if threads:
+                tf.config.threading.set_intra_op_parallelism_threads(threads)
+                tf.config.threading.set_inter_op_parallelism_threads(1)
+        except RuntimeError:
+            pass  # already initialised in this process; settings stay as they were
+        tf.config.experimental.enable_op_determinism()
+    keras.config.set_dtype_policy("float32" if dtype == "float32" else f"mixed_{dtype}")
+
+
+class DenseDepthBackend(DepthBackend):
+    name = "densedepth"
+    needs_pixels = True
+
+    def __init__(self, out_size: tuple[int, int], weights: str | Path | None = None,
+                 input_size: tuple[int, int] = (224, 224), batch: int = 32, device: str = "auto",
+                 dtype: str = "float32", threads: int | None = None):
+        super().__init__(out_size)
+        if not weights:
+            raise FgbgError(MISSING_WEIGHTS)
+        if dtype not in DTYPES:
+            raise FgbgError(f"--depth-dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
+        if input_size[0] % 32 or input_size[1] % 32:
+            raise FgbgError(f"--depth-input must be multiples of 32, got {input_size[0]}x{input_size[1]}")
+        from .model import build_model
+        from .released import load_strict, read_released
+
+        _configure_runtime(device, threads or (os.cpu_count() or 1), dtype)
+        released = read_released(weights)
+        self.input_size = input_size
+        self.batch = max(1, batch)
+        self.dtype = dtype
+        self.model = build_model(released.spec, input_size[1], input_size[0])
+        load_strict(self.model, released)
+        self._describe = describe_weights(weights, input_size, dtype)
+
+    def describe(self) -> dict[str, Any]:
+        return {**self._describe, "size": list(self.out_size)}
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        """Raw model output (N, h, w) for float32 inputs in [0, 1] at the model's input size."""
+        outs = [np.asarray(self.model.predict_on_batch(x[i : i + self.batch]), dtype=np.float32)
+                for i in range(0, len(x), self.batch)]
+        return np.concatenate(outs)[..., 0]
+
+    def predict(self, batch: DepthBatch) -> np.ndarray:
+        w, h = self.input_size
+        images = batch.images
+        if images.shape[1:3] != (h, w):
+            images = np.stack([cv2.resize(im, (w, h), interpolation=cv2.INTER_AREA if w <= im.shape[1]
+                                          else cv2.INTER_LINEAR) for im in images])
+        metres = pred_to_metres(self.forward(images.astype(np.float32) / 255.0))
+        ow, oh = self.out_size
+        if metres.shape[1:] != (oh, ow):
+            shrink = ow <= metres.shape[2] and oh <= metres.shape[1]
+            metres = np.stack([cv2.resize(m, (ow, oh), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+                               for m in metres])
+        return to_seed_uint8(metres)
