@@ -2,6 +2,7 @@
 with the ratio that matters, so results compare across machines of different speed.
 
     python tools/bench.py formats [--samples 4000]    # tar vs HDF5-encoded vs HDF5-raw-zstd
+    python tools/bench.py depth [--input 224 --batches 1,8,32 --samples 64]   # DenseDepth stage
 
 Speed goals live here, never as timed assertions in tests.
 """
@@ -89,17 +90,69 @@ def bench_formats(n_samples: int, work: Path) -> None:
     print("\nratios are against tar in the same run")
 
 
+def bench_depth(side: int, batches: list[int], n_samples: int, work: Path, device: str) -> None:
+    """Raw batched DenseDepth forward vs the full build pipeline with depth, same run.
+
+    Uses random weights in the released nyu.h5 layout (full-width decoder, 42.8 M
+    parameters): speed does not depend on the values, and no weights can be downloaded.
+    """
+    import numpy as np
+
+    from builder.depth import make_backend
+    from builder.depth.densedepth.model import DecoderSpec
+    from builder.depth.densedepth.synthetic import make_random_weights
+
+    weights = work / "nyu_layout_random.h5"
+    make_random_weights(weights, DecoderSpec.released(), side=64)
+    backend = make_backend("densedepth", (side // 2, side // 2), weights=str(weights), input_size=(side, side),
+                           batch=max(batches), device=device, dtype="float32")
+    assert backend is not None
+    rng = np.random.default_rng(0)
+    rows = []
+    for b in batches:
+        backend.batch = b  # type: ignore[attr-defined]
+        x = rng.random((max(b, 8), side, side, 3)).astype(np.float32)
+        backend.forward(x[:b])  # warm-up: traces the graph for this batch size
+        rows.append((b, _rate(len(x), lambda x=x: backend.forward(x), repeat=2)))
+    best_b, best = max(rows, key=lambda r: r[1])
+    n_bg = 2
+    placements = max(1, n_samples // (n_bg * n_bg * 2))
+    bg, fg = write_demo_inputs(work / "inputs", n_bg, n_bg)
+    cfg = BuildConfig(size=side, fg_size=(side * 100 // 224, side * 70 // 224), placements=placements,
+                      shard_size=10**6, depth="densedepth")
+    options = {"weights": str(weights), "batch": best_b, "device": device}
+    res = build(work / "ds", cfg, bg, fg, progress=False, workers=1, depth_options=options)
+    store = LocalStore(work / "ds")
+    shard_builder = ShardBuilder(store, read_json(store, "build.json"), options)  # model loaded once, as in a worker
+    pipeline = _rate(res.samples, lambda: shard_builder.build(0), repeat=1)
+    print(f"\ndepth: DenseDepth, released layout (42.8 M parameters), input {side}x{side}, float32, {device}")
+    print(f"machine: {platform.processor() or platform.machine()}, Python {platform.python_version()}\n")
+    print("| batch | raw forward samples/s |")
+    print("|---|---|")
+    for b, r in rows:
+        print(f"| {b} | {r:,.2f} |")
+    print(f"\nbuild pipeline with depth (one worker, {res.samples} samples: composite, JPEG round trip, depth, "
+          f"encode, write, commit; batch {best_b}): {pipeline:,.2f} samples/s = {pipeline / best:.2f} x raw forward")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="bench", required=True)
     f = sub.add_parser("formats", help="tar vs HDF5 encoded vs HDF5 raw: write, read, size")
     f.add_argument("--samples", type=int, default=4000)
+    d = sub.add_parser("depth", help="DenseDepth: raw batched forward vs build pipeline; batch sweep")
+    d.add_argument("--input", type=int, default=224, help="model input side (multiple of 32)")
+    d.add_argument("--batches", default="1,8,32")
+    d.add_argument("--samples", type=int, default=64, help="samples in the pipeline build")
+    d.add_argument("--device", default="auto", choices=("auto", "cpu", "gpu"))
     ap.add_argument("--work", type=Path, default=None, help="scratch folder (default: a temp dir)")
     a = ap.parse_args()
     work = a.work or Path(tempfile.mkdtemp(prefix="fgbg-bench-"))
     try:
         if a.bench == "formats":
             bench_formats(a.samples, work)
+        elif a.bench == "depth":
+            bench_depth(a.input, [int(b) for b in a.batches.split(",")], a.samples, work, a.device)
     finally:
         if a.work is None:
             shutil.rmtree(work, ignore_errors=True)

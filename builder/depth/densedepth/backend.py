@@ -106,15 +106,24 @@ class DenseDepthBackend(DepthBackend):
         self.model = build_model(released.spec, input_size[1], input_size[0])
         load_strict(self.model, released)
         self._describe = describe_weights(weights, input_size, dtype)
+        self.forward(np.zeros((1, input_size[1], input_size[0], 3), np.float32))  # trace once, up front
 
     def describe(self) -> dict[str, Any]:
         return {**self._describe, "size": list(self.out_size)}
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        """Raw model output (N, h, w) for float32 inputs in [0, 1] at the model's input size."""
+        """Raw model output (N, h, w) for float32 inputs in [0, 1] at the model's input size.
+
+        Every call runs full batches (the last one zero-padded): a new batch shape would make
+        the compiled graph be traced again, which costs seconds.
+        """
+        n = len(x)
+        pad = -n % self.batch
+        if pad:
+            x = np.concatenate([x, np.zeros((pad, *x.shape[1:]), x.dtype)])
         outs = [np.asarray(self.model.predict_on_batch(x[i : i + self.batch]), dtype=np.float32)
                 for i in range(0, len(x), self.batch)]
-        return np.concatenate(outs)[..., 0]
+        return np.concatenate(outs)[:n, ..., 0]
 
     def predict(self, batch: DepthBatch) -> np.ndarray:
         w, h = self.input_size
