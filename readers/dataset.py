@@ -17,6 +17,7 @@ from typing import Any
 
 from .decode import MAX_PIXELS, DecodeError, decode_member
 from .formats import READERS, Member, ShardReader, ShardReadError
+from .fs import Location
 
 __all__ = ["Dataset", "DatasetError", "open_dataset"]
 
@@ -30,9 +31,10 @@ class DatasetError(ValueError):
 class Dataset:
     """A finished fgbg dataset (local folder), read through one of its formats."""
 
-    def __init__(self, root: str | Path, manifest: dict[str, Any], format: str | None = None,
+    def __init__(self, location: Location, manifest: dict[str, Any], format: str | None = None,
                  fields: Sequence[str] | None = None, max_pixels: int = MAX_PIXELS):
-        self.root = Path(root)
+        self.location = location
+        self.root = location.url
         self.manifest = manifest
         formats = list(manifest["shards"])
         self.format = format or formats[0]
@@ -48,7 +50,7 @@ class Dataset:
         self.shards: list[dict[str, Any]] = manifest["shards"][self.format]
         self._firsts = [int(s["first"]) for s in self.shards]
         key_width = int(manifest["key_width"])
-        self._readers: list[ShardReader] = [READERS[self.format](self.root, s, key_width) for s in self.shards]
+        self._readers: list[ShardReader] = [READERS[self.format](location, s, key_width) for s in self.shards]
 
     @property
     def statistics(self) -> dict[str, Any]:
@@ -59,7 +61,7 @@ class Dataset:
         return int(self.manifest["totals"]["samples"])
 
     def __repr__(self) -> str:
-        return f"Dataset({str(self.root)!r}, format={self.format!r}, samples={len(self)}, shards={len(self.shards)})"
+        return f"Dataset({self.root!r}, format={self.format!r}, samples={len(self)}, shards={len(self.shards)})"
 
     def close(self) -> None:
         for r in self._readers:
@@ -117,10 +119,10 @@ class Dataset:
         return self._decode(reader, key, members)
 
 
-def read_manifest(root: Path) -> dict[str, Any]:
-    path = root / MANIFEST
+def read_manifest(location: Location) -> dict[str, Any]:
+    path = location.path(MANIFEST)
     try:
-        manifest: dict[str, Any] = json.loads(path.read_bytes())
+        manifest: dict[str, Any] = json.loads(location.read_bytes(MANIFEST))
     except FileNotFoundError:
         raise DatasetError(f"{path}: no manifest; not a finished fgbg dataset") from None
     except ValueError as e:
@@ -129,11 +131,13 @@ def read_manifest(root: Path) -> dict[str, Any]:
 
 
 def open_dataset(url: str | Path, format: str | None = None, fields: Sequence[str] | None = None,
-                 max_pixels: int = MAX_PIXELS) -> Dataset:
-    """Open the dataset at ``url`` (a folder holding ``manifest.json``).
+                 max_pixels: int = MAX_PIXELS, storage_options: dict[str, Any] | None = None,
+                 cache_dir: str | Path | None = None) -> Dataset:
+    """Open the dataset at ``url``: a folder or an fsspec URL holding ``manifest.json``.
 
     ``format`` picks ``"tar"`` or ``"hdf5"`` when the dataset holds both (default: the
-    first format it was built with).
+    first format it was built with). ``storage_options`` go to fsspec (endpoint,
+    credentials); with ``cache_dir`` remote shards are cached on local disk on first read.
     """
-    root = Path(url)
-    return Dataset(root, read_manifest(root), format, fields, max_pixels)
+    location = Location(url, storage_options, cache_dir)
+    return Dataset(location, read_manifest(location), format, fields, max_pixels)

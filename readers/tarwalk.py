@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Iterator
-from typing import BinaryIO
 
 __all__ = ["BLOCK", "TarFormatError", "member_name_ok", "walk_tar"]
 
@@ -44,7 +43,7 @@ def member_name_ok(name: str) -> bool:
     return bool(name) and not name.startswith("/") and "/" not in name and "\\" not in name and ".." not in name
 
 
-def walk_tar(f: BinaryIO, source: str = "tar") -> Iterator[tuple[str, bytes]]:
+def walk_tar(f: IO[bytes], source: str = "tar") -> Iterator[tuple[str, bytes]]:
     """Yield ``(name, data)`` for each safe regular file in tar stream ``f``."""
     offset = 0
     while True:

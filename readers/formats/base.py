@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from ..fs import Location
 
 __all__ = ["Member", "ShardReadError", "ShardReader"]
 
@@ -27,14 +28,18 @@ class ShardReadError(ValueError):
 class ShardReader(ABC):
     """Reads one shard file of a dataset; opened lazily, safe to pickle (no handles kept)."""
 
-    def __init__(self, root: Path, entry: dict[str, Any], key_width: int):
-        self.path = Path(root) / entry["name"]
+    def __init__(self, location: Location, entry: dict[str, Any], key_width: int):
+        self.location = location
+        self.rel = entry["name"]
+        self.path = location.path(self.rel)  # for messages
         self.entry = entry
         self.key_width = key_width
 
     @abstractmethod
-    def iter_members(self, fields: tuple[str, ...]) -> Iterator[tuple[str, dict[str, Member]]]:
-        """(key, {field: member}) for every sample of the shard, in key order."""
+    def iter_members(self, fields: tuple[str, ...], start: int = 0,
+                     stop: int | None = None) -> Iterator[tuple[str, dict[str, Member]]]:
+        """(key, {field: member}) for samples ``start..stop-1`` of the shard (local
+        positions, default all), in key order, read sequentially."""
 
     @abstractmethod
     def read_members(self, local: int, fields: tuple[str, ...]) -> tuple[str, dict[str, Member]]:

@@ -37,10 +37,11 @@ class Hdf5ShardReader(ShardReader):
     def _h5(self) -> h5py.File:
         if self._file is None or self._pid != os.getpid():
             self._file = self._cache = None  # a handle inherited through fork is never used
-            if not self.path.exists():
+            if not self.location.exists(self.rel):
                 raise ShardReadError(f"{self.path}: shard listed in the manifest is missing")
             try:
-                f = h5py.File(self.path, "r")
+                source = self.location.root / self.rel if not self.location.remote else self.location.open(self.rel)
+                f = h5py.File(source, "r")
                 count = int(f.attrs["count"])
             except _H5_ERRORS as e:
                 raise ShardReadError(f"{self.path}: not a readable HDF5 shard ({e})") from None
@@ -80,25 +81,32 @@ class Hdf5ShardReader(ShardReader):
         except _H5_ERRORS as e:
             raise ShardReadError(f"{self.path}: sample {local} unreadable ({e})") from None
 
-    def iter_members(self, fields: tuple[str, ...]) -> Iterator[tuple[str, dict[str, Member]]]:
+    def iter_members(self, fields: tuple[str, ...], start: int = 0,
+                     stop: int | None = None) -> Iterator[tuple[str, dict[str, Member]]]:
         f = self._h5()
         try:
             keys, offsets, data = self._index(f)
-            blobs = {field: data[field][:].tobytes() for field in fields if field in offsets}
+            stop = len(keys) if stop is None else stop
+            if start >= stop:
+                return
+            # one read per field for the whole range; offsets re-based to the range's start
+            lo = {field: int(offsets[field][start]) for field in fields if field in offsets}
+            blobs = {field: data[field][lo[field] : int(offsets[field][stop])].tobytes() for field in lo}
         except _H5_ERRORS as e:
             raise ShardReadError(f"{self.path}: unreadable ({e})") from None
         raw = [field for field in fields if field not in offsets]
-        for start in range(0, len(keys), RAW_BLOCK):
-            stop = min(len(keys), start + RAW_BLOCK)
+        for block_start in range(start, stop, RAW_BLOCK):
+            block_stop = min(stop, block_start + RAW_BLOCK)
             try:
-                block = {field: data[field][start:stop] for field in raw}  # one read per block of samples
+                block = {field: data[field][block_start:block_stop] for field in raw}  # one read per block
             except _H5_ERRORS as e:
-                raise ShardReadError(f"{self.path}: samples {start}-{stop - 1} unreadable ({e})") from None
-            for i in range(start, stop):
+                raise ShardReadError(f"{self.path}: samples {block_start}-{block_stop - 1} unreadable ({e})") from None
+            for i in range(block_start, block_stop):
                 members: dict[str, Member] = {}
                 for field in fields:
                     if field in blobs:
-                        members[field] = blobs[field][int(offsets[field][i]) : int(offsets[field][i + 1])]
+                        a, b = int(offsets[field][i]) - lo[field], int(offsets[field][i + 1]) - lo[field]
+                        members[field] = blobs[field][a:b]
                     else:
-                        members[field] = block[field][i - start]
+                        members[field] = block[field][i - block_start]
                 yield keys[i], members

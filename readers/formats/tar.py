@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import warnings
 from collections.abc import Iterator
+from typing import IO
 
 from ..tarwalk import TarFormatError, walk_tar
 from .base import Member, ShardReader, ShardReadError
@@ -23,9 +24,9 @@ def _split(name: str) -> tuple[str, str]:
 class TarShardReader(ShardReader):
     _offsets: list[int] | None = None
 
-    def _open(self, buffering: int = _READ_BUFFER):  # type: ignore[no-untyped-def]
+    def _open(self, buffering: int = _READ_BUFFER) -> IO[bytes]:
         try:
-            return open(self.path, "rb", buffering=buffering)
+            return self.location.open(self.rel, buffering)
         except FileNotFoundError:
             raise ShardReadError(f"{self.path}: shard listed in the manifest is missing") from None
 
@@ -52,17 +53,28 @@ class TarShardReader(ShardReader):
         if current is not None:
             yield current, raw
 
-    def iter_members(self, fields: tuple[str, ...]) -> Iterator[tuple[str, dict[str, Member]]]:
+    def iter_members(self, fields: tuple[str, ...], start: int = 0,
+                     stop: int | None = None) -> Iterator[tuple[str, dict[str, Member]]]:
+        count = int(self.entry["count"])
+        stop = count if stop is None else stop
+        if start >= stop:
+            return
         with self._open() as f:
-            yield from self._group(walk_tar(f, str(self.path)), fields)
+            if start:
+                f.seek(self._offset(start))
+            for i, item in enumerate(self._group(walk_tar(f, str(self.path)), fields)):
+                yield item
+                if start + i + 1 >= stop:
+                    return
 
     def _offset(self, local: int) -> int:
         if self._offsets is None:
-            receipt = self.path.with_name(self.path.name + ".json")
+            receipt = self.rel + ".json"
             try:
-                self._offsets = json.loads(receipt.read_bytes())["offsets"]
+                self._offsets = json.loads(self.location.read_bytes(receipt))["offsets"]
             except (OSError, ValueError, KeyError) as e:
-                raise ShardReadError(f"{receipt}: cannot read the shard's offset index ({e})") from None
+                raise ShardReadError(f"{self.location.path(receipt)}: cannot read the shard's offset index "
+                                     f"({e})") from None
         return self._offsets[local]
 
     def read_members(self, local: int, fields: tuple[str, ...]) -> tuple[str, dict[str, Member]]:
