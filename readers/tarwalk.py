@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Iterator
+from typing import IO
 
 __all__ = ["BLOCK", "TarFormatError", "member_name_ok", "walk_tar"]
 
