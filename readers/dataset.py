@@ -18,6 +18,8 @@ from typing import Any
 from .decode import MAX_PIXELS, DecodeError, decode_member
 from .formats import READERS, Member, ShardReader, ShardReadError
 from .fs import Location
+from .stream import Stream, StreamSpec, worker_context
+from .transform import SampleTransform
 
 __all__ = ["Dataset", "DatasetError", "open_dataset"]
 
@@ -102,6 +104,34 @@ class Dataset:
             yield from self._readers[s].iter_members(self.fields)
         except ShardReadError as e:
             raise DatasetError(str(e)) from None
+
+    # -- training streams ---------------------------------------------------------------
+    def stream(self, shuffle: bool = False, seed: int = 0, epoch: int = 0, rank: int = 0, world: int = 1,
+               buffer: int = 2000, partial: str = "pad", worker: int | None = None, workers: int | None = None,
+               resume: dict[str, Any] | None = None, normalize: bool = False,
+               resize: tuple[int, int] | None = None) -> Stream:
+        """This consumer's samples for one epoch (see :mod:`readers.stream`).
+
+        Inside a PyTorch DataLoader worker, ``worker``/``workers`` are detected; give them
+        explicitly elsewhere. ``resume`` is a ``state_dict()`` of an interrupted stream.
+        """
+        if worker is None or workers is None:
+            worker, workers = worker_context()
+        spec = StreamSpec(shuffle, seed, epoch, rank, world, worker, workers, buffer, partial)
+        transform = SampleTransform(self.statistics, normalize, resize) if normalize or resize else None
+        return Stream(self, spec, resume, transform)
+
+    def tf_dataset(self, batch_size: int, **kwargs: Any) -> Any:
+        """A batched ``tf.data.Dataset`` (see :func:`readers.adapters.tf_dataset`)."""
+        from .adapters import tf_dataset
+
+        return tf_dataset(self, batch_size, **kwargs)
+
+    def torch_dataset(self, **kwargs: Any) -> Any:
+        """A ``torch.utils.data.IterableDataset`` (see :func:`readers.adapters.torch_dataset`)."""
+        from .adapters import torch_dataset
+
+        return torch_dataset(self, **kwargs)
 
     # -- random access ------------------------------------------------------------------
     def __getitem__(self, index: int) -> dict[str, Any]:

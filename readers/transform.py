@@ -1,0 +1,51 @@
+"""Per-sample output options: normalisation with the manifest's statistics, resizing."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import cv2
+import numpy as np
+
+__all__ = ["SampleTransform"]
+
+
+class SampleTransform:
+    """Turns decoded uint8 fields into float32 normalised ones and/or resizes them.
+
+    ``normalize``: image -> (x/255 - mean) / std per channel, depth likewise with the depth
+    statistics, mask -> x/255 (a probability, not standardised). ``resize`` (w, h): image
+    and depth by area (shrink) or bilinear (enlarge), the mask by nearest neighbour so it
+    stays binary.
+    """
+
+    def __init__(self, statistics: dict[str, Any], normalize: bool = False, resize: tuple[int, int] | None = None):
+        self.normalize = normalize
+        self.resize = resize
+        self.mean = {k: np.asarray(v["mean"], np.float32) for k, v in statistics.items()}
+        self.std = {k: np.maximum(np.asarray(v["std"], np.float32), 1e-6) for k, v in statistics.items()}
+
+    def _resize(self, field: str, x: np.ndarray) -> np.ndarray:
+        assert self.resize is not None
+        w, h = self.resize
+        if x.shape[1] == w and x.shape[0] == h:
+            return x
+        if field == "mask":
+            interp = cv2.INTER_NEAREST
+        else:
+            interp = cv2.INTER_AREA if w <= x.shape[1] and h <= x.shape[0] else cv2.INTER_LINEAR
+        return cv2.resize(x, (w, h), interpolation=interp)
+
+    def __call__(self, sample: dict[str, Any]) -> dict[str, Any]:
+        for field in ("image", "mask", "depth"):
+            if field not in sample:
+                continue
+            x = sample[field]
+            if self.resize is not None:
+                x = self._resize(field, x)
+            if self.normalize:
+                x = x.astype(np.float32) * np.float32(1 / 255)
+                if field != "mask":
+                    x = (x - self.mean[field]) / self.std[field]
+            sample[field] = x
+        return sample
