@@ -37,7 +37,7 @@ from .receipts import Receipt
 from .shard import ShardBuilder, depth_settings
 from .shards import HDF5_LAYOUTS
 from .sources import load_backgrounds, load_foregrounds
-from .storage import LocalStore
+from .storage import Store, open_store
 
 __all__ = ["BuildResult", "ShardWorker", "build", "check_output", "complete", "record_differences", "run_shards"]
 
@@ -137,13 +137,13 @@ def run_shards(
         pool.join()
 
 
-def _shard_builder(root: str, record: dict[str, Any], depth_options: dict[str, Any]) -> ShardBuilder:
-    return ShardBuilder(LocalStore(root), record, depth_options)
+def _shard_builder(store: Store, record: dict[str, Any], depth_options: dict[str, Any]) -> ShardBuilder:
+    return ShardBuilder(store, record, depth_options)
 
 
 # -- driver -----------------------------------------------------------------------------
 def _prepare_record(
-    store: LocalStore, cfg: BuildConfig | None, sources: tuple[Any, Any] | None, formats: list[str], layout: str,
+    store: Store, cfg: BuildConfig | None, sources: tuple[Any, Any] | None, formats: list[str], layout: str,
     depth_options: dict[str, Any],
 ) -> tuple[dict[str, Any], dict[str, bytes]]:
     existing = read_json(store, BUILD_RECORD) if store.exists(BUILD_RECORD) else None
@@ -166,20 +166,20 @@ def _prepare_record(
     return record, files
 
 
-def check_output(store: LocalStore) -> None:
+def check_output(store: Store) -> None:
     """Refuse an output that is a file, unwritable, or a non-empty folder that is no dataset."""
     store.check_writable()
-    if store.root.is_dir() and not store.exists(BUILD_RECORD):
-        strangers = sorted(p.name for p in store.root.iterdir() if p.name not in _DATASET_ENTRIES)
+    if not store.exists(BUILD_RECORD):
+        strangers = [name for name in store.listdir("") if name not in _DATASET_ENTRIES]
         if strangers:
             raise OutputError(
-                f"{store.root}: folder is not empty ({', '.join(strangers[:3])}...) and holds no fgbg "
+                f"{store.url}: folder is not empty ({', '.join(strangers[:3])}...) and holds no fgbg "
                 "dataset; choose a new or empty folder"
             )
 
 
 def complete(
-    store: LocalStore, record: dict[str, Any], factory: Callable[[], ShardWorker], workers: int | None,
+    store: Store, record: dict[str, Any], factory: Callable[[], ShardWorker], workers: int | None,
     progress: bool | None, on_shard: Callable[[Receipt, bool], None] | None, t0: float, desc: str = "fgbg build",
 ) -> BuildResult:
     """With the lock held and ``build.json`` written: make every shard done, then commit
@@ -224,6 +224,7 @@ def build(
     progress: bool | None = None,
     on_shard: Callable[[Receipt, bool], None] | None = None,
     depth_options: dict[str, Any] | None = None,
+    storage_options: dict[str, Any] | None = None,
 ) -> BuildResult:
     """Build (or resume) the dataset at ``out``. Without bg/fg folders, resume from ``inputs/``.
 
@@ -233,7 +234,7 @@ def build(
     t0 = time.monotonic()
     if hdf5_layout not in HDF5_LAYOUTS:
         raise FgbgError(f"--hdf5-layout must be one of {', '.join(HDF5_LAYOUTS)}, got {hdf5_layout!r}")
-    store = LocalStore(out)
+    store = open_store(out, storage_options)
     store.check_writable()
     sources = None
     if bg_dir is not None or fg_dir is not None:
@@ -252,7 +253,7 @@ def build(
         store.write_atomic(BUILD_RECORD, dumps(record))
         if record["config"]["depth"] == "densedepth":  # share the cores between the workers' models
             depth_options.setdefault("threads", max(1, (os.cpu_count() or 1) // max(1, workers or os.cpu_count() or 1)))
-        factory = functools.partial(_shard_builder, str(store.root), record, depth_options)
+        factory = functools.partial(_shard_builder, store, record, depth_options)
         return complete(store, record, factory, workers, progress, on_shard, t0)
 
 

@@ -68,6 +68,8 @@ def _build_parser() -> argparse.ArgumentParser:
                    help="HDF5: encoded JPEG/PNG bytes (small) or raw Zstd pixels (no decoding)")
     o.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
     o.add_argument("--no-progress", action="store_true", help="no progress bar")
+    o.add_argument("--storage-option", action="append", metavar="KEY=VALUE",
+                   help="fsspec option for URLs (repeatable), e.g. client_kwargs.endpoint_url=http://127.0.0.1:9000")
 
     c = sub.add_parser("convert", help="write a dataset's samples in another shard format (no re-compositing)")
     c.add_argument("dataset", help="source dataset")
@@ -77,10 +79,12 @@ def _build_parser() -> argparse.ArgumentParser:
     c.add_argument("--from", dest="source_format", choices=("tar", "hdf5"), help="source copy, if it has both")
     c.add_argument("--workers", type=int, default=None)
     c.add_argument("--no-progress", action="store_true")
+    c.add_argument("--storage-option", action="append", metavar="KEY=VALUE")
 
     i = sub.add_parser("info", help="what a dataset holds")
     i.add_argument("dataset")
     i.add_argument("--json", action="store_true", help="print the manifest")
+    i.add_argument("--storage-option", action="append", metavar="KEY=VALUE")
 
     m = sub.add_parser("demo-inputs", help="write the synthetic demo inputs to a folder")
     m.add_argument("--out", required=True)
@@ -88,6 +92,32 @@ def _build_parser() -> argparse.ArgumentParser:
     m.add_argument("--fg", type=int, default=8, help="number of foregrounds")
     m.add_argument("--seed", type=int, default=0)
     return p
+
+
+def parse_storage_options(items: Sequence[str]) -> dict[str, Any]:
+    """``["client_kwargs.endpoint_url=http://h:9000", "anon=false"]`` -> nested fsspec options.
+
+    Values are JSON when they parse as JSON (numbers, booleans), else strings.
+    """
+    options: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise FgbgError(f"--storage-option: expected KEY=VALUE, got {item!r}")
+        try:
+            value: Any = json.loads(raw)
+        except ValueError:
+            value = raw
+        node = options
+        *parents, leaf = key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return options
+
+
+def _storage_options(a: argparse.Namespace) -> dict[str, Any]:
+    return parse_storage_options(a.storage_option or [])
 
 
 def _config(a: argparse.Namespace) -> BuildConfig:
@@ -108,7 +138,7 @@ def _cmd_build(a: argparse.Namespace) -> int:
     if a.depth_weights:
         depth_options["weights"] = a.depth_weights
     opts = {"workers": a.workers, "progress": progress, "formats": parse_formats(a.format),
-            "hdf5_layout": a.hdf5_layout, "depth_options": depth_options}
+            "hdf5_layout": a.hdf5_layout, "depth_options": depth_options, "storage_options": _storage_options(a)}
     if a.demo:
         if a.bg or a.fg:
             raise FgbgError("--demo builds from the built-in inputs; drop --bg/--fg")
@@ -132,16 +162,16 @@ def _summary(r: BuildResult) -> None:
 
 def _cmd_convert(a: argparse.Namespace) -> int:
     r = convert(a.dataset, a.out, a.to, hdf5_layout=a.hdf5_layout, source_format=a.source_format,
-                workers=a.workers, progress=False if a.no_progress else None)
+                workers=a.workers, progress=False if a.no_progress else None, storage_options=_storage_options(a))
     _summary(r)
     return 0
 
 
 def _cmd_info(a: argparse.Namespace) -> int:
     from .manifest import MANIFEST, read_json
-    from .storage import LocalStore
+    from .storage import open_store
 
-    store = LocalStore(a.dataset)
+    store = open_store(a.dataset, _storage_options(a))
     if not store.exists(MANIFEST):
         raise FgbgError(f"{a.dataset}: no {MANIFEST}; not a finished fgbg dataset")
     manifest: dict[str, Any] = read_json(store, MANIFEST)

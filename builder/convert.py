@@ -26,7 +26,7 @@ from .manifest import BUILD_RECORD, dumps, make_record, read_json
 from .receipts import Receipt, check_shard, load_receipt
 from .shard import commit_shard, shard_meta
 from .shards import HDF5_LAYOUTS, EncodedSample, shard_name, writer_class
-from .storage import LocalStore
+from .storage import LocalStore, ObjectStore, Store, open_store
 
 __all__ = ["convert"]
 
@@ -36,10 +36,11 @@ _SUFFIX = {"image": "jpg", "mask": "mask.png", "depth": "depth.png", "meta": "js
 class ConvertWorker:
     """Converts whole shards of one source dataset (runs in a worker process)."""
 
-    def __init__(self, src: str, src_format: str, dst: str, record: dict[str, Any]):
-        self.src = open_dataset(src, format=src_format)
-        self.src_store = LocalStore(src)
-        self.store = LocalStore(dst)
+    def __init__(self, src: Store, src_format: str, dst: Store, record: dict[str, Any]):
+        options = src.storage_options if isinstance(src, ObjectStore) else None
+        self.src = open_dataset(src.url, format=src_format, storage_options=options)
+        self.src_store = src
+        self.store = dst
         self.record = record
         self.fmt = record["formats"][0]
 
@@ -92,20 +93,22 @@ def _source_format(manifest: dict[str, Any], to: str, layout: str, wanted: str |
 
 def convert(
     src: str | Path, out: str | Path, to: str, *, hdf5_layout: str = "encoded", source_format: str | None = None,
-    workers: int | None = None, progress: bool | None = None,
+    workers: int | None = None, progress: bool | None = None, storage_options: dict[str, Any] | None = None,
 ) -> BuildResult:
     """Write the samples of dataset ``src`` as a new dataset ``out`` in format ``to``."""
     t0 = time.monotonic()
     writer_class(to)
     if hdf5_layout not in HDF5_LAYOUTS:
         raise FgbgError(f"--hdf5-layout must be one of {', '.join(HDF5_LAYOUTS)}, got {hdf5_layout!r}")
-    src_store = LocalStore(src)
+    src_store = open_store(src, storage_options)
     if not src_store.exists("manifest.json"):
         raise FgbgError(f"{src}: no manifest.json; only a finished dataset can be converted")
     manifest = read_json(src_store, "manifest.json")
     fmt = _source_format(manifest, to, hdf5_layout, source_format)
-    store = LocalStore(out)
-    if store.root.resolve() == src_store.root.resolve():
+    store = open_store(out, storage_options)
+    same = (isinstance(store, LocalStore) and isinstance(src_store, LocalStore)
+            and store.root.resolve() == src_store.root.resolve()) or store.url == src_store.url
+    if same:
         raise FgbgError(f"{out}: convert writes a new dataset; choose an --out other than the source")
     check_output(store)
     n = int(manifest["totals"]["samples"])
@@ -125,6 +128,6 @@ def convert(
                     if key in rec:
                         store.write_atomic(rec[key], src_store.read_bytes(rec[key]))
         store.write_atomic(BUILD_RECORD, dumps(record))
-        factory = functools.partial(ConvertWorker, str(src_store.root), fmt, str(store.root), record)
+        factory = functools.partial(ConvertWorker, src_store, fmt, store, record)
         return complete(store, record, factory, workers, progress, None, t0, desc=f"fgbg convert {fmt}->{to}")
 

@@ -21,7 +21,7 @@ from .encode import decode_png_color, encode_png, encode_png_color
 from .errors import FgbgError
 from .sources import PreparedInput
 from .stats import PixelSums
-from .storage import LocalStore
+from .storage import Store
 
 __all__ = ["InputSet", "encode_inputs", "input_statistics", "load_inputs"]
 
@@ -68,7 +68,7 @@ def encode_inputs(
     return records, files
 
 
-def load_inputs(store: LocalStore, records: dict[str, list[dict[str, Any]]]) -> InputSet:
+def load_inputs(store: Store, records: dict[str, list[dict[str, Any]]]) -> InputSet:
     """Read ``inputs/`` back, checking every file against its recorded hash."""
 
     def read(rec: dict[str, Any]) -> np.ndarray:

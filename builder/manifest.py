@@ -23,7 +23,7 @@ from .plan import Plan
 from .receipts import Receipt
 from .shards import FORMATS
 from .stats import PixelSums
-from .storage import LocalStore
+from .storage import Store
 
 __all__ = [
     "ANNOTATIONS",
@@ -50,7 +50,7 @@ def dumps(obj: Any) -> bytes:
     return (json.dumps(obj, sort_keys=True, indent=1, ensure_ascii=False) + "\n").encode("utf-8")
 
 
-def read_json(store: LocalStore, rel: str) -> Any:
+def read_json(store: Store, rel: str) -> Any:
     return json.loads(store.read_bytes(rel))
 
 

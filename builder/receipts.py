@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from .config import FORMAT_VERSION
-from .storage import LocalStore
+from .storage import Store
 
 __all__ = ["Receipt", "check_shard", "load_receipt", "receipt_name", "write_receipt"]
 
@@ -40,12 +40,12 @@ def receipt_name(shard_rel: str) -> str:
     return shard_rel + ".json"
 
 
-def write_receipt(store: LocalStore, receipt: Receipt) -> None:
+def write_receipt(store: Store, receipt: Receipt) -> None:
     data = json.dumps(receipt.to_json(), sort_keys=True, separators=(",", ":")).encode()
     store.write_atomic(receipt_name(receipt.name), data)
 
 
-def load_receipt(store: LocalStore, shard_rel: str) -> Receipt | None:
+def load_receipt(store: Store, shard_rel: str) -> Receipt | None:
     """The receipt of a shard, or None if absent or unreadable (then the shard is redone)."""
     rel = receipt_name(shard_rel)
     if not store.exists(rel):
@@ -57,7 +57,7 @@ def load_receipt(store: LocalStore, shard_rel: str) -> Receipt | None:
         return None
 
 
-def check_shard(store: LocalStore, shard_rel: str, fingerprint: str, full_hash: bool = True) -> Receipt | None:
+def check_shard(store: Store, shard_rel: str, fingerprint: str, full_hash: bool = True) -> Receipt | None:
     """The receipt if the shard is done (receipt matches the file's size and hash), else None."""
     receipt = load_receipt(store, shard_rel)
     if receipt is None or receipt.fingerprint != fingerprint or receipt.name != shard_rel:

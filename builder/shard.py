@@ -27,7 +27,7 @@ from .receipts import Receipt, check_shard, write_receipt
 from .resize import resize_rgba
 from .shards import EncodedSample, ShardMeta, ShardWriter, shard_name, writer_class
 from .stats import PixelSums, region_sums
-from .storage import LocalStore
+from .storage import Store
 
 __all__ = ["DEPTH_BATCH", "ShardBuilder", "commit_shard", "depth_settings", "sample_meta", "shard_meta"]
 
@@ -68,7 +68,7 @@ def shard_meta(record: dict[str, Any], shard: int, first: int, count: int) -> Sh
 
 
 def commit_shard(
-    store: LocalStore, record: dict[str, Any], meta: ShardMeta, formats: list[str],
+    store: Store, record: dict[str, Any], meta: ShardMeta, formats: list[str],
     samples: Iterator[EncodedSample], stats: dict[str, Any],
 ) -> list[Receipt]:
     """Write ``samples`` into one temp file per format, commit each, then write receipts.
@@ -106,7 +106,7 @@ def commit_shard(
 class ShardBuilder:
     """Everything a worker needs to build any shard of one dataset."""
 
-    def __init__(self, store: LocalStore, record: dict[str, Any], depth_options: dict[str, Any] | None = None):
+    def __init__(self, store: Store, record: dict[str, Any], depth_options: dict[str, Any] | None = None):
         self.store = store
         self.record = record
         self.formats: list[str] = list(record["formats"])

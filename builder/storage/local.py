@@ -1,12 +1,10 @@
-"""Where a dataset lives, and the file-level half of the commit protocol (DESIGN §7).
+"""A dataset folder on a local or mounted filesystem, and its ``flock`` lock.
 
-``LocalStore`` is a dataset folder on a local or mounted filesystem. Every final file
-appears atomically: it is written under a temporary name (``NAME.tmp-PID-RANDOM``, which
-never ends in a shard extension), flushed with fsync, then renamed, and the directory is
-fsynced so the rename survives a power cut. A crash therefore leaves either the old file,
-the new file, or a stale temporary that the next builder (holding the lock) deletes.
-
-Paths inside a store are relative POSIX strings such as ``"shards/000000.tar"``.
+Every final file appears atomically: it is written under a temporary name
+(``NAME.tmp-PID-RANDOM``, which never ends in a shard extension), flushed with fsync, then
+renamed, and the directory is fsynced so the rename survives a power cut. A crash
+therefore leaves either the old file, the new file, or a stale temporary that the next
+builder (holding the lock) deletes.
 """
 
 from __future__ import annotations
@@ -20,12 +18,10 @@ import tempfile
 from pathlib import Path
 from types import TracebackType
 
-from .errors import LockedError, OutputError
+from ..errors import LockedError, OutputError
+from .base import LOCK_NAME, TMP_MARK, Store
 
-__all__ = ["TMP_MARK", "DatasetLock", "LocalStore"]
-
-TMP_MARK = ".tmp-"
-LOCK_NAME = ".fgbg.lock"
+__all__ = ["DatasetLock", "LocalStore"]
 
 
 def _fsync_dir(path: Path) -> None:
@@ -75,7 +71,7 @@ class DatasetLock:
             self._fd = None
 
 
-class LocalStore:
+class LocalStore(Store):
     """A dataset folder. ``url`` is the folder path."""
 
     def __init__(self, root: str | Path):
@@ -131,9 +127,9 @@ class LocalStore:
                 h.update(block)
         return h.hexdigest()
 
-    def listdir(self, folder: str) -> list[str]:
+    def listdir(self, folder: str = "") -> list[str]:
         d = self.root / folder
-        return sorted(f"{folder}/{p.name}" for p in d.iterdir()) if d.is_dir() else []
+        return sorted(p.name for p in d.iterdir()) if d.is_dir() else []
 
     # -- writing --------------------------------------------------------------------------
     def temp_path(self, rel: str) -> Path:

@@ -1,0 +1,77 @@
+"""The dataset-store interface: where a dataset's files live, and how they appear atomically.
+
+Two implementations: ``LocalStore`` (a folder; temp file + fsync + rename) and
+``ObjectStore`` (any fsspec URL such as ``s3://bucket/prefix``; shards are written to a
+local temp file and uploaded to their final key in one PUT or a completed multipart upload
+-- object stores have no rename -- so a key either holds a whole object or nothing).
+Both keep the commit protocol of DESIGN §7: shard first, receipt after, manifest last.
+
+Paths inside a store are relative POSIX strings such as ``"shards/000000.tar"``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from abc import ABC, abstractmethod
+from contextlib import AbstractContextManager
+from pathlib import Path
+
+__all__ = ["TMP_MARK", "Store"]
+
+TMP_MARK = ".tmp-"
+LOCK_NAME = ".fgbg.lock"
+
+
+class Store(ABC):
+    """A dataset location. Picklable: workers receive the store itself."""
+
+    url: str
+
+    @abstractmethod
+    def check_writable(self) -> None:
+        """Fail early, naming the location, if a dataset cannot be written there."""
+
+    @abstractmethod
+    def create(self) -> None:
+        """Make the dataset's folders (no-op where folders do not exist)."""
+
+    @abstractmethod
+    def lock(self) -> AbstractContextManager[object]:
+        """Exclusive access for one builder; a second gets ``LockedError``."""
+
+    @abstractmethod
+    def exists(self, rel: str) -> bool: ...
+
+    @abstractmethod
+    def size(self, rel: str) -> int: ...
+
+    @abstractmethod
+    def read_bytes(self, rel: str) -> bytes: ...
+
+    @abstractmethod
+    def listdir(self, folder: str = "") -> list[str]:
+        """Names (not paths) of the entries directly inside ``folder`` ("" = the root)."""
+
+    @abstractmethod
+    def temp_path(self, rel: str) -> Path:
+        """A fresh *local* path to write the content of ``rel`` before it is committed."""
+
+    @abstractmethod
+    def commit(self, tmp: Path, rel: str) -> None:
+        """Make the fully written, fsynced local file ``tmp`` appear as ``rel``, atomically."""
+
+    @abstractmethod
+    def write_atomic(self, rel: str, data: bytes) -> None:
+        """Make ``data`` appear as ``rel`` atomically (skipped if already identical)."""
+
+    @abstractmethod
+    def remove(self, rel: str) -> None: ...
+
+    @abstractmethod
+    def remove_stale_temps(self) -> list[str]:
+        """Delete temporaries left by dead builders (only while holding the lock)."""
+
+    def sha256(self, rel: str) -> str:
+        h = hashlib.sha256()
+        h.update(self.read_bytes(rel))
+        return h.hexdigest()

@@ -1,0 +1,250 @@
+"""Datasets on object stores (``s3://bucket/prefix``, ``gs://``, ``memory://``...) via fsspec.
+
+Object stores have no rename, so the commit protocol becomes: write the shard to a local
+temporary file, then upload it to its **final key** in one PUT (or a multipart upload that
+is only visible once completed) -- a key holds a whole object or nothing. The receipt is
+written after the upload succeeded, the manifest last. Transient errors are retried with
+exponential backoff (``FGBG_RETRIES``, default 5 tries); when they persist the build stops
+with an error naming the key, no receipt is written, and a rerun redoes that shard.
+
+The lock is a lease object ``.fgbg.lock`` created with a conditional PUT (``If-None-Match:
+*``) where the store supports it (S3), renewed by a heartbeat while the build runs, and
+taken over when it expired or when its holder is a dead process on this host (a builder
+killed with -9 must not block the rerun that resumes it).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import secrets
+import shutil
+import socket
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from types import TracebackType
+from typing import Any, TypeVar
+
+from ..errors import LockedError, OutputError
+from .base import LOCK_NAME, TMP_MARK, Store
+
+__all__ = ["ObjectLock", "ObjectStore"]
+
+T = TypeVar("T")
+_PERMANENT = (FileNotFoundError, PermissionError, FileExistsError, IsADirectoryError, NotADirectoryError)
+
+
+def _retries() -> int:
+    return max(1, int(os.environ.get("FGBG_RETRIES", "5")))
+
+
+class ObjectStore(Store):
+    """A dataset under an fsspec URL. ``storage_options`` go to ``fsspec.filesystem``."""
+
+    def __init__(self, url: str, storage_options: dict[str, Any] | None = None):
+        self.url = url.rstrip("/")
+        self.protocol = self.url.split("://", 1)[0]
+        self.storage_options = dict(storage_options or {})
+        self._fs: Any = None
+        self._tmpdir: Path | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_fs"] = None  # sessions and sockets are rebuilt in each process
+        state["_tmpdir"] = None
+        return state
+
+    @property
+    def fs(self) -> Any:
+        if self._fs is None:
+            import fsspec
+
+            self._fs = fsspec.filesystem(self.protocol, **self.storage_options)
+        return self._fs
+
+    def _path(self, rel: str) -> str:
+        return f"{self.url}/{rel}" if rel else self.url
+
+    def _retry(self, what: str, fn: Callable[[], T]) -> T:
+        """Run ``fn``, retrying transient failures with exponential backoff."""
+        tries = _retries()
+        for attempt in range(tries):
+            try:
+                return fn()
+            except _PERMANENT:
+                raise
+            except Exception as e:
+                if attempt == tries - 1:
+                    raise OutputError(f"{what}: failed after {tries} tries ({type(e).__name__}: {e})") from None
+                time.sleep(min(8.0, 0.25 * 2**attempt))
+        raise AssertionError("unreachable")
+
+    # -- checks and lock ---------------------------------------------------------------
+    def check_writable(self) -> None:
+        probe = f".fgbg-probe-{secrets.token_hex(4)}"
+        try:
+            self._retry(self._path(""), lambda: self.fs.pipe_file(self._path(probe), b""))
+            self._retry(self._path(""), lambda: self.fs.rm_file(self._path(probe)))
+        except (OSError, OutputError) as e:
+            raise OutputError(f"{self.url}: cannot write a dataset here ({e})") from None
+
+    def create(self) -> None:
+        """Nothing to make: object stores have no folders."""
+
+    def lock(self) -> ObjectLock:
+        return ObjectLock(self)
+
+    # -- reading -----------------------------------------------------------------------
+    def exists(self, rel: str) -> bool:
+        self.fs.invalidate_cache()
+        return bool(self._retry(self._path(rel), lambda: self.fs.exists(self._path(rel))))
+
+    def size(self, rel: str) -> int:
+        return int(self._retry(self._path(rel), lambda: self.fs.size(self._path(rel))))
+
+    def read_bytes(self, rel: str) -> bytes:
+        data: bytes = self._retry(self._path(rel), lambda: self.fs.cat_file(self._path(rel)))
+        return data
+
+    def sha256(self, rel: str) -> str:
+        def digest() -> str:
+            h = hashlib.sha256()
+            with self.fs.open(self._path(rel), "rb", block_size=1 << 22) as f:
+                for block in iter(lambda: f.read(1 << 22), b""):
+                    h.update(block)
+            return h.hexdigest()
+
+        return self._retry(self._path(rel), digest)
+
+    def listdir(self, folder: str = "") -> list[str]:
+        path = self._path(folder)
+        try:
+            entries = self._retry(path, lambda: self.fs.ls(path, detail=False, refresh=True))
+        except FileNotFoundError:
+            return []
+        return sorted(str(e).rstrip("/").rsplit("/", 1)[-1] for e in entries)
+
+    # -- writing -----------------------------------------------------------------------
+    def temp_path(self, rel: str) -> Path:
+        if self._tmpdir is None or not self._tmpdir.is_dir():
+            self._tmpdir = Path(tempfile.mkdtemp(prefix="fgbg-upload-"))
+        return self._tmpdir / f"{rel.replace('/', '__')}{TMP_MARK}{os.getpid()}-{secrets.token_hex(4)}"
+
+    def commit(self, tmp: Path, rel: str) -> None:
+        """Upload to the final key (one PUT, or multipart completed as a whole), then drop tmp."""
+        try:
+            self._retry(self._path(rel), lambda: self.fs.put_file(str(tmp), self._path(rel)))
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def write_atomic(self, rel: str, data: bytes) -> None:
+        if self.exists(rel) and self.size(rel) == len(data) and self.read_bytes(rel) == data:
+            return
+        self._retry(self._path(rel), lambda: self.fs.pipe_file(self._path(rel), data))
+
+    def remove(self, rel: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self._retry(self._path(rel), lambda: self.fs.rm_file(self._path(rel)))
+
+    def remove_stale_temps(self) -> list[str]:
+        """Uploads are atomic, so there are no remote temporaries; clean the local ones."""
+        if self._tmpdir is not None:
+            shutil.rmtree(self._tmpdir, ignore_errors=True)
+            self._tmpdir = None
+        return []
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class ObjectLock:
+    """A lease object with heartbeat; see the module docstring."""
+
+    TTL = 120.0  # seconds a lease lasts without renewal
+    HEARTBEAT = 20.0
+
+    def __init__(self, store: ObjectStore):
+        self.store = store
+        self.owner = uuid.uuid4().hex
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _body(self) -> bytes:
+        return json.dumps({"owner": self.owner, "host": socket.gethostname(), "pid": os.getpid(),
+                           "expires": time.time() + self.TTL}).encode()
+
+    def _create(self) -> bool:
+        s = self.store
+        key = s._path(LOCK_NAME)
+        if s.protocol in ("s3", "s3a"):
+            bucket, _, name = key.split("://", 1)[1].partition("/")
+            try:
+                s._retry(key, lambda: s.fs.call_s3("put_object", Bucket=bucket, Key=name, Body=self._body(),
+                                                   IfNoneMatch="*"))
+                return True
+            except FileExistsError:
+                return False
+        if s.exists(LOCK_NAME):  # stores without conditional writes: create, then read back
+            return False
+        s._retry(key, lambda: s.fs.pipe_file(key, self._body()))
+        return self._holder().get("owner") == self.owner
+
+    def _holder(self) -> dict[str, Any]:
+        try:
+            holder: dict[str, Any] = json.loads(self.store.read_bytes(LOCK_NAME))
+            return holder
+        except (FileNotFoundError, ValueError):
+            return {}
+
+    def _stale(self, holder: dict[str, Any]) -> bool:
+        if not holder or holder.get("expires", 0) < time.time():
+            return True
+        return holder.get("host") == socket.gethostname() and not _pid_alive(int(holder.get("pid", 0)))
+
+    def __enter__(self) -> ObjectLock:
+        for _ in range(3):
+            if self._create():
+                self._thread = threading.Thread(target=self._renew, name="fgbg-lock-heartbeat", daemon=True)
+                self._thread.start()
+                return self
+            holder = self._holder()
+            if self._stale(holder):
+                self.store.remove(LOCK_NAME)
+                continue
+            until = time.strftime("%H:%M:%S", time.localtime(holder.get("expires", 0)))
+            raise LockedError(
+                f"{self.store.url}: another fgbg builder is writing this dataset (pid {holder.get('pid')} on "
+                f"{holder.get('host')}, lease until {until}); wait for it to finish or stop it"
+            )
+        raise LockedError(f"{self.store.url}: could not take the dataset lock (contended)")
+
+    def _renew(self) -> None:
+        key = self.store._path(LOCK_NAME)
+        while not self._stop.wait(self.HEARTBEAT):
+            with contextlib.suppress(Exception):  # a missed heartbeat only shortens the lease
+                self.store.fs.pipe_file(key, self._body())
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        try:
+            if self._holder().get("owner") == self.owner:
+                self.store.remove(LOCK_NAME)
+        except OutputError:
+            pass  # the store is unreachable: the lease expires by itself
