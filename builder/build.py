@@ -240,8 +240,8 @@ def build(
     if bg_dir is not None or fg_dir is not None:
         if bg_dir is None or fg_dir is None or cfg is None:
             raise FgbgError("a new build needs both --bg and --fg")
-        sources = (load_backgrounds(Path(bg_dir), cfg, skip_invalid),
-                   load_foregrounds(Path(fg_dir), cfg, Path(fg_mask_dir) if fg_mask_dir else None, skip_invalid))
+        sources = (load_backgrounds(bg_dir, cfg, skip_invalid, storage_options),
+                   load_foregrounds(fg_dir, cfg, fg_mask_dir, skip_invalid, storage_options))
     check_output(store)
     store.create()
     with store.lock():

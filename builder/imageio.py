@@ -7,48 +7,101 @@ Every failure becomes an :class:`InputError` that names the file.
 
 from __future__ import annotations
 
+import io
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import InputError
 
-__all__ = ["IMAGE_EXTENSIONS", "MAX_PIXELS", "list_images", "read_image"]
+__all__ = ["IMAGE_EXTENSIONS", "MAX_PIXELS", "InputFile", "list_images", "read_image"]
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
 #: Inputs larger than this many pixels are refused (decompression-bomb guard, ~16k x 16k).
 MAX_PIXELS = 268_435_456
 
 
-def list_images(folder: Path, what: str, skip_invalid: bool = False) -> list[Path]:
-    """Image files of a folder, sorted by name; hidden files are ignored.
+@dataclass(frozen=True)
+class InputFile:
+    """An input image: a local path or an fsspec URL (``s3://bucket/bg/room.jpg``)."""
+
+    location: str
+    storage_options: dict[str, Any] | None = None
+
+    @property
+    def name(self) -> str:
+        return self.location.rstrip("/").rsplit("/", 1)[-1]
+
+    @property
+    def stem(self) -> str:
+        return self.name.rsplit(".", 1)[0] if "." in self.name[1:] else self.name
+
+    @property
+    def suffix(self) -> str:
+        return "." + self.name.rsplit(".", 1)[1] if "." in self.name[1:] else ""
+
+    def read_bytes(self) -> bytes:
+        if "://" not in self.location:
+            return Path(self.location).read_bytes()
+        import fsspec
+
+        with fsspec.open(self.location, "rb", **(self.storage_options or {})) as f:
+            data: bytes = f.read()
+        return data
+
+    def __str__(self) -> str:
+        return self.location
+
+
+def _entries(folder: str, what: str, storage_options: dict[str, Any] | None) -> list[tuple[str, bool]]:
+    """(location, is_file) of the entries of a local folder or an fsspec URL."""
+    if "://" not in folder:
+        root = Path(folder)
+        if not root.exists():
+            raise InputError(f"{what} folder {folder} does not exist")
+        if not root.is_dir():
+            raise InputError(f"{what} folder {folder} is not a directory")
+        return [(str(p), p.is_file()) for p in root.iterdir()]
+    import fsspec
+
+    fs, path = fsspec.core.url_to_fs(folder, **(storage_options or {}))
+    protocol = folder.split("://", 1)[0]
+    try:
+        listing = fs.ls(path, detail=True, refresh=True)
+    except FileNotFoundError:
+        raise InputError(f"{what} folder {folder} does not exist") from None
+    except OSError as e:
+        raise InputError(f"{what} folder {folder} cannot be listed ({e})") from None
+    return [(f"{protocol}://{e['name']}", e["type"] == "file") for e in listing]
+
+
+def list_images(folder: str | Path, what: str, skip_invalid: bool = False,
+                storage_options: dict[str, Any] | None = None) -> list[InputFile]:
+    """Image files of a folder (local or fsspec URL), sorted by name; hidden files are ignored.
 
     Files with other extensions are an error naming the file (or skipped with
     ``skip_invalid``), so a stray file never silently changes the dataset.
     """
-    folder = Path(folder)
-    if not folder.exists():
-        raise InputError(f"{what} folder {folder} does not exist")
-    if not folder.is_dir():
-        raise InputError(f"{what} folder {folder} is not a directory")
+    folder = str(folder)
     images = []
-    for p in sorted(folder.iterdir(), key=lambda q: q.name):
-        if p.name.startswith("."):
+    for location, is_file in sorted(_entries(folder, what, storage_options)):
+        f = InputFile(location, storage_options)
+        if f.name.startswith(".") or not is_file:
             continue
-        if p.is_dir():
-            continue
-        if p.suffix.lower() in IMAGE_EXTENSIONS:
-            images.append(p)
+        if f.suffix.lower() in IMAGE_EXTENSIONS:
+            images.append(f)
         elif not skip_invalid:
             raise InputError(
-                f"{p}: not an image file (extension {p.suffix or 'none'!r}); {what} folder may "
+                f"{f}: not an image file (extension {f.suffix or 'none'!r}); {what} folder may "
                 f"only hold {', '.join(IMAGE_EXTENSIONS)} (or pass --skip-invalid)"
             )
     if not images:
         raise InputError(f"{what} folder {folder} holds no images ({', '.join(IMAGE_EXTENSIONS)})")
-    return images
+    return sorted(images, key=lambda f: f.name)
 
 
 def _to_8bit(img: Image.Image) -> Image.Image:
@@ -63,18 +116,23 @@ def _to_8bit(img: Image.Image) -> Image.Image:
     return img
 
 
-def read_image(path: Path, what: str) -> np.ndarray:
+def read_image(path: InputFile | str | Path, what: str) -> np.ndarray:
     """Decode an image file to uint8 RGB (H, W, 3) or RGBA (H, W, 4) when it has alpha.
 
     Orientation from EXIF is applied; grayscale becomes RGB; CMYK is converted.
     """
+    file = path if isinstance(path, InputFile) else InputFile(str(path))
+    try:
+        data = file.read_bytes()
+    except OSError as e:
+        raise InputError(f"{file}: {what} file cannot be read ({e})") from None
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
+            with Image.open(io.BytesIO(data)) as img:
                 if img.width * img.height > MAX_PIXELS:
                     raise InputError(
-                        f"{path}: {what} image is {img.width}x{img.height}, larger than the "
+                        f"{file}: {what} image is {img.width}x{img.height}, larger than the "
                         f"{MAX_PIXELS} pixel limit"
                     )
                 img.load()
@@ -87,9 +145,9 @@ def read_image(path: Path, what: str) -> np.ndarray:
     except InputError:
         raise
     except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
-        raise InputError(f"{path}: {what} file is not a readable image ({e})") from None
+        raise InputError(f"{file}: {what} file is not a readable image ({e})") from None
     except (OSError, SyntaxError, ValueError) as e:
-        raise InputError(f"{path}: {what} image is corrupt or truncated ({e})") from None
+        raise InputError(f"{file}: {what} image is corrupt or truncated ({e})") from None
     if arr.shape[0] < 1 or arr.shape[1] < 1:
-        raise InputError(f"{path}: {what} image is empty ({arr.shape[1]}x{arr.shape[0]})")
+        raise InputError(f"{file}: {what} image is empty ({arr.shape[1]}x{arr.shape[0]})")
     return arr

@@ -11,12 +11,13 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from .config import BuildConfig, scaled_size
 from .errors import InputError
-from .imageio import list_images, read_image
+from .imageio import InputFile, list_images, read_image
 from .resize import attach_mask, fit_box, resize_rgb, resize_rgba
 
 __all__ = ["PreparedInput", "file_sha256", "load_backgrounds", "load_foregrounds"]
@@ -32,25 +33,22 @@ class PreparedInput:
     base_size: tuple[int, int]  # (w, h) of the fg box at scale 1 (bg: the composite size)
 
 
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+def file_sha256(path: InputFile) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def load_backgrounds(folder: Path, cfg: BuildConfig, skip_invalid: bool = False) -> list[PreparedInput]:
+def load_backgrounds(folder: str | Path, cfg: BuildConfig, skip_invalid: bool = False,
+                     storage_options: dict[str, Any] | None = None) -> list[PreparedInput]:
     """Read every background, drop any alpha, resize to ``size`` x ``size``."""
     out = []
-    for path in list_images(folder, "background", skip_invalid):
+    for path in list_images(folder, "background", skip_invalid, storage_options):
         arr = read_image(path, "background")[..., :3]
         rgb = resize_rgb(np.ascontiguousarray(arr), cfg.size, cfg.size)
         out.append(PreparedInput(path.name, file_sha256(path), rgb, (cfg.size, cfg.size)))
     return out
 
 
-def _mask_for(fg_path: Path, mask_dir: Path, masks: dict[str, list[Path]]) -> Path:
+def _mask_for(fg_path: InputFile, mask_dir: str, masks: dict[str, list[InputFile]]) -> InputFile:
     matches = masks.get(fg_path.stem, [])
     if not matches:
         raise InputError(f"{fg_path}: no mask with stem {fg_path.stem!r} in {mask_dir}")
@@ -61,29 +59,30 @@ def _mask_for(fg_path: Path, mask_dir: Path, masks: dict[str, list[Path]]) -> Pa
 
 
 def load_foregrounds(
-    folder: Path, cfg: BuildConfig, mask_dir: Path | None = None, skip_invalid: bool = False
+    folder: str | Path, cfg: BuildConfig, mask_dir: str | Path | None = None, skip_invalid: bool = False,
+    storage_options: dict[str, Any] | None = None,
 ) -> list[PreparedInput]:
     """Read every foreground as RGBA (own alpha, or RGB + mask file with the same stem).
 
     The stored size is the box at the largest scale the plan can draw, so a per-sample
     scale only ever shrinks it (no upscaling blur); without scale jitter it is the box.
     """
-    paths = list_images(folder, "foreground", skip_invalid)
-    stems: dict[str, Path] = {}
+    paths = list_images(folder, "foreground", skip_invalid, storage_options)
+    stems: dict[str, InputFile] = {}
     for p in paths:
         if p.stem in stems and mask_dir is not None:
             raise InputError(f"{p}: stem {p.stem!r} also used by {stems[p.stem]}; masks are matched by stem")
         stems[p.stem] = p
-    masks: dict[str, list[Path]] = {}
+    masks: dict[str, list[InputFile]] = {}
     if mask_dir is not None:
-        for m in list_images(Path(mask_dir), "foreground mask", skip_invalid):
+        for m in list_images(mask_dir, "foreground mask", skip_invalid, storage_options):
             masks.setdefault(m.stem, []).append(m)
     out = []
     for path in paths:
         arr = read_image(path, "foreground")
         digest = file_sha256(path)
         if mask_dir is not None:
-            mpath = _mask_for(path, Path(mask_dir), masks)
+            mpath = _mask_for(path, str(mask_dir), masks)
             mask = read_image(mpath, "foreground mask")
             if mask.shape[:2] != arr.shape[:2]:
                 raise InputError(
