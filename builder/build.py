@@ -39,7 +39,10 @@ from .shards import HDF5_LAYOUTS
 from .sources import load_backgrounds, load_foregrounds
 from .storage import Store, open_store
 
-__all__ = ["BuildResult", "ShardWorker", "build", "check_output", "complete", "record_differences", "run_shards"]
+__all__ = [
+    "BuildResult", "Runner", "ShardWorker", "build", "check_output", "complete", "local_runner", "record_differences",
+    "run_shards",
+]
 
 _DATASET_ENTRIES = {BUILD_RECORD, MANIFEST, ANNOTATIONS, "shards", "inputs", ".fgbg.lock"}
 
@@ -88,6 +91,7 @@ class ShardWorker(Protocol):
 
 
 _worker: ShardWorker | None = None
+_factory: Callable[[], ShardWorker] | None = None
 
 
 def _die_with_parent() -> None:
@@ -98,14 +102,20 @@ def _die_with_parent() -> None:
 
 
 def _init_worker(factory: Callable[[], ShardWorker]) -> None:
-    global _worker
+    """Pool initializer: cheap settings only. The worker itself is made by the first task,
+    so a failure (bad weights, unreadable inputs) reaches the builder as that task's
+    exception -- a failing initializer would make the pool respawn workers forever."""
+    global _factory
     _die_with_parent()
     cv2.setNumThreads(1)  # one process per core already; see NOTES.md on cv2 threads
-    _worker = factory()
+    _factory = factory
 
 
 def _ensure_shard(shard: int) -> list[tuple[Receipt, bool]]:
-    assert _worker is not None
+    global _worker
+    if _worker is None:
+        assert _factory is not None
+        _worker = _factory()
     return _worker.ensure(shard)
 
 
@@ -178,21 +188,33 @@ def check_output(store: Store) -> None:
             )
 
 
+Runner = Callable[[list[int]], Iterator[list[tuple[Receipt, bool]]]]
+
+
+def local_runner(factory: Callable[[], ShardWorker], workers: int | None) -> Runner:
+    """Shards in a local process pool of ``workers`` (default: all cores)."""
+
+    def run(shards: list[int]) -> Iterator[list[tuple[Receipt, bool]]]:
+        n = max(1, min(workers or os.cpu_count() or 1, len(shards)))
+        return run_shards(factory, shards, n)
+
+    return run
+
+
 def complete(
-    store: Store, record: dict[str, Any], factory: Callable[[], ShardWorker], workers: int | None,
-    progress: bool | None, on_shard: Callable[[Receipt, bool], None] | None, t0: float, desc: str = "fgbg build",
+    store: Store, record: dict[str, Any], run: Runner, progress: bool | None,
+    on_shard: Callable[[Receipt, bool], None] | None, t0: float, desc: str = "fgbg build",
 ) -> BuildResult:
-    """With the lock held and ``build.json`` written: make every shard done, then commit
-    the annotations index and, last, the manifest."""
+    """With the lock held and ``build.json`` written: make every shard done (with ``run``),
+    then commit the annotations index and, last, the manifest."""
     cfg = BuildConfig.from_json(record["config"])
     inputs = load_inputs(store, record["inputs"])
     plan = Plan(cfg, inputs.fg_base, len(inputs.bg))
-    n_workers = max(1, min(workers or os.cpu_count() or 1, plan.n_shards))
     receipts: list[Receipt] = []
     built = built_samples = 0
     bar = _progress_bar(plan.n_samples, progress, desc)
     try:
-        for results in run_shards(factory, list(range(plan.n_shards)), n_workers):
+        for results in run(list(range(plan.n_shards))):
             new = any(n for _, n in results)
             receipts += [r for r, _ in results]
             built += new
@@ -202,6 +224,7 @@ def complete(
                 on_shard(results[0][0], new)
     finally:
         bar.close()
+    store.remove_stale_temps()  # every shard is done: a temp left now belongs to a dead worker
     annotations = annotations_csv(plan, int(record["key_width"]))
     store.write_atomic(ANNOTATIONS, annotations)
     manifest = make_manifest(record, receipts, annotations, input_statistics(inputs, cfg))
@@ -225,12 +248,18 @@ def build(
     on_shard: Callable[[Receipt, bool], None] | None = None,
     depth_options: dict[str, Any] | None = None,
     storage_options: dict[str, Any] | None = None,
+    executor: str = "local",
+    ray_address: str | None = None,
 ) -> BuildResult:
     """Build (or resume) the dataset at ``out``. Without bg/fg folders, resume from ``inputs/``.
 
     ``depth_options`` go to the depth backend (densedepth: ``weights``, ``batch``,
     ``device``); they identify nothing by themselves (the weights' hash is recorded).
+    ``executor="ray"`` runs shards as Ray tasks (and DenseDepth in Ray actors) on the
+    cluster at ``ray_address`` (default: a local Ray instance); the result is the same.
     """
+    if executor not in ("local", "ray"):
+        raise FgbgError(f"--executor must be local or ray, got {executor!r}")
     t0 = time.monotonic()
     if hdf5_layout not in HDF5_LAYOUTS:
         raise FgbgError(f"--hdf5-layout must be one of {', '.join(HDF5_LAYOUTS)}, got {hdf5_layout!r}")
@@ -251,10 +280,16 @@ def build(
         for rel, data in files.items():
             store.write_atomic(rel, data)
         store.write_atomic(BUILD_RECORD, dumps(record))
-        if record["config"]["depth"] == "densedepth":  # share the cores between the workers' models
-            depth_options.setdefault("threads", max(1, (os.cpu_count() or 1) // max(1, workers or os.cpu_count() or 1)))
-        factory = functools.partial(_shard_builder, store, record, depth_options)
-        return complete(store, record, factory, workers, progress, on_shard, t0)
+        if executor == "ray":
+            from .ray_executor import ray_runner
+
+            run = ray_runner(store, record, depth_options, workers, ray_address)
+        else:
+            if record["config"]["depth"] == "densedepth":  # share the cores between the workers' models
+                n = max(1, workers or os.cpu_count() or 1)
+                depth_options.setdefault("threads", max(1, (os.cpu_count() or 1) // n))
+            run = local_runner(functools.partial(_shard_builder, store, record, depth_options), workers)
+        return complete(store, record, run, progress, on_shard, t0)
 
 
 class _NoBar:

@@ -67,6 +67,9 @@ def _build_parser() -> argparse.ArgumentParser:
     o.add_argument("--hdf5-layout", default="encoded", choices=HDF5_LAYOUTS,
                    help="HDF5: encoded JPEG/PNG bytes (small) or raw Zstd pixels (no decoding)")
     o.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
+    o.add_argument("--executor", default="local", choices=("local", "ray"),
+                   help="local process pool (default) or Ray tasks/actors (pip install 'fgbg[ray]')")
+    o.add_argument("--ray-address", help="existing Ray cluster, e.g. ray://head:10001 or auto (default: local Ray)")
     o.add_argument("--no-progress", action="store_true", help="no progress bar")
     o.add_argument("--storage-option", action="append", metavar="KEY=VALUE",
                    help="fsspec option for URLs (repeatable), e.g. client_kwargs.endpoint_url=http://127.0.0.1:9000")
@@ -138,7 +141,8 @@ def _cmd_build(a: argparse.Namespace) -> int:
     if a.depth_weights:
         depth_options["weights"] = a.depth_weights
     opts = {"workers": a.workers, "progress": progress, "formats": parse_formats(a.format),
-            "hdf5_layout": a.hdf5_layout, "depth_options": depth_options, "storage_options": _storage_options(a)}
+            "hdf5_layout": a.hdf5_layout, "depth_options": depth_options, "storage_options": _storage_options(a),
+            "executor": a.executor, "ray_address": a.ray_address}
     if a.demo:
         if a.bg or a.fg:
             raise FgbgError("--demo builds from the built-in inputs; drop --bg/--fg")

@@ -19,7 +19,7 @@ from typing import Any
 from readers.dataset import open_dataset
 from readers.decode import decode_member
 
-from .build import BuildResult, check_output, complete, record_differences
+from .build import BuildResult, check_output, complete, local_runner, record_differences
 from .config import BuildConfig
 from .errors import ConfigMismatchError, FgbgError
 from .manifest import BUILD_RECORD, dumps, make_record, read_json
@@ -129,5 +129,6 @@ def convert(
                         store.write_atomic(rec[key], src_store.read_bytes(rec[key]))
         store.write_atomic(BUILD_RECORD, dumps(record))
         factory = functools.partial(ConvertWorker, src_store, fmt, store, record)
-        return complete(store, record, factory, workers, progress, None, t0, desc=f"fgbg convert {fmt}->{to}")
+        return complete(store, record, local_runner(factory, workers), progress, None, t0,
+                        desc=f"fgbg convert {fmt}->{to}")
 

@@ -18,7 +18,7 @@ import numpy as np
 
 from .composite import composite
 from .config import BuildConfig
-from .depth import DepthBatch, make_backend
+from .depth import DepthBackend, DepthBatch, make_backend
 from .encode import decode_jpeg, encode_jpeg, encode_png
 from .errors import FgbgError
 from .inputs import load_inputs
@@ -106,7 +106,9 @@ def commit_shard(
 class ShardBuilder:
     """Everything a worker needs to build any shard of one dataset."""
 
-    def __init__(self, store: Store, record: dict[str, Any], depth_options: dict[str, Any] | None = None):
+    def __init__(self, store: Store, record: dict[str, Any], depth_options: dict[str, Any] | None = None,
+                 backend: DepthBackend | None = None):
+        """``backend`` replaces the one ``record`` names (e.g. a proxy to a Ray actor holding the model)."""
         self.store = store
         self.record = record
         self.formats: list[str] = list(record["formats"])
@@ -114,7 +116,8 @@ class ShardBuilder:
         self.inputs = load_inputs(store, record["inputs"])
         self.plan = Plan(self.cfg, self.inputs.fg_base, len(self.inputs.bg))
         self.key_width = int(record["key_width"])
-        self.backend = make_backend(self.cfg.depth, self.cfg.depth_shape, **depth_settings(self.cfg, depth_options))
+        self.backend = backend or make_backend(self.cfg.depth, self.cfg.depth_shape,
+                                               **depth_settings(self.cfg, depth_options))
         if self.backend is not None and self.backend.describe() != record["depth"]:
             raise FgbgError(f"{store.url}: the depth backend differs from the one this dataset was built with "
                             f"({self.backend.describe()} vs {record['depth']}); give the same --depth-weights")

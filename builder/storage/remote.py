@@ -40,6 +40,13 @@ T = TypeVar("T")
 _PERMANENT = (FileNotFoundError, PermissionError, FileExistsError, IsADirectoryError, NotADirectoryError)
 
 
+def _transient(e: BaseException) -> bool:
+    """I/O and network errors (worth another try), not programming errors."""
+    module = type(e).__module__.split(".", 1)[0]
+    return isinstance(e, (OSError, TimeoutError)) or module in ("botocore", "aiobotocore", "aiohttp", "urllib3",
+                                                                 "requests", "google", "gcsfs", "adlfs")
+
+
 def _retries() -> int:
     return max(1, int(os.environ.get("FGBG_RETRIES", "5")))
 
@@ -72,7 +79,7 @@ class ObjectStore(Store):
         return f"{self.url}/{rel}" if rel else self.url
 
     def _retry(self, what: str, fn: Callable[[], T]) -> T:
-        """Run ``fn``, retrying transient failures with exponential backoff."""
+        """Run ``fn``, retrying transient failures (I/O and network errors) with exponential backoff."""
         tries = _retries()
         for attempt in range(tries):
             try:
@@ -80,6 +87,8 @@ class ObjectStore(Store):
             except _PERMANENT:
                 raise
             except Exception as e:
+                if not _transient(e):
+                    raise
                 if attempt == tries - 1:
                     raise OutputError(f"{what}: failed after {tries} tries ({type(e).__name__}: {e})") from None
                 time.sleep(min(8.0, 0.25 * 2**attempt))
@@ -106,6 +115,7 @@ class ObjectStore(Store):
         return bool(self._retry(self._path(rel), lambda: self.fs.exists(self._path(rel))))
 
     def size(self, rel: str) -> int:
+        self.fs.invalidate_cache()  # listings cached by fsspec go stale as builders write
         return int(self._retry(self._path(rel), lambda: self.fs.size(self._path(rel))))
 
     def read_bytes(self, rel: str) -> bytes:
@@ -144,8 +154,11 @@ class ObjectStore(Store):
             tmp.unlink(missing_ok=True)
 
     def write_atomic(self, rel: str, data: bytes) -> None:
-        if self.exists(rel) and self.size(rel) == len(data) and self.read_bytes(rel) == data:
-            return
+        try:
+            if self.size(rel) == len(data) and self.read_bytes(rel) == data:
+                return
+        except FileNotFoundError:
+            pass
         self._retry(self._path(rel), lambda: self.fs.pipe_file(self._path(rel), data))
 
     def remove(self, rel: str) -> None:

@@ -1,0 +1,86 @@
+"""Builds on a local Ray instance: same bytes as the local executor, and a killed worker survived."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from helpers import snapshot
+
+from builder import BuildConfig, build
+
+ray = pytest.importorskip("ray")
+psutil = pytest.importorskip("psutil")
+pytestmark = pytest.mark.xdist_group("ray")
+
+CFG = BuildConfig(placements=4, shard_size=6)  # 72 samples in 12 shards
+# larger composites: shards that take long enough for a worker to be caught mid-task
+SLOW = BuildConfig(size=448, fg_size=(200, 140), placements=20, shard_size=30)  # 360 samples in 12 shards
+
+
+@pytest.fixture(scope="module")
+def local_ray(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, _node_ip_address="127.0.0.1",
+             _temp_dir=str(tmp_path_factory.mktemp("ray")))
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory: pytest.TempPathFactory, demo_inputs: tuple[Path, Path]) -> dict[str, str]:
+    out = tmp_path_factory.mktemp("ref") / "ds"
+    build(out, CFG, *demo_inputs, progress=False, workers=1)
+    return snapshot(out)
+
+
+def test_ray_build_is_byte_identical(local_ray: None, reference: dict[str, str], tmp_path: Path,
+                                     demo_inputs: tuple[Path, Path]) -> None:
+    res = build(tmp_path / "ds", CFG, *demo_inputs, progress=False, executor="ray")
+    assert (res.built, res.reused) == (12, 0)
+    assert snapshot(tmp_path / "ds") == reference
+    again = build(tmp_path / "ds", CFG, *demo_inputs, progress=False, executor="ray")
+    assert (again.built, again.reused) == (0, 12)
+
+
+def _task_workers() -> list[psutil.Process]:
+    found = []
+    for p in psutil.process_iter(["cmdline"]):
+        cmd = " ".join(p.info["cmdline"] or [])
+        if cmd.startswith("ray::_ensure"):
+            found.append(p)
+    return found
+
+
+def test_killed_ray_worker_is_survived(local_ray: None, tmp_path: Path, demo_inputs: tuple[Path, Path]) -> None:
+    build(tmp_path / "ref", SLOW, *demo_inputs, progress=False, workers=1)
+    reference = snapshot(tmp_path / "ref")
+    out = tmp_path / "ds"
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            build(out, SLOW, *demo_inputs, progress=False, executor="ray")
+        except BaseException as e:  # reported by the assertion below
+            errors.append(e)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    killed = 0
+    deadline = time.monotonic() + 120
+    while thread.is_alive() and not killed and time.monotonic() < deadline:
+        receipts = list((out / "shards").glob("*.json")) if (out / "shards").is_dir() else []
+        workers = _task_workers()
+        if len(receipts) >= 4 and workers:
+            os.kill(workers[0].pid, signal.SIGKILL)
+            killed += 1
+        time.sleep(0.005)
+    thread.join(timeout=180)
+    assert not errors, errors
+    assert killed == 1, "no Ray worker was running a shard task to kill"
+    assert snapshot(out) == reference
