@@ -4,6 +4,7 @@ with the ratio that matters, so results compare across machines of different spe
     python tools/bench.py formats [--samples 4000]    # tar vs HDF5-encoded vs HDF5-raw-zstd
     python tools/bench.py depth [--input 224 --batches 1,8,32 --samples 64]   # DenseDepth stage
     python tools/bench.py read [--samples 4000]       # reader vs stock webdataset vs decode bound
+    python tools/bench.py scale [--samples 20000]     # build throughput: local pool vs Ray, 1-2 workers
 
 Speed goals live here, never as timed assertions in tests.
 """
@@ -209,6 +210,39 @@ def bench_read(n_samples: int, work: Path) -> None:
           f"({tar_rate:,.0f} members/s) = {undecoded / (tar_rate / 4):.1f}x")
 
 
+def bench_scale(n_samples: int, work: Path, depth: str) -> None:
+    """Build samples/s with the local process pool and with Ray, for 1 and 2 workers."""
+    import os
+
+    import ray
+
+    n_bg = 20
+    placements = max(1, n_samples // (n_bg * n_bg * 2))
+    bg, fg = write_demo_inputs(work / "inputs", n_bg, n_bg)
+    cfg = BuildConfig(placements=placements, shard_size=500, depth=depth)
+    rows = []
+    for executor in ("local", "ray"):
+        for workers in (1, 2):
+            out = work / f"{executor}-{workers}"
+            if executor == "ray":
+                os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+                ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False, _node_ip_address="127.0.0.1")
+            t = time.perf_counter()
+            res = build(out, cfg, bg, fg, progress=False, workers=workers, executor=executor)
+            rate = res.samples / (time.perf_counter() - t)
+            if executor == "ray":
+                ray.shutdown()
+            rows.append((executor, workers, rate))
+            shutil.rmtree(out)
+    base = rows[0][2]
+    print(f"\nscale: {n_bg * n_bg * 2 * placements} samples, depth {depth}, tar, shard size 500")
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores\n")
+    print("| executor | workers | samples/s | vs local x1 |")
+    print("|---|---|---|---|")
+    for executor, workers, rate in rows:
+        print(f"| {executor} | {workers} | {rate:,.0f} | {rate / base:.2f} |")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="bench", required=True)
@@ -216,6 +250,9 @@ def main() -> int:
     f.add_argument("--samples", type=int, default=4000)
     r = sub.add_parser("read", help="reader vs stock webdataset vs decode bound (one core)")
     r.add_argument("--samples", type=int, default=4000)
+    s = sub.add_parser("scale", help="build throughput: local pool vs Ray, 1 and 2 workers")
+    s.add_argument("--samples", type=int, default=20000)
+    s.add_argument("--depth", default="plane", choices=("plane", "none"))
     d = sub.add_parser("depth", help="DenseDepth: raw batched forward vs build pipeline; batch sweep")
     d.add_argument("--input", type=int, default=224, help="model input side (multiple of 32)")
     d.add_argument("--batches", default="1,8,32")
@@ -227,6 +264,8 @@ def main() -> int:
     try:
         if a.bench == "formats":
             bench_formats(a.samples, work)
+        elif a.bench == "scale":
+            bench_scale(a.samples, work, a.depth)
         elif a.bench == "read":
             bench_read(a.samples, work)
         elif a.bench == "depth":
