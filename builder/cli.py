@@ -20,8 +20,12 @@ from .convert import convert
 from .demo import write_demo_inputs
 from .depth import BACKENDS
 from .errors import FgbgError
+from .export import export
 from .info import describe
+from .preview import preview
+from .repair import repair
 from .shards import HDF5_LAYOUTS, parse_formats
+from .verify import verify
 
 __all__ = ["main"]
 
@@ -83,6 +87,30 @@ def _build_parser() -> argparse.ArgumentParser:
     c.add_argument("--workers", type=int, default=None)
     c.add_argument("--no-progress", action="store_true")
     c.add_argument("--storage-option", action="append", metavar="KEY=VALUE")
+
+    v = sub.add_parser("verify", help="check sizes, hashes, receipts, decoding, counts, annotations")
+    v.add_argument("dataset")
+    v.add_argument("--deep", action="store_true", help="also compare every mask with its annotation")
+    v.add_argument("--json", action="store_true", help="machine-readable report")
+    v.add_argument("--storage-option", action="append", metavar="KEY=VALUE")
+
+    rp = sub.add_parser("repair", help="rebuild missing or corrupt shards (byte-identical), rewrite the manifest")
+    rp.add_argument("dataset")
+    rp.add_argument("--workers", type=int, default=None)
+    rp.add_argument("--depth-weights", help="densedepth datasets: the weights they were built with")
+    rp.add_argument("--no-progress", action="store_true")
+    rp.add_argument("--storage-option", action="append", metavar="KEY=VALUE")
+
+    ex = sub.add_parser("export", help="write the dataset as loose folders in the seeds' layout")
+    ex.add_argument("dataset")
+    ex.add_argument("--out", required=True)
+    ex.add_argument("--storage-option", action="append", metavar="KEY=VALUE")
+
+    pv = sub.add_parser("preview", help="a collage PNG: backgrounds, foregrounds, masks, composites, depth")
+    pv.add_argument("dataset")
+    pv.add_argument("--out", required=True, help="PNG file to write")
+    pv.add_argument("--columns", type=int, default=8)
+    pv.add_argument("--storage-option", action="append", metavar="KEY=VALUE")
 
     i = sub.add_parser("info", help="what a dataset holds")
     i.add_argument("dataset")
@@ -171,6 +199,37 @@ def _cmd_convert(a: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_verify(a: argparse.Namespace) -> int:
+    report = verify(a.dataset, deep=a.deep, storage_options=_storage_options(a))
+    print(json.dumps(report.to_json(), indent=1) if a.json else report.text())
+    return 0 if report.ok else 1
+
+
+def _cmd_repair(a: argparse.Namespace) -> int:
+    depth_options = {"weights": a.depth_weights} if a.depth_weights else None
+    before, result, after = repair(a.dataset, workers=a.workers, storage_options=_storage_options(a),
+                                   depth_options=depth_options, progress=False if a.no_progress else None)
+    for p in before.problems:
+        print(f"found: {p.where}{f' sample {p.sample}' if p.sample else ''}: {p.what}")
+    print(f"fgbg repair: rebuilt {result.built} of {result.shards} shards; "
+          f"{'dataset verifies clean' if after.ok else 'still wrong:'}")
+    if not after.ok:
+        print(after.text())
+    return 0 if after.ok else 1
+
+
+def _cmd_export(a: argparse.Namespace) -> int:
+    n = export(a.dataset, a.out, storage_options=_storage_options(a))
+    print(f"fgbg export: {n} samples written to {a.out}")
+    return 0
+
+
+def _cmd_preview(a: argparse.Namespace) -> int:
+    path = preview(a.dataset, a.out, a.columns, storage_options=_storage_options(a))
+    print(f"fgbg preview: {path}")
+    return 0
+
+
 def _cmd_info(a: argparse.Namespace) -> int:
     from .manifest import MANIFEST, read_json
     from .storage import open_store
@@ -191,7 +250,8 @@ def _cmd_demo_inputs(a: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _build_parser().parse_args(argv)
-    handlers = {"build": _cmd_build, "convert": _cmd_convert, "info": _cmd_info, "demo-inputs": _cmd_demo_inputs}
+    handlers = {"build": _cmd_build, "convert": _cmd_convert, "info": _cmd_info, "demo-inputs": _cmd_demo_inputs,
+                "verify": _cmd_verify, "repair": _cmd_repair, "export": _cmd_export, "preview": _cmd_preview}
     handler = handlers[args.command]
     try:
         return handler(args)

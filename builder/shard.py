@@ -21,7 +21,7 @@ from .config import BuildConfig
 from .depth import DepthBackend, DepthBatch, make_backend
 from .encode import decode_jpeg, encode_jpeg, encode_png
 from .errors import FgbgError
-from .inputs import load_inputs
+from .inputs import InputSet, load_inputs
 from .plan import Plan, SampleParams
 from .receipts import Receipt, check_shard, write_receipt
 from .resize import resize_rgba
@@ -29,7 +29,7 @@ from .shards import EncodedSample, ShardMeta, ShardWriter, shard_name, writer_cl
 from .stats import PixelSums, region_sums
 from .storage import Store
 
-__all__ = ["DEPTH_BATCH", "ShardBuilder", "commit_shard", "depth_settings", "sample_meta", "shard_meta"]
+__all__ = ["DEPTH_BATCH", "Foregrounds", "ShardBuilder", "commit_shard", "depth_settings", "sample_meta", "shard_meta"]
 
 DEPTH_BATCH = 32  # samples per depth-backend call
 _FG_CACHE = 4096  # resized/flipped foregrounds kept per worker
@@ -103,6 +103,30 @@ def commit_shard(
     return receipts
 
 
+class Foregrounds:
+    """Foregrounds as pasted -- resized to (w, h) through premultiplied alpha and flipped --
+    cached (LRU), since every combination recurs ``placements`` times."""
+
+    def __init__(self, inputs: InputSet, capacity: int = _FG_CACHE):
+        self.inputs = inputs
+        self.capacity = capacity
+        self._cache: OrderedDict[tuple[int, int, int, int], np.ndarray] = OrderedDict()
+
+    def get(self, fg: int, flip: int, w: int, h: int) -> np.ndarray:
+        key = (fg, flip, w, h)
+        img = self._cache.get(key)
+        if img is None:
+            img = resize_rgba(self.inputs.fg[fg], w, h)
+            if flip:
+                img = np.ascontiguousarray(img[:, ::-1])
+            self._cache[key] = img
+            if len(self._cache) > self.capacity:
+                self._cache.popitem(last=False)
+        else:
+            self._cache.move_to_end(key)
+        return img
+
+
 class ShardBuilder:
     """Everything a worker needs to build any shard of one dataset."""
 
@@ -122,26 +146,11 @@ class ShardBuilder:
             raise FgbgError(f"{store.url}: the depth backend differs from the one this dataset was built with "
                             f"({self.backend.describe()} vs {record['depth']}); give the same --depth-weights")
         self._bg_sums = [region_sums(bg) for bg in self.inputs.bg]
-        self._fg_cache: OrderedDict[tuple[int, int, int, int], np.ndarray] = OrderedDict()
+        self.foregrounds = Foregrounds(self.inputs)
 
     def close(self) -> None:
         if self.backend is not None:
             self.backend.close()
-
-    def foreground(self, fg: int, flip: int, w: int, h: int) -> np.ndarray:
-        """The foreground as pasted: resized to (w, h) (premultiplied) and flipped if asked."""
-        key = (fg, flip, w, h)
-        img = self._fg_cache.get(key)
-        if img is None:
-            img = resize_rgba(self.inputs.fg[fg], w, h)
-            if flip:
-                img = np.ascontiguousarray(img[:, ::-1])
-            self._fg_cache[key] = img
-            if len(self._fg_cache) > _FG_CACHE:
-                self._fg_cache.popitem(last=False)
-        else:
-            self._fg_cache.move_to_end(key)
-        return img
 
     def new_stats(self) -> dict[str, PixelSums]:
         stats = {"image": PixelSums(3), "mask": PixelSums(1)}
@@ -188,7 +197,7 @@ class ShardBuilder:
         images, masks, jpegs = [], [], []
         for i in idx:
             b, x, y, w, h = int(p.bg[i]), int(p.x[i]), int(p.y[i]), int(p.w[i]), int(p.h[i])
-            fg = self.foreground(int(p.fg[i]), int(p.flip[i]), w, h)
+            fg = self.foregrounds.get(int(p.fg[i]), int(p.flip[i]), w, h)
             bg = self.inputs.bg[b]
             image, mask = composite(bg, fg, x, y, cfg.mask_threshold, cfg.soft_mask)
             # Composite sums = background sums - box of bg + box of composite (exact integers).

@@ -1,0 +1,53 @@
+import csv
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from builder import BuildConfig, build
+from builder.cli import main
+from builder.encode import decode_png, decode_png_color
+from builder.export import safe_stems, sample_name
+from readers import open_dataset
+
+
+@pytest.fixture(scope="module")
+def ds(tmp_path_factory: pytest.TempPathFactory, demo_inputs: tuple[Path, Path]) -> Path:
+    out = tmp_path_factory.mktemp("e") / "ds"
+    build(out, BuildConfig(placements=2, shard_size=10), *demo_inputs, progress=False)
+    return out
+
+
+def test_export_seed_layout(ds: Path, tmp_path: Path) -> None:
+    out = tmp_path / "export"
+    assert main(["export", str(ds), "--out", str(out)]) == 0
+    data = open_dataset(ds)
+    files = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
+    assert len([f for f in files if f.startswith("fg_bg/")]) == len(data) == 36
+    assert len([f for f in files if f.startswith("fg_bg_masks/")]) == 36
+    assert len([f for f in files if f.startswith("depth_maps/")]) == 36
+    assert "inp_bg/room_000.png" in files and "inp_fg_masks/person_002.png" in files
+    for s in data:
+        m = s["meta"]
+        name = sample_name(m["bg"]["name"][:-4], m["fg"]["name"][:-4], m["flip"], m["placement"])
+        bg = m["bg"]["name"][:-4]
+        assert (out / "fg_bg" / bg / f"{name}.jpg").is_file()
+        assert np.array_equal(decode_png((out / "fg_bg_masks" / bg / f"{name}.png").read_bytes()), s["mask"])
+    assert "room_001__flip_person_002_2.jpg" in {p.name for p in (out / "fg_bg" / "room_001").iterdir()}
+    rows = list(csv.DictReader(io.StringIO((out / "annotations.csv").read_text())))
+    assert len(rows) == 36
+    assert main(["export", str(ds), "--out", str(out)]) == 2
+
+
+def test_safe_stems() -> None:
+    assert safe_stems([{"name": "a/b.jpg"}, {"name": "x.png"}, {"name": "x.jpg"}, {"name": "..z.png"}]) == [
+        "a_b", "x-1", "x-2", "z"]
+
+
+def test_preview_collage(ds: Path, tmp_path: Path) -> None:
+    out = tmp_path / "preview.png"
+    assert main(["preview", str(ds), "--out", str(out), "--columns", "4"]) == 0
+    img = decode_png_color(out.read_bytes())
+    assert img.shape == (6 * 128 + 7 * 8, 150 + 4 * (128 + 8), 3)
+    assert img[8 + 3 * 136 : 8 + 3 * 136 + 128, 150:].std() > 10  # composites row has content

@@ -1,0 +1,116 @@
+"""verify names exactly what is wrong; repair restores byte-identical shards."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from helpers import snapshot
+
+from builder import BuildConfig, build
+from builder.cli import main
+from builder.errors import FgbgError
+from builder.repair import repair
+from builder.verify import verify
+
+CFG = BuildConfig(placements=4, shard_size=10)  # 72 samples, 8 shards
+
+
+@pytest.fixture(scope="module")
+def pristine(tmp_path_factory: pytest.TempPathFactory, demo_inputs: tuple[Path, Path]) -> Path:
+    out = tmp_path_factory.mktemp("v") / "ds"
+    build(out, CFG, *demo_inputs, formats=("tar", "hdf5"), progress=False)
+    return out
+
+
+@pytest.fixture()
+def ds(pristine: Path, tmp_path: Path) -> Path:
+    copy = tmp_path / "ds"
+    shutil.copytree(pristine, copy)
+    return copy
+
+
+def _problems(path: Path, deep: bool = False) -> set[tuple[str, str]]:
+    return {(p.where, p.what.split(" (")[0]) for p in verify(str(path), deep=deep).problems}
+
+
+def test_clean_dataset_verifies(ds: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    report = verify(str(ds), deep=True)
+    assert report.ok and report.shards == 16 and report.samples == 144
+    assert main(["verify", str(ds), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["ok"] is True and out["problems"] == [] and out["samples_checked"] == 144
+
+
+def test_each_fault_is_named(ds: Path, pristine: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    shards = ds / "shards"
+    data = bytearray((shards / "000002.tar").read_bytes())
+    data[3000] ^= 0x01  # one flipped bit inside a JPEG
+    (shards / "000002.tar").write_bytes(bytes(data))
+    tail = (shards / "000003.tar").read_bytes()
+    (shards / "000003.tar").write_bytes(tail[: len(tail) // 2])
+    (shards / "000004.h5").unlink()
+    (shards / "000005.tar.json").unlink()
+    (shards / "000001.tar.tmp-4242-deadbeef").write_bytes(b"partial")
+    manifest = json.loads((ds / "manifest.json").read_bytes())
+    manifest["config"]["quality"] = 95
+    (ds / "manifest.json").write_text(json.dumps(manifest))
+    assert _problems(ds) == {
+        ("shards/000002.tar", "sha256 differs from the manifest"),
+        ("shards/000003.tar", "size 76800 differs from the manifest's 153600"),
+        ("shards/000003.tar", "unreadable after sample 00000033"),
+        ("shards/000004.h5", "missing"),
+        ("shards/000005.tar.json", "receipt missing or unreadable"),
+        ("shards/000001.tar.tmp-4242-deadbeef", "stale temporary file"),
+        ("manifest.json", "field 'config' differs from build.json"),
+    }
+    assert main(["verify", str(ds)]) == 1
+    assert "7 problem(s)" in capsys.readouterr().out
+    assert main(["repair", str(ds), "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "rebuilt 4 of 8 shards; dataset verifies clean" in out and "found: shards/000004.h5: missing" in out
+    assert snapshot(ds) == snapshot(pristine)
+
+
+def test_deep_finds_a_wrong_mask(ds: Path) -> None:
+    from builder.shards import EncodedSample, TarShardWriter
+    from builder.shards.base import ShardMeta
+    from readers import open_dataset
+
+    rd = open_dataset(ds, format="tar")
+    members = list(rd.iter_members(0))
+    key, m = members[3]
+    meta = json.loads(m["meta"])
+    meta["x"] = (meta["x"] + 1) % 100  # an annotation that no longer matches its mask
+    index = (ds / "annotations.csv").read_text().splitlines()
+    assert _problems(ds, deep=True) == set()
+    path = ds / "shards" / "000000.tar"
+    with TarShardWriter(path, ShardMeta(0, 0, 10, 8, 224, (112, 112))) as w:
+        for k, mm in members:
+            files = {"jpg": mm["image"], "mask.png": mm["mask"], "depth.png": mm["depth"],
+                     "json": json.dumps(meta).encode() if k == key else mm["meta"]}
+            w.add(EncodedSample(k, files))  # type: ignore[arg-type]
+        w.close()
+    problems = {(p.where, p.what, p.sample) for p in verify(str(ds), deep=True).problems}
+    assert ("shards/000000.tar", "mask differs from the one its annotation implies", key) in problems
+    assert any(w == "shards/000000.tar" and s == key and "differs from the index in x" in what
+               for w, what, s in problems)
+    assert index == (ds / "annotations.csv").read_text().splitlines()
+
+
+def test_repair_refuses_a_changed_input(ds: Path) -> None:
+    (ds / "shards" / "000001.tar").unlink()
+    bg = ds / "inputs" / "bg" / "0001.png"
+    bg.write_bytes(bg.read_bytes()[:-3] + b"xyz")
+    with pytest.raises(FgbgError, match=r"inputs/bg/0001\.png: stored input does not match its recorded sha256"):
+        repair(str(ds), progress=False)
+
+
+def test_repair_recovers_build_record(ds: Path, pristine: Path) -> None:
+    (ds / "build.json").unlink()
+    (ds / "shards" / "000006.tar").unlink()
+    before, result, after = repair(str(ds), progress=False)
+    assert not before.ok and after.ok and result.built == 1
+    assert snapshot(ds) == snapshot(pristine)
