@@ -32,7 +32,7 @@ from .depth import describe_backend
 from .errors import ConfigMismatchError, FgbgError, OutputError
 from .inputs import encode_inputs, input_statistics, load_inputs
 from .manifest import ANNOTATIONS, BUILD_RECORD, MANIFEST, annotations_csv, dumps, make_manifest, make_record, read_json
-from .plan import Plan
+from .plan import plan_for
 from .receipts import Receipt
 from .shard import ShardBuilder, depth_settings
 from .shards import HDF5_LAYOUTS
@@ -209,7 +209,7 @@ def complete(
     then commit the annotations index and, last, the manifest."""
     cfg = BuildConfig.from_json(record["config"])
     inputs = load_inputs(store, record["inputs"])
-    plan = Plan(cfg, inputs.fg_base, len(inputs.bg))
+    plan = plan_for(cfg, record, inputs.fg_base, len(inputs.bg))
     receipts: list[Receipt] = []
     built = built_samples = 0
     bar = _progress_bar(plan.n_samples, progress, desc)

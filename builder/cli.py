@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from .append import append
 from .build import BuildResult, build
 from .config import BuildConfig, parse_range, parse_size
 from .convert import convert
@@ -100,6 +101,17 @@ def _build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--depth-weights", help="densedepth datasets: the weights they were built with")
     rp.add_argument("--no-progress", action="store_true")
     rp.add_argument("--storage-option", action="append", metavar="KEY=VALUE")
+
+    ap = sub.add_parser("append", help="add the combinations of new backgrounds/foregrounds in new shards")
+    ap.add_argument("dataset")
+    ap.add_argument("--bg", help="folder of new backgrounds")
+    ap.add_argument("--fg", help="folder of new foregrounds")
+    ap.add_argument("--fg-masks", help="masks for RGB foregrounds (matched by stem)")
+    ap.add_argument("--workers", type=int, default=None)
+    ap.add_argument("--depth-weights", help="densedepth datasets: the weights they were built with")
+    ap.add_argument("--skip-invalid", action="store_true")
+    ap.add_argument("--no-progress", action="store_true")
+    ap.add_argument("--storage-option", action="append", metavar="KEY=VALUE")
 
     ex = sub.add_parser("export", help="write the dataset as loose folders in the seeds' layout")
     ex.add_argument("dataset")
@@ -218,6 +230,14 @@ def _cmd_repair(a: argparse.Namespace) -> int:
     return 0 if after.ok else 1
 
 
+def _cmd_append(a: argparse.Namespace) -> int:
+    r = append(a.dataset, a.bg, a.fg, fg_mask_dir=a.fg_masks, workers=a.workers,
+               progress=False if a.no_progress else None, storage_options=_storage_options(a),
+               depth_options={"weights": a.depth_weights} if a.depth_weights else None, skip_invalid=a.skip_invalid)
+    _summary(r)
+    return 0
+
+
 def _cmd_export(a: argparse.Namespace) -> int:
     n = export(a.dataset, a.out, storage_options=_storage_options(a))
     print(f"fgbg export: {n} samples written to {a.out}")
@@ -251,7 +271,8 @@ def _cmd_demo_inputs(a: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _build_parser().parse_args(argv)
     handlers = {"build": _cmd_build, "convert": _cmd_convert, "info": _cmd_info, "demo-inputs": _cmd_demo_inputs,
-                "verify": _cmd_verify, "repair": _cmd_repair, "export": _cmd_export, "preview": _cmd_preview}
+                "append": _cmd_append, "verify": _cmd_verify, "repair": _cmd_repair, "export": _cmd_export,
+                "preview": _cmd_preview}
     handler = handlers[args.command]
     try:
         return handler(args)

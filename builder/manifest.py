@@ -82,14 +82,14 @@ def annotations_csv(plan: Plan, key_width: int, chunk: int = 65536) -> bytes:
     """The annotations index: one CSV row per sample in key order."""
     buf = io.StringIO()
     buf.write(",".join(ANNOTATION_COLUMNS) + "\n")
-    shard_size = plan.cfg.shard_size
     for first in range(0, plan.n_samples, chunk):
         p = plan.params(first, min(chunk, plan.n_samples - first))
-        cols = zip(p.position.tolist(), p.bg.tolist(), p.fg.tolist(), p.flip.tolist(), p.placement.tolist(),
-                   p.x.tolist(), p.y.tolist(), p.w.tolist(), p.h.tolist(), p.scale.tolist(), strict=True)
+        cols = zip(p.position.tolist(), plan.shard_of(p.position).tolist(), p.bg.tolist(), p.fg.tolist(),
+                   p.flip.tolist(), p.placement.tolist(), p.x.tolist(), p.y.tolist(), p.w.tolist(), p.h.tolist(),
+                   p.scale.tolist(), strict=True)
         buf.writelines(
-            f"{pos:0{key_width}d},{pos // shard_size},{b},{f},{fl},{k},{x},{y},{w},{h},{s!r}\n"
-            for pos, b, f, fl, k, x, y, w, h, s in cols
+            f"{pos:0{key_width}d},{sh},{b},{f},{fl},{k},{x},{y},{w},{h},{s!r}\n"
+            for pos, sh, b, f, fl, k, x, y, w, h, s in cols
         )
     return buf.getvalue().encode("ascii")
 

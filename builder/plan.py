@@ -18,12 +18,13 @@ does not promise to keep).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from .config import BuildConfig, scaled_size
 
-__all__ = ["Plan", "SampleParams", "feistel_permute", "hash_words", "mix64"]
+__all__ = ["Plan", "SampleParams", "Segment", "feistel_permute", "hash_words", "make_segments", "mix64", "plan_for"]
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -101,40 +102,116 @@ class SampleParams:
         return len(self.position)
 
 
+@dataclass(frozen=True)
+class Segment:
+    """A block of consecutive positions holding one set of combinations.
+
+    A dataset starts with one segment (every bg x every fg). ``fgbg append`` adds one per
+    call: the new backgrounds ``[b0, b1)`` with every foreground ``[0, f1)``, then the old
+    backgrounds ``[0, b0)`` with the new foregrounds ``[f0, f1)``; its samples go to new
+    shards after the existing ones, which are never rewritten. The first segment
+    (b0 = f0 = 0) enumerates exactly like a dataset that was never appended to.
+    """
+
+    index: int
+    bg: tuple[int, int]  # [b0, b1): backgrounds new in this segment
+    fg: tuple[int, int]  # [f0, f1): foregrounds new in this segment
+    first: int  # first position
+    first_shard: int
+    pairs: int  # (bg, fg) pairs
+    count: int  # samples
+    shards: int
+
+    def pair(self, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(bg, fg) of pair indices ``p`` (the order documented on the class)."""
+        (b0, b1), (f0, f1) = self.bg, self.fg
+        new_bg = (b1 - b0) * f1
+        q = p - new_bg
+        bg = np.where(p < new_bg, b0 + p // max(f1, 1), q // max(f1 - f0, 1))
+        fg = np.where(p < new_bg, p % max(f1, 1), f0 + q % max(f1 - f0, 1))
+        return bg, fg
+
+
+def make_segments(cfg: BuildConfig, bounds: list[tuple[tuple[int, int], tuple[int, int]]]) -> list[Segment]:
+    """Segments from their (bg range, fg range); positions and shards laid out in order."""
+    out: list[Segment] = []
+    first = first_shard = 0
+    per_pair = cfg.flips * cfg.placements
+    for j, ((b0, b1), (f0, f1)) in enumerate(bounds):
+        pairs = (b1 - b0) * f1 + b0 * (f1 - f0)
+        count = pairs * per_pair
+        shards = -(-count // cfg.shard_size)
+        out.append(Segment(j, (b0, b1), (f0, f1), first, first_shard, pairs, count, shards))
+        first += count
+        first_shard += shards
+    return out
+
+
+def plan_for(cfg: BuildConfig, record: dict[str, Any], fg_sizes: list[tuple[int, int]], n_bg: int) -> Plan:
+    """The plan of the dataset ``record`` describes (with its append segments, if any)."""
+    segments = [((int(b[0]), int(b[1])), (int(f[0]), int(f[1]))) for b, f in record.get("segments", [])]
+    return Plan(cfg, fg_sizes, n_bg, segments or None)
+
+
 class Plan:
     """Maps dataset positions to sample parameters. Cheap to build; holds no per-sample state."""
 
     # Streams of the per-combination hash; never renumber (it would change every dataset).
     _STREAM_X, _STREAM_Y, _STREAM_SCALE = 0, 1, 2
 
-    def __init__(self, cfg: BuildConfig, fg_sizes: list[tuple[int, int]], n_bg: int):
+    def __init__(self, cfg: BuildConfig, fg_sizes: list[tuple[int, int]], n_bg: int,
+                 segments: list[tuple[tuple[int, int], tuple[int, int]]] | None = None):
         if n_bg < 1 or not fg_sizes:
             raise ValueError("a plan needs at least one background and one foreground")
         self.cfg = cfg
         self.n_bg = n_bg
         self.n_fg = len(fg_sizes)
         self.fg_sizes = np.asarray(fg_sizes, dtype=np.int64).reshape(-1, 2)
-        self.n_samples = n_bg * self.n_fg * cfg.flips * cfg.placements
-        self.n_shards = -(-self.n_samples // cfg.shard_size)
+        self.segments = make_segments(cfg, segments or [((0, n_bg), (0, self.n_fg))])
+        last = self.segments[-1]
+        if last.bg[1] != n_bg or last.fg[1] != self.n_fg:
+            raise ValueError("the last segment must end at the number of inputs")
+        self.n_samples = last.first + last.count
+        self.n_shards = last.first_shard + last.shards
 
     def shard_range(self, shard: int) -> tuple[int, int]:
         """(first position, count) of a shard."""
         if not 0 <= shard < self.n_shards:
             raise IndexError(f"shard {shard} out of range 0..{self.n_shards - 1}")
-        first = shard * self.cfg.shard_size
-        return first, min(self.cfg.shard_size, self.n_samples - first)
+        seg = next(g for g in reversed(self.segments) if g.first_shard <= shard)
+        first = seg.first + (shard - seg.first_shard) * self.cfg.shard_size
+        return first, min(self.cfg.shard_size, seg.first + seg.count - first)
+
+    def shard_of(self, positions: np.ndarray) -> np.ndarray:
+        """The shard holding each position."""
+        out = np.empty(len(positions), np.int64)
+        for seg in self.segments:
+            inside = (positions >= seg.first) & (positions < seg.first + seg.count)
+            out[inside] = seg.first_shard + (positions[inside] - seg.first) // self.cfg.shard_size
+        return out
 
     def params(self, first: int, count: int) -> SampleParams:
-        """Parameters of positions ``first .. first+count-1``."""
+        """Parameters of positions ``first .. first+count-1`` (may span segments)."""
+        parts = []
+        for seg in self.segments:
+            lo, hi = max(first, seg.first), min(first + count, seg.first + seg.count)
+            if lo < hi:
+                parts.append(self._segment_params(seg, lo, hi - lo))
+        if len(parts) == 1:
+            return parts[0]
+        fields = SampleParams.__dataclass_fields__
+        return SampleParams(*(np.concatenate([getattr(p, f) for p in parts]) for f in fields))
+
+    def _segment_params(self, seg: Segment, first: int, count: int) -> SampleParams:
         cfg = self.cfg
         pos = np.arange(first, first + count, dtype=np.uint64)
-        combo = feistel_permute(pos, self.n_samples, cfg.seed).astype(np.int64)
+        # segment 0 keeps the plain seed: a dataset that was never appended to is unchanged
+        seed = cfg.seed if seg.index == 0 else int(hash_words(cfg.seed, 0xA99E, seg.index))
+        combo = feistel_permute(pos - np.uint64(seg.first), seg.count, seed).astype(np.int64)
         k = combo % cfg.placements
         rest = combo // cfg.placements
         flip = rest % cfg.flips
-        rest //= cfg.flips
-        fg = rest % self.n_fg
-        bg = rest // self.n_fg
+        bg, fg = seg.pair(rest // cfg.flips)
 
         def draw(stream: int) -> np.ndarray:
             return hash_words(cfg.seed, bg, fg, flip, k, stream)

@@ -57,10 +57,15 @@ def load_receipt(store: Store, shard_rel: str) -> Receipt | None:
         return None
 
 
-def check_shard(store: Store, shard_rel: str, fingerprint: str, full_hash: bool = True) -> Receipt | None:
-    """The receipt if the shard is done (receipt matches the file's size and hash), else None."""
+def check_shard(store: Store, shard_rel: str, fingerprint: str | set[str], full_hash: bool = True) -> Receipt | None:
+    """The receipt if the shard is done (receipt matches the file's size and hash), else None.
+
+    ``fingerprint`` may be a set: a dataset grown by ``append`` accepts the shards built
+    under each of its earlier records (its lineage), which are never rewritten.
+    """
+    accepted = {fingerprint} if isinstance(fingerprint, str) else fingerprint
     receipt = load_receipt(store, shard_rel)
-    if receipt is None or receipt.fingerprint != fingerprint or receipt.name != shard_rel:
+    if receipt is None or receipt.fingerprint not in accepted or receipt.name != shard_rel:
         return None
     if not store.exists(shard_rel) or store.size(shard_rel) != receipt.bytes:
         return None

@@ -22,7 +22,7 @@ from .depth import DepthBackend, DepthBatch, make_backend
 from .encode import decode_jpeg, encode_jpeg, encode_png
 from .errors import FgbgError
 from .inputs import InputSet, load_inputs
-from .plan import Plan, SampleParams
+from .plan import SampleParams, plan_for
 from .receipts import Receipt, check_shard, write_receipt
 from .resize import resize_rgba
 from .shards import EncodedSample, ShardMeta, ShardWriter, shard_name, writer_class
@@ -138,7 +138,7 @@ class ShardBuilder:
         self.formats: list[str] = list(record["formats"])
         self.cfg = BuildConfig.from_json(record["config"])
         self.inputs = load_inputs(store, record["inputs"])
-        self.plan = Plan(self.cfg, self.inputs.fg_base, len(self.inputs.bg))
+        self.plan = plan_for(self.cfg, record, self.inputs.fg_base, len(self.inputs.bg))
         self.key_width = int(record["key_width"])
         self.backend = backend or make_backend(self.cfg.depth, self.cfg.depth_shape,
                                                **depth_settings(self.cfg, depth_options))
@@ -177,8 +177,8 @@ class ShardBuilder:
 
     def ensure(self, shard: int) -> list[tuple[Receipt, bool]]:
         """Receipts of ``shard`` in every format, building the formats that are not done."""
-        done = {fmt: check_shard(self.store, shard_name(shard, fmt), self.record["fingerprint"])
-                for fmt in self.formats}
+        accepted = {self.record["fingerprint"], *self.record.get("lineage", [])}
+        done = {fmt: check_shard(self.store, shard_name(shard, fmt), accepted) for fmt in self.formats}
         todo = [fmt for fmt, r in done.items() if r is None]
         built = dict(zip(todo, self.build(shard, todo), strict=True)) if todo else {}
         return [(built[f], True) if f in built else (done[f], False) for f in self.formats]  # type: ignore[misc]

@@ -1,0 +1,96 @@
+"""``fgbg append``: grow a dataset with new backgrounds and/or foregrounds.
+
+The new combinations -- every new background with every foreground, and every old
+background with every new foreground -- become one new plan segment whose samples go to
+new shards after the existing ones; existing shards, receipts and keys are never touched.
+The build record gains the new inputs, the segment, and the previous fingerprint in its
+``lineage`` (so the old shards' receipts stay valid); the index and manifest (with merged
+statistics) are rewritten last, atomically, like after any build.
+
+Append is resumable: rerunning the same command after a crash finds the new inputs
+already recorded as the last segment and just finishes the missing shards.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import time
+from pathlib import Path
+from typing import Any
+
+from .build import BuildResult, _shard_builder, complete, local_runner
+from .config import BuildConfig
+from .errors import FgbgError
+from .inputs import encode_inputs
+from .manifest import BUILD_RECORD, dumps, read_json
+from .sources import PreparedInput, load_backgrounds, load_foregrounds
+from .storage import open_store
+
+__all__ = ["append"]
+
+
+def _offset(records: dict[str, list[dict[str, Any]]], files: dict[str, bytes], n_bg: int,
+            n_fg: int) -> tuple[dict[str, list[dict[str, Any]]], dict[str, bytes]]:
+    """Renumber freshly encoded inputs so they follow the existing ones."""
+    moved: dict[str, bytes] = {}
+    out: dict[str, list[dict[str, Any]]] = {"bg": [], "fg": []}
+    for kind, start in (("bg", n_bg), ("fg", n_fg)):
+        for rec in records[kind]:
+            i = rec["index"] + start
+            new = {**rec, "index": i}
+            for key in ("file", "mask_file"):
+                if key in rec:
+                    folder = rec[key].rsplit("/", 1)[0]
+                    new[key] = f"{folder}/{i:04d}.png"
+                    moved[new[key]] = files[rec[key]]
+            out[kind].append(new)
+    return out, moved
+
+
+def _same_inputs(a: list[dict[str, Any]], b: list[PreparedInput]) -> bool:
+    return [(r["name"], r["sha256"]) for r in a] == [(p.name, p.source_sha256) for p in b]
+
+
+def append(
+    url: str | Path, bg_dir: str | Path | None = None, fg_dir: str | Path | None = None, *,
+    fg_mask_dir: str | Path | None = None, workers: int | None = None, progress: bool | None = None,
+    storage_options: dict[str, Any] | None = None, depth_options: dict[str, Any] | None = None,
+    skip_invalid: bool = False,
+) -> BuildResult:
+    """Append the combinations of new ``bg_dir``/``fg_dir`` inputs to the dataset at ``url``."""
+    t0 = time.monotonic()
+    if bg_dir is None and fg_dir is None:
+        raise FgbgError("append needs --bg and/or --fg with the new inputs")
+    store = open_store(url, storage_options)
+    if not store.exists(BUILD_RECORD):
+        raise FgbgError(f"{url}: no dataset to append to (no {BUILD_RECORD})")
+    with store.lock():
+        record = read_json(store, BUILD_RECORD)
+        cfg = BuildConfig.from_json(record["config"])
+        new_bg = load_backgrounds(bg_dir, cfg, skip_invalid, storage_options) if bg_dir else []
+        new_fg = load_foregrounds(fg_dir, cfg, fg_mask_dir, skip_invalid, storage_options) if fg_dir else []
+        segments = record.get("segments") or [[[0, len(record["inputs"]["bg"])], [0, len(record["inputs"]["fg"])]]]
+        (b0, b1), (f0, f1) = segments[-1]
+        resuming = len(segments) > 1 and _same_inputs(record["inputs"]["bg"][b0:b1], new_bg) and _same_inputs(
+            record["inputs"]["fg"][f0:f1], new_fg)
+        if not resuming:
+            known = {(r["name"], r["sha256"]) for kind in ("bg", "fg") for r in record["inputs"][kind]}
+            dupes = [p.name for p in new_bg + new_fg if (p.name, p.source_sha256) in known]
+            if dupes:
+                raise FgbgError(f"{url}: already holds {', '.join(dupes[:5])}; append only new inputs")
+            n_bg, n_fg = len(record["inputs"]["bg"]), len(record["inputs"]["fg"])
+            records, files = encode_inputs(cfg, new_bg, new_fg)
+            records, files = _offset(records, files, n_bg, n_fg)
+            new_record = {k: v for k, v in record.items() if k != "fingerprint"}
+            new_record["inputs"] = {k: record["inputs"][k] + records[k] for k in ("bg", "fg")}
+            new_record["segments"] = [*segments, [[n_bg, n_bg + len(new_bg)], [n_fg, n_fg + len(new_fg)]]]
+            new_record["lineage"] = [*record.get("lineage", []), record["fingerprint"]]
+            new_record["fingerprint"] = hashlib.sha256(dumps(new_record)).hexdigest()
+            for rel, data in files.items():
+                store.write_atomic(rel, data)
+            store.write_atomic(BUILD_RECORD, dumps(new_record))  # from here on, a rerun resumes
+            record = new_record
+        store.remove_stale_temps()
+        run = local_runner(functools.partial(_shard_builder, store, record, dict(depth_options or {})), workers)
+        return complete(store, record, run, progress, None, t0, desc="fgbg append")
