@@ -160,6 +160,9 @@ def _prepare_record(
     if sources is None:
         if existing is None:
             raise FgbgError(f"{store.url}: no dataset here to resume; give --bg and --fg to start one")
+        if existing["config"].get("kind") == "imported":
+            raise FgbgError(f"{store.url}: an imported dataset has no plan to rebuild shards from; "
+                            "run fgbg import again to redo it")
         return existing, {}
     assert cfg is not None
     bgs, fgs = sources

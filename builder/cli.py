@@ -22,6 +22,7 @@ from .demo import write_demo_inputs
 from .depth import BACKENDS
 from .errors import FgbgError
 from .export import export
+from .importer import import_seed
 from .info import describe
 from .preview import preview
 from .repair import repair
@@ -112,6 +113,13 @@ def _build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--skip-invalid", action="store_true")
     ap.add_argument("--no-progress", action="store_true")
     ap.add_argument("--storage-option", action="append", metavar="KEY=VALUE")
+
+    im = sub.add_parser("import", help="turn a seed-layout dataset (folders or zips) into shards")
+    im.add_argument("source", help="folder with fg_bg/, fg_bg_masks/, depth_maps/ (or Dataset/, Compressed_Dataset/)")
+    im.add_argument("--out", required=True)
+    im.add_argument("--shard-size", type=int, default=1000)
+    im.add_argument("--mask-threshold", type=int, default=127, help="lossy JPEG masks: 255 where value > this")
+    im.add_argument("--storage-option", action="append", metavar="KEY=VALUE")
 
     ex = sub.add_parser("export", help="write the dataset as loose folders in the seeds' layout")
     ex.add_argument("dataset")
@@ -238,6 +246,15 @@ def _cmd_append(a: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_import(a: argparse.Namespace) -> int:
+    r, left_out = import_seed(a.source, a.out, shard_size=a.shard_size, mask_threshold=a.mask_threshold,
+                              storage_options=_storage_options(a))
+    for line in left_out:
+        print(f"left out: {line}")
+    _summary(r)
+    return 0
+
+
 def _cmd_export(a: argparse.Namespace) -> int:
     n = export(a.dataset, a.out, storage_options=_storage_options(a))
     print(f"fgbg export: {n} samples written to {a.out}")
@@ -272,7 +289,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _build_parser().parse_args(argv)
     handlers = {"build": _cmd_build, "convert": _cmd_convert, "info": _cmd_info, "demo-inputs": _cmd_demo_inputs,
                 "append": _cmd_append, "verify": _cmd_verify, "repair": _cmd_repair, "export": _cmd_export,
-                "preview": _cmd_preview}
+                "preview": _cmd_preview, "import": _cmd_import}
     handler = handlers[args.command]
     try:
         return handler(args)

@@ -24,6 +24,13 @@ def _layout(m: dict[str, Any], fmt: str) -> str:
 
 def describe(m: dict[str, Any]) -> str:
     c = m["config"]
+    if c.get("kind") == "imported":
+        return "\n".join([
+            f"fgbg dataset v{m['format_version']} (fgbg {m['tool']['fgbg']}), imported from {c['source']}",
+            f"samples   {m['totals']['samples']} ({len(m.get('left_out', []))} left out: missing counterparts)",
+            *(f"shards    {m['totals']['shards']} {fmt}, {size / 2**20:.1f} MiB"
+              for fmt, size in m["totals"]["bytes"].items()),
+            "", statistics_table(m["statistics"])])
     t = m["totals"]
     n_bg, n_fg = len(m["inputs"]["bg"]), len(m["inputs"]["fg"])
     lines = [

@@ -117,7 +117,7 @@ def verify(url: str, deep: bool = False, storage_options: dict[str, Any] | None 
     rows = _index_rows(store, manifest, report)
     listed: set[str] = set()
     foregrounds = None
-    if deep:
+    if deep and manifest["config"].get("kind") != "imported":  # imported masks are the data themselves
         record = json.loads(store.read_bytes(BUILD_RECORD))
         foregrounds = Foregrounds(load_inputs(store, record["inputs"]))
         threshold, soft = record["config"]["mask_threshold"], record["config"]["soft_mask"]
