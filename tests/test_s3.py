@@ -24,7 +24,9 @@ from s3server import MotoServer, Proxy, apply_env, s3_env
 
 from builder import BuildConfig, build
 from builder.errors import LockedError
+from builder.repair import repair
 from builder.storage import LOCK_NAME, ObjectLock, ObjectStore
+from builder.verify import verify
 from readers import open_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -98,6 +100,16 @@ def test_build_read_and_resume_on_s3(moto: MotoServer, bucket: str, reference: d
     assert ds[40]["key"] == "00000040"
     again = build(url, CFG, *demo_inputs, progress=False, storage_options=options(moto.url))
     assert (again.built, again.reused) == (0, 12)
+    report = verify(url, deep=True, storage_options=options(moto.url))
+    assert report.ok and report.samples == 72, report.text()
+    store = ObjectStore(url, options(moto.url))
+    data = bytearray(store.read_bytes("shards/000003.tar"))
+    data[2000] ^= 0xFF
+    store.write_atomic("shards/000003.tar", bytes(data))
+    assert {(p.where, p.what) for p in verify(url, storage_options=options(moto.url)).problems} >= {
+        ("shards/000003.tar", "sha256 differs from the manifest (bytes changed)")}
+    _, fixed, after = repair(url, storage_options=options(moto.url), progress=False)
+    assert fixed.built == 1 and after.ok and s3_snapshot(url, moto.url) == reference
 
 
 def _start_cli(url: str, endpoint: str, inputs: tuple[Path, Path], extra_env: dict[str, str]) -> subprocess.Popen[str]:
