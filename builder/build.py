@@ -267,14 +267,13 @@ def build(
     if hdf5_layout not in HDF5_LAYOUTS:
         raise FgbgError(f"--hdf5-layout must be one of {', '.join(HDF5_LAYOUTS)}, got {hdf5_layout!r}")
     store = open_store(out, storage_options)
-    store.check_writable()
+    check_output(store)  # before reading any input: a bad output is reported first and costs nothing
     sources = None
     if bg_dir is not None or fg_dir is not None:
         if bg_dir is None or fg_dir is None or cfg is None:
             raise FgbgError("a new build needs both --bg and --fg")
         sources = (load_backgrounds(bg_dir, cfg, skip_invalid, storage_options),
                    load_foregrounds(fg_dir, cfg, fg_mask_dir, skip_invalid, storage_options))
-    check_output(store)
     store.create()
     with store.lock():
         depth_options = dict(depth_options or {})
