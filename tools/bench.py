@@ -5,6 +5,7 @@ with the ratio that matters, so results compare across machines of different spe
     python tools/bench.py depth [--input 224 --batches 1,8,32 --samples 64]   # DenseDepth stage
     python tools/bench.py read [--samples 4000]       # reader vs stock webdataset vs decode bound
     python tools/bench.py scale [--samples 20000]     # build throughput: local pool vs Ray, 1-2 workers
+    python tools/bench.py build [--samples 20000]     # build vs encode bound, vs the seeds' way, writers
 
 Speed goals live here, never as timed assertions in tests.
 """
@@ -28,7 +29,7 @@ from builder import BuildConfig, build  # noqa: E402
 from builder.demo import write_demo_inputs  # noqa: E402
 from builder.manifest import read_json  # noqa: E402
 from builder.shard import ShardBuilder  # noqa: E402
-from builder.shards import ShardMeta, writer_class  # noqa: E402
+from builder.shards import ShardMeta, TarShardWriter, writer_class  # noqa: E402
 from builder.storage import LocalStore  # noqa: E402
 from readers import open_dataset  # noqa: E402
 
@@ -243,6 +244,125 @@ def bench_scale(n_samples: int, work: Path, depth: str) -> None:
         print(f"| {executor} | {workers} | {rate:,.0f} | {rate / base:.2f} |")
 
 
+def _encode_only(args: tuple[str, list[int]]) -> tuple[float, int]:
+    """In a worker: composite the shards' samples (untimed), then time encoding them alone."""
+    import cv2
+
+    from builder.encode import encode_jpeg, encode_png
+    from builder.shard import DEPTH_BATCH
+
+    cv2.setNumThreads(1)
+    root, shards = args
+    store = LocalStore(root)
+    builder = ShardBuilder(store, read_json(store, "build.json"))
+    arrays = [(s.image, s.mask, s.depth) for shard in shards for s in builder.samples(shard)]
+    assert DEPTH_BATCH > 0
+    t = time.perf_counter()
+    for image, mask, depth in arrays:
+        encode_jpeg(image, builder.cfg.quality)
+        encode_png(mask)
+        if depth is not None:
+            encode_png(depth)
+    return time.perf_counter() - t, len(arrays)
+
+
+def _seed_way(args: tuple[str, list[int], str]) -> int:
+    """In a worker: the same samples as loose files, one per image, in per-background folders."""
+    root, shards, out = args
+    store = LocalStore(root)
+    builder = ShardBuilder(store, read_json(store, "build.json"))
+    n = 0
+    for shard in shards:
+        for s in builder.samples(shard):
+            import json
+
+            meta = json.loads(s.files["json"])
+            bg = f"bg{meta['bg']['index']:03d}"
+            name = f"{bg}__{'flip_' if meta['flip'] else ''}fg{meta['fg']['index']:03d}_{meta['placement'] + 1}"
+            for tree, suffix in (("fg_bg", "jpg"), ("fg_bg_masks", "mask.png"), ("depth_maps", "depth.png")):
+                folder = Path(out) / tree / bg
+                folder.mkdir(parents=True, exist_ok=True)
+                (folder / f"{name}.{suffix.split('.')[-1]}").write_bytes(s.files[suffix])
+            n += 1
+    return n
+
+
+def _zip_bg(args: tuple[str, str]) -> int:
+    import zipfile
+
+    out, bg = args
+    count = 0
+    for tree in ("fg_bg", "fg_bg_masks", "depth_maps"):
+        folder = Path(out) / tree / bg
+        with zipfile.ZipFile(Path(out) / f"{tree}__{bg}.zip", "w", zipfile.ZIP_DEFLATED) as z:
+            for f in sorted(folder.iterdir()):
+                z.write(f, f.name)
+                count += 1
+    return count
+
+
+def bench_build(n_samples: int, work: Path, workers: int) -> None:
+    """Figures 1-3 and 6: build vs encode bound, vs the seeds' way, writer vs stock writer, memory."""
+    import multiprocessing
+    import resource
+
+    import webdataset as wds
+
+    n_bg = 20
+    placements = max(1, n_samples // (n_bg * n_bg * 2))
+    bg, fg = write_demo_inputs(work / "inputs", n_bg, n_bg)
+    cfg = BuildConfig(placements=placements, shard_size=1000, depth="plane")
+    out = work / "ds"
+    t = time.perf_counter()
+    res = build(out, cfg, bg, fg, progress=False, workers=workers)
+    build_s = time.perf_counter() - t
+    n = res.samples
+    parts = [list(range(w, res.shards, workers)) for w in range(workers)]
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Pool(workers) as pool:
+        enc = pool.map(_encode_only, [(str(out), p) for p in parts])
+    bound_s = max(s for s, _ in enc)
+    seed_dir = work / "seed"
+    t = time.perf_counter()
+    with ctx.Pool(workers) as pool:
+        written = sum(pool.map(_seed_way, [(str(out), p, str(seed_dir)) for p in parts]))
+        bgs = sorted(p.name for p in (seed_dir / "fg_bg").iterdir())
+        zipped = sum(pool.map(_zip_bg, [(str(seed_dir), b) for b in bgs]))
+    seed_s = time.perf_counter() - t
+    files = sum(1 for _ in seed_dir.rglob("*.*") if _.suffix != ".zip")
+    assert written == n and zipped == 3 * n == files, (written, zipped, files)
+    # writers on the same encoded bytes, one process
+    store = LocalStore(out)
+    samples = list(ShardBuilder(store, read_json(store, "build.json")).samples(0))
+    meta = ShardMeta(0, 0, len(samples), 8, cfg.size, cfg.depth_shape)
+
+    def ours() -> None:
+        with TarShardWriter(work / "w.tar", meta) as w:
+            for s in samples:
+                w.add(s)
+            w.close()
+
+    def stock() -> None:
+        with wds.ShardWriter(str(work / "s-%06d.tar"), maxcount=10**9) as sink:
+            for s in samples:
+                sink.write({"__key__": s.key, **s.files})
+
+    ours_rate, stock_rate = _rate(len(samples), ours), _rate(len(samples), stock)
+    rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    print(f"\nbuild: {n} samples (20 bg x 20 fg x 2 x {placements}), depth plane, {workers} processes")
+    print(f"machine: {platform.processor() or platform.machine()}, Python {platform.python_version()}\n")
+    print("| figure | measured | ratio | goal |")
+    print("|---|---|---|---|")
+    print(f"| 1. build vs encode bound | {n / build_s:,.0f} vs {n / bound_s:,.0f} samples/s | "
+          f"{bound_s / build_s:.2f} | >= 0.85 |")
+    print(f"| 2. seeds' way (loose files + zip per bg) vs fgbg | {seed_s:.1f} s vs {build_s:.1f} s, "
+          f"{3 * n} files accounted for | fgbg {seed_s / build_s:.2f}x faster | >= 3x |")
+    print(f"| 3. fgbg tar writer vs webdataset.ShardWriter | {ours_rate:,.0f} vs {stock_rate:,.0f} samples/s | "
+          f"{ours_rate / stock_rate:.2f} | >= 1.5 |")
+    print(f"| 6. peak RSS of a worker process | {rss:.0f} MiB | | < 1 GiB, flat |")
+    print("\nthe seeds' way reuses fgbg's compositing and encoding, so figure 2 isolates the storage strategy")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="bench", required=True)
@@ -250,6 +370,9 @@ def main() -> int:
     f.add_argument("--samples", type=int, default=4000)
     r = sub.add_parser("read", help="reader vs stock webdataset vs decode bound (one core)")
     r.add_argument("--samples", type=int, default=4000)
+    b = sub.add_parser("build", help="build vs encode bound, vs loose files + zip, tar writers")
+    b.add_argument("--samples", type=int, default=20000)
+    b.add_argument("--workers", type=int, default=2)
     s = sub.add_parser("scale", help="build throughput: local pool vs Ray, 1 and 2 workers")
     s.add_argument("--samples", type=int, default=20000)
     s.add_argument("--depth", default="plane", choices=("plane", "none"))
@@ -264,6 +387,8 @@ def main() -> int:
     try:
         if a.bench == "formats":
             bench_formats(a.samples, work)
+        elif a.bench == "build":
+            bench_build(a.samples, work, a.workers)
         elif a.bench == "scale":
             bench_scale(a.samples, work, a.depth)
         elif a.bench == "read":
