@@ -7,9 +7,11 @@ outside the box are the background's, byte for byte.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
-__all__ = ["blend_box", "composite", "div255", "mask_box"]
+__all__ = ["Prepared", "blend_box", "composite", "composite_prepared", "div255", "mask_box", "prepare"]
 
 
 def div255(t: np.ndarray) -> np.ndarray:
@@ -31,6 +33,38 @@ def mask_box(alpha: np.ndarray, threshold: int, soft: bool) -> np.ndarray:
     if soft:
         return np.where(alpha > threshold, alpha, 0).astype(np.uint8)
     return np.where(alpha > threshold, 255, 0).astype(np.uint8)
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A foreground ready to paste many times: the parts of the blend that do not depend on
+    the background, and its mask box, computed once (``out = (premul + bg * inv + 127) / 255``
+    is the same integer formula as :func:`blend_box`)."""
+
+    rgba: np.ndarray
+    premul: np.ndarray  # uint16 (h, w, 3): alpha * fg
+    inv_alpha: np.ndarray  # uint16 (h, w, 1): 255 - alpha
+    mask: np.ndarray  # uint8 (h, w): the mask inside the box
+    mask_count: int  # non-zero mask pixels (for exact statistics of binary masks)
+
+
+def prepare(fg: np.ndarray, threshold: int = 0, soft: bool = False) -> Prepared:
+    a = fg[..., 3:4].astype(np.uint16)
+    mask = mask_box(fg[..., 3], threshold, soft)
+    return Prepared(fg, a * fg[..., :3], np.uint16(255) - a, mask, int(np.count_nonzero(mask)))
+
+
+def composite_prepared(bg: np.ndarray, fg: Prepared, x: int, y: int) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`composite` for a :class:`Prepared` foreground (same bytes, less work)."""
+    h, w = fg.mask.shape
+    H, W = bg.shape[:2]
+    if not (0 <= x <= W - w and 0 <= y <= H - h):
+        raise ValueError(f"box {w}x{h} at ({x}, {y}) does not fit in {W}x{H}")
+    image = bg.copy()
+    image[y : y + h, x : x + w] = div255(fg.premul + fg.inv_alpha * bg[y : y + h, x : x + w])
+    mask = np.zeros((H, W), dtype=np.uint8)
+    mask[y : y + h, x : x + w] = fg.mask
+    return image, mask
 
 
 def composite(

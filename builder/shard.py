@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from .composite import composite
+from .composite import Prepared, composite_prepared, prepare
 from .config import BuildConfig
 from .depth import DepthBackend, DepthBatch, make_backend
 from .encode import decode_jpeg, encode_jpeg, encode_png
@@ -26,7 +26,7 @@ from .plan import SampleParams, plan_for
 from .receipts import Receipt, check_shard, write_receipt
 from .resize import resize_rgba
 from .shards import EncodedSample, ShardMeta, ShardWriter, shard_name, writer_class
-from .stats import PixelSums, region_sums
+from .stats import IntegralSums, PixelSums, float_sums
 from .storage import Store
 
 __all__ = ["DEPTH_BATCH", "Foregrounds", "ShardBuilder", "commit_shard", "depth_settings", "sample_meta", "shard_meta"]
@@ -107,18 +107,21 @@ class Foregrounds:
     """Foregrounds as pasted -- resized to (w, h) through premultiplied alpha and flipped --
     cached (LRU), since every combination recurs ``placements`` times."""
 
-    def __init__(self, inputs: InputSet, capacity: int = _FG_CACHE):
+    def __init__(self, inputs: InputSet, threshold: int, soft: bool, capacity: int = _FG_CACHE):
         self.inputs = inputs
+        self.threshold = threshold
+        self.soft = soft
         self.capacity = capacity
-        self._cache: OrderedDict[tuple[int, int, int, int], np.ndarray] = OrderedDict()
+        self._cache: OrderedDict[tuple[int, int, int, int], Prepared] = OrderedDict()
 
-    def get(self, fg: int, flip: int, w: int, h: int) -> np.ndarray:
+    def get(self, fg: int, flip: int, w: int, h: int) -> Prepared:
         key = (fg, flip, w, h)
         img = self._cache.get(key)
         if img is None:
-            img = resize_rgba(self.inputs.fg[fg], w, h)
+            rgba = resize_rgba(self.inputs.fg[fg], w, h)
             if flip:
-                img = np.ascontiguousarray(img[:, ::-1])
+                rgba = np.ascontiguousarray(rgba[:, ::-1])
+            img = prepare(rgba, self.threshold, self.soft)
             self._cache[key] = img
             if len(self._cache) > self.capacity:
                 self._cache.popitem(last=False)
@@ -145,8 +148,8 @@ class ShardBuilder:
         if self.backend is not None and self.backend.describe() != record["depth"]:
             raise FgbgError(f"{store.url}: the depth backend differs from the one this dataset was built with "
                             f"({self.backend.describe()} vs {record['depth']}); give the same --depth-weights")
-        self._bg_sums = [region_sums(bg) for bg in self.inputs.bg]
-        self.foregrounds = Foregrounds(self.inputs)
+        self._bg_sums = [IntegralSums(bg) for bg in self.inputs.bg]
+        self.foregrounds = Foregrounds(self.inputs, self.cfg.mask_threshold, self.cfg.soft_mask)
 
     def close(self) -> None:
         if self.backend is not None:
@@ -198,14 +201,16 @@ class ShardBuilder:
         for i in idx:
             b, x, y, w, h = int(p.bg[i]), int(p.x[i]), int(p.y[i]), int(p.w[i]), int(p.h[i])
             fg = self.foregrounds.get(int(p.fg[i]), int(p.flip[i]), w, h)
-            bg = self.inputs.bg[b]
-            image, mask = composite(bg, fg, x, y, cfg.mask_threshold, cfg.soft_mask)
+            image, mask = composite_prepared(self.inputs.bg[b], fg, x, y)
             # Composite sums = background sums - box of bg + box of composite (exact integers).
-            s_all, q_all = self._bg_sums[b]
-            s_bg, q_bg = region_sums(bg[y : y + h, x : x + w])
-            s_im, q_im = region_sums(image[y : y + h, x : x + w])
+            s_all, q_all = self._bg_sums[b].total
+            s_bg, q_bg = self._bg_sums[b].box(x, y, w, h)
+            s_im, q_im = float_sums(image[y : y + h, x : x + w], 3)
             stats["image"].add(H * W, s_all - s_bg + s_im, q_all - q_bg + q_im)
-            s_m, q_m = region_sums(mask[y : y + h, x : x + w])
+            if cfg.soft_mask:
+                s_m, q_m = float_sums(fg.mask, 1)
+            else:
+                s_m, q_m = np.array([fg.mask_count * 255]), np.array([fg.mask_count * 255 * 255])
             stats["mask"].add(H * W, s_m, q_m)
             images.append(image)
             masks.append(mask)
@@ -215,10 +220,15 @@ class ShardBuilder:
             roundtrip = [decode_jpeg(j) for j in jpegs]
         depths = None
         if self.backend is not None:
-            pixels = roundtrip if self.backend.needs_pixels and roundtrip is not None else images
             sl = slice(idx.start, idx.stop)
             boxes = np.stack([p.x[sl], p.y[sl], p.w[sl], p.h[sl]], axis=1)
-            depths = self.backend.predict(DepthBatch(np.stack(pixels), np.stack(masks), boxes))
+            if self.backend.needs_pixels:
+                pixels = np.stack(roundtrip if roundtrip is not None else images)
+            else:  # a geometric backend: no copy of the images it would not look at
+                pixels = np.empty((len(masks), 0, 0, 3), np.uint8)
+            depths = self.backend.predict(DepthBatch(pixels, np.stack(masks), boxes))
+            s_d, q_d = float_sums(depths, 1)
+            stats["depth"].add(depths.shape[0] * depths.shape[1] * depths.shape[2], s_d, q_d)
         out = []
         for j, i in enumerate(idx):
             key = f"{int(p.position[i]):0{self.key_width}d}"
@@ -226,7 +236,6 @@ class ShardBuilder:
             depth = None
             if depths is not None:
                 depth = depths[j]
-                stats["depth"].add_pixels(depth)
                 files["depth.png"] = encode_png(depth)
             meta = sample_meta(p, i, self.record["inputs"])
             files["json"] = json.dumps(meta, sort_keys=True, separators=(",", ":")).encode()

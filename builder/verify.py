@@ -20,7 +20,6 @@ from typing import Any
 
 import numpy as np
 
-from .composite import mask_box
 from .manifest import ANNOTATIONS, BUILD_RECORD, MANIFEST
 from .receipts import load_receipt
 from .storage import TMP_MARK, ObjectStore, Store, open_store
@@ -119,8 +118,8 @@ def verify(url: str, deep: bool = False, storage_options: dict[str, Any] | None 
     foregrounds = None
     if deep and manifest["config"].get("kind") != "imported":  # imported masks are the data themselves
         record = json.loads(store.read_bytes(BUILD_RECORD))
-        foregrounds = Foregrounds(load_inputs(store, record["inputs"]))
-        threshold, soft = record["config"]["mask_threshold"], record["config"]["soft_mask"]
+        foregrounds = Foregrounds(load_inputs(store, record["inputs"]), record["config"]["mask_threshold"],
+                                  record["config"]["soft_mask"])
     options = store.storage_options if isinstance(store, ObjectStore) else None
     for fmt, shards in manifest["shards"].items():
         ds = open_dataset(url, format=fmt, storage_options=options)
@@ -157,8 +156,7 @@ def verify(url: str, deep: bool = False, storage_options: dict[str, Any] | None 
                     if foregrounds is not None:
                         fg = foregrounds.get(meta["fg"]["index"], meta["flip"], meta["w"], meta["h"])
                         want = np.zeros_like(sample["mask"])
-                        want[meta["y"]: meta["y"] + meta["h"], meta["x"]: meta["x"] + meta["w"]] = mask_box(
-                            fg[..., 3], threshold, soft)
+                        want[meta["y"]: meta["y"] + meta["h"], meta["x"]: meta["x"] + meta["w"]] = fg.mask
                         if not np.array_equal(want, sample["mask"]):
                             report.add(name, "mask differs from the one its annotation implies", key)
             except (ShardReadError, ValueError, KeyError) as e:

@@ -52,3 +52,17 @@ def test_mask_box_threshold() -> None:
     assert mask_box(alpha, 0, False).tolist() == [[0, 255, 255, 255]]
     assert mask_box(alpha, 128, False).tolist() == [[0, 0, 0, 255]]
     assert mask_box(alpha, 0, True).tolist() == [[0, 1, 128, 255]]
+
+
+def test_prepared_composite_is_byte_identical() -> None:
+    from builder.composite import composite_prepared, prepare
+
+    rng = np.random.default_rng(7)
+    bg = rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    fg = rng.integers(0, 256, (20, 30, 4), dtype=np.uint8)
+    for threshold, soft in ((0, False), (100, False), (0, True)):
+        p = prepare(fg, threshold, soft)
+        a = composite(bg, fg, 11, 9, threshold, soft)
+        b = composite_prepared(bg, p, 11, 9)
+        assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
+        assert p.mask_count == int(np.count_nonzero(a[1]))

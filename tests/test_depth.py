@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from builder.depth import DepthBatch, make_backend, to_seed_uint8
-from builder.depth.plane import HORIZON, WALL_M, floor_depth
+from builder.depth.plane import HORIZON, WALL_M, PlaneDepth, floor_depth
 from builder.errors import FgbgError
 
 
@@ -42,3 +42,27 @@ def test_unknown_and_none() -> None:
     assert make_backend("none", (112, 112)) is None
     with pytest.raises(FgbgError, match="unknown depth backend 'magic'"):
         make_backend("magic", (1, 1))
+
+
+def test_plane_fast_path_equals_full_map_post_processing() -> None:
+    """predict() post-processes only the distinct values; it must equal to_seed_uint8 on full maps."""
+    import cv2
+
+    rng = np.random.default_rng(0)
+    n = 40
+    masks = np.zeros((n, 224, 224), np.uint8)
+    boxes = []
+    for i in range(n):
+        w, h = int(rng.integers(20, 224)), int(rng.integers(20, 224))
+        x, y = int(rng.integers(0, 225 - w)), int(rng.integers(0, 225 - h))
+        masks[i, y : y + h, x : x + w] = 255 * (rng.random((h, w)) > 0.3)
+        boxes.append((x, y, w, h))
+    masks[0], boxes[0] = 255, (0, 0, 224, 224)  # a person covering every row
+    masks[1], boxes[1] = 0, (0, 0, 10, 10)  # an empty mask
+    got = PlaneDepth((112, 112)).predict(DepthBatch(np.zeros((n, 224, 224, 3), np.uint8), masks, np.array(boxes)))
+    rows = (np.arange(112, dtype=np.float64) + 0.5) * 2
+    scene = np.repeat(floor_depth(rows, 224)[:, None], 112, axis=1)
+    full = np.stack([np.where(cv2.resize(masks[i], (112, 112), interpolation=cv2.INTER_AREA) > 127,
+                              floor_depth(np.array([float(boxes[i][1] + boxes[i][3])]), 224)[0], scene)
+                     for i in range(n)])
+    assert np.array_equal(got, to_seed_uint8(full))

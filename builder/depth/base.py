@@ -19,7 +19,7 @@ __all__ = ["DepthBackend", "DepthBatch", "to_seed_uint8"]
 class DepthBatch:
     """What a backend may look at for N samples of one batch."""
 
-    images: np.ndarray  # (N, H, W, 3) uint8 RGB; the JPEG round-trip if backend.needs_pixels
+    images: np.ndarray  # (N, H, W, 3) uint8 RGB, the JPEG round-trip; (N, 0, 0, 3) unless needs_pixels
     masks: np.ndarray  # (N, H, W) uint8 composite masks
     boxes: np.ndarray  # (N, 4) int64 placement boxes x, y, w, h
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from .base import DepthBackend, DepthBatch, to_seed_uint8
+from .base import DepthBackend, DepthBatch
 
 __all__ = ["PlaneDepth"]
 
@@ -36,14 +36,24 @@ class PlaneDepth(DepthBackend):
     needs_pixels = False
 
     def predict(self, batch: DepthBatch) -> np.ndarray:
+        """Per image there are only the scene's row depths and one person depth, so the seed
+        post-processing runs on those few values (bit-for-bit what :func:`to_seed_uint8` gives
+        on the full map: the same float64 operations, element by element)."""
         n, H = batch.masks.shape[:2]
         w, h = self.out_size
         rows = (np.arange(h, dtype=np.float64) + 0.5) * (H / h)
-        scene = np.repeat(floor_depth(rows, H)[:, None], w, axis=1)
-        out = np.empty((n, h, w), dtype=np.float64)
+        scene = floor_depth(rows, H)
+        out = np.empty((n, h, w), dtype=np.uint8)
         for i in range(n):
             foot_row = float(batch.boxes[i, 1] + batch.boxes[i, 3])  # y + h: where it stands
-            foot = floor_depth(np.array([foot_row]), H)[0]
-            small = cv2.resize(batch.masks[i], (w, h), interpolation=cv2.INTER_AREA)
-            out[i] = np.where(small > 127, foot, scene)
-        return to_seed_uint8(out)
+            foot = floor_depth(np.array([foot_row]), H)
+            person = cv2.resize(batch.masks[i], (w, h), interpolation=cv2.INTER_AREA) > 127
+            visible_rows = ~person.all(axis=1)
+            values = np.concatenate([scene[visible_rows], foot if person.any() else foot[:0]])
+            d = np.clip(values * 100.0, 10.0, 1000.0) / 1000.0
+            lo, hi = d.min(), d.max()
+            span = hi - lo if hi > lo else 1.0
+            levels = np.clip(np.rint((np.clip(np.concatenate([scene, foot]) * 100.0, 10.0, 1000.0) / 1000.0 - lo)
+                                     / span * 255.0), 0, 255).astype(np.uint8)
+            out[i] = np.where(person, levels[-1], levels[:-1, None])
+        return out

@@ -27,19 +27,12 @@ def _octal(value: int, width: int) -> bytes:
     return f"{value:0{width - 1}o}".encode("ascii") + b"\0"
 
 
-def ustar_header(name: str, size: int) -> bytes:
-    """A 512-byte POSIX ustar header for a regular file ``name`` of ``size`` bytes."""
-    raw = name.encode("ascii")
-    if len(raw) > 100 or "/" in name or not name:
-        raise ValueError(f"tar member name {name!r} must be 1..100 ASCII chars without '/'")
-    if not 0 <= size <= _MAX_SIZE:
-        raise ValueError(f"tar member {name!r} is too large ({size} bytes)")
+def _template() -> tuple[bytes, int]:
+    """Every field but name, size and checksum is the same for all members: lay it out once."""
     header = bytearray(BLOCK)
-    header[0 : len(raw)] = raw
     header[100:108] = _octal(0o644, 8)
     header[108:116] = _octal(0, 8)  # uid
     header[116:124] = _octal(0, 8)  # gid
-    header[124:136] = _octal(size, 12)
     header[136:148] = _octal(MTIME, 12)
     header[148:156] = b" " * 8  # checksum is computed with this field as spaces
     header[156:157] = b"0"  # regular file
@@ -49,7 +42,25 @@ def ustar_header(name: str, size: int) -> bytes:
     header[297:301] = b"fgbg"  # gname
     header[329:337] = _octal(0, 8)  # devmajor
     header[337:345] = _octal(0, 8)  # devminor
-    header[148:156] = f"{sum(header):06o}".encode("ascii") + b"\0 "
+    return bytes(header), sum(header)
+
+
+_TEMPLATE, _TEMPLATE_SUM = _template()
+
+
+def ustar_header(name: str, size: int) -> bytes:
+    """A 512-byte POSIX ustar header for a regular file ``name`` of ``size`` bytes."""
+    raw = name.encode("ascii")
+    if len(raw) > 100 or "/" in name or not name:
+        raise ValueError(f"tar member name {name!r} must be 1..100 ASCII chars without '/'")
+    if not 0 <= size <= _MAX_SIZE:
+        raise ValueError(f"tar member {name!r} is too large ({size} bytes)")
+    size_field = _octal(size, 12)
+    header = bytearray(_TEMPLATE)
+    header[0 : len(raw)] = raw
+    header[124:136] = size_field
+    # the template's sum counts the checksum field as 8 spaces and the size field as zeros
+    header[148:156] = f"{_TEMPLATE_SUM + sum(raw) + sum(size_field):06o}".encode("ascii") + b"\0 "
     return bytes(header)
 
 
