@@ -94,6 +94,7 @@ def _build_parser() -> argparse.ArgumentParser:
     v.add_argument("dataset")
     v.add_argument("--deep", action="store_true", help="also compare every mask with its annotation")
     v.add_argument("--json", action="store_true", help="machine-readable report")
+    v.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
     v.add_argument("--storage-option", action="append", metavar="KEY=VALUE")
 
     rp = sub.add_parser("repair", help="rebuild missing or corrupt shards (byte-identical), rewrite the manifest")
@@ -220,7 +221,7 @@ def _cmd_convert(a: argparse.Namespace) -> int:
 
 
 def _cmd_verify(a: argparse.Namespace) -> int:
-    report = verify(a.dataset, deep=a.deep, storage_options=_storage_options(a))
+    report = verify(a.dataset, deep=a.deep, storage_options=_storage_options(a), workers=a.workers)
     print(json.dumps(report.to_json(), indent=1) if a.json else report.text())
     return 0 if report.ok else 1
 

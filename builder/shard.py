@@ -26,7 +26,7 @@ from .plan import SampleParams, plan_for
 from .receipts import Receipt, check_shard, write_receipt
 from .resize import resize_rgba
 from .shards import EncodedSample, ShardMeta, ShardWriter, shard_name, writer_class
-from .stats import IntegralSums, PixelSums, float_sums
+from .stats import PixelSums, float_sums, region_sums
 from .storage import Store
 
 __all__ = ["DEPTH_BATCH", "Foregrounds", "ShardBuilder", "commit_shard", "depth_settings", "sample_meta", "shard_meta"]
@@ -148,7 +148,7 @@ class ShardBuilder:
         if self.backend is not None and self.backend.describe() != record["depth"]:
             raise FgbgError(f"{store.url}: the depth backend differs from the one this dataset was built with "
                             f"({self.backend.describe()} vs {record['depth']}); give the same --depth-weights")
-        self._bg_sums = [IntegralSums(bg) for bg in self.inputs.bg]
+        self._bg_sums = [region_sums(bg) for bg in self.inputs.bg]
         self.foregrounds = Foregrounds(self.inputs, self.cfg.mask_threshold, self.cfg.soft_mask)
 
     def close(self) -> None:
@@ -203,8 +203,8 @@ class ShardBuilder:
             fg = self.foregrounds.get(int(p.fg[i]), int(p.flip[i]), w, h)
             image, mask = composite_prepared(self.inputs.bg[b], fg, x, y)
             # Composite sums = background sums - box of bg + box of composite (exact integers).
-            s_all, q_all = self._bg_sums[b].total
-            s_bg, q_bg = self._bg_sums[b].box(x, y, w, h)
+            s_all, q_all = self._bg_sums[b]
+            s_bg, q_bg = float_sums(self.inputs.bg[b][y : y + h, x : x + w], 3)
             s_im, q_im = float_sums(image[y : y + h, x : x + w], 3)
             stats["image"].add(H * W, s_all - s_bg + s_im, q_all - q_bg + q_im)
             if cfg.soft_mask:

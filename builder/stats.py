@@ -13,35 +13,13 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["IntegralSums", "PixelSums", "float_sums", "region_sums"]
+__all__ = ["PixelSums", "float_sums", "region_sums"]
 
 
 def region_sums(pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(sum, sum of squares) per channel of a uint8 array (H, W[, C]) as int64."""
     flat = pixels.reshape(-1, pixels.shape[2] if pixels.ndim == 3 else 1).astype(np.int64)
     return flat.sum(axis=0), (flat * flat).sum(axis=0)
-
-
-class IntegralSums:
-    """O(1) exact sums over any box of one image, from its integral images (for the
-    background part of every composite: composite sums = image sums - box + blended box)."""
-
-    def __init__(self, image: np.ndarray):
-        import cv2
-
-        s, q = cv2.integral2(image, sdepth=cv2.CV_64F, sqdepth=cv2.CV_64F)
-        channels = image.shape[2] if image.ndim == 3 else 1
-        self.s = s.reshape(s.shape[0], s.shape[1], channels)
-        self.q = q.reshape(q.shape[0], q.shape[1], channels)
-        self.total = (self.s[-1, -1].astype(np.int64), self.q[-1, -1].astype(np.int64))
-
-    def box(self, x: int, y: int, w: int, h: int) -> tuple[np.ndarray, np.ndarray]:
-        """(sum, sum of squares) per channel of ``image[y:y+h, x:x+w]`` (exact: < 2**53)."""
-        def one(t: np.ndarray) -> np.ndarray:
-            total: np.ndarray = (t[y + h, x + w] - t[y, x + w] - t[y + h, x] + t[y, x]).astype(np.int64)
-            return total
-
-        return one(self.s), one(self.q)
 
 
 def float_sums(pixels: np.ndarray, channels: int) -> tuple[np.ndarray, np.ndarray]:

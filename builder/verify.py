@@ -15,6 +15,8 @@ import csv
 import hashlib
 import io
 import json
+import multiprocessing
+import os
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -61,26 +63,38 @@ class VerifyReport:
         return "\n".join(lines)
 
 
-def _index_rows(store: Store, manifest: dict[str, Any], report: VerifyReport) -> dict[str, dict[str, str]]:
+class _Index:
+    """The annotations index as columns (compact even for 400k rows), looked up by key."""
+
+    def __init__(self, data: bytes):
+        reader = csv.reader(io.StringIO(data.decode("ascii", "replace")))
+        header = next(reader, [])
+        rows = list(reader)
+        self.columns = {name: [r[k] for r in rows] for k, name in enumerate(header)}
+        self.position = {int(key): i for i, key in enumerate(self.columns.get("key", []))}
+
+    def check(self, meta: dict[str, Any], key: str) -> str | None:
+        i = self.position.get(int(key))
+        if i is None:
+            return "no row in the annotations index"
+        pairs = {"bg": meta["bg"]["index"], "fg": meta["fg"]["index"], "flip": meta["flip"],
+                 "placement": meta["placement"], "x": meta["x"], "y": meta["y"], "w": meta["w"], "h": meta["h"]}
+        wrong = [k for k, v in pairs.items() if str(v) != self.columns[k][i]]
+        if float(self.columns["scale"][i]) != float(meta["scale"]):
+            wrong.append("scale")
+        return f"annotation differs from the index in {', '.join(wrong)}" if wrong else None
+
+
+def _load_index(store: Store, manifest: dict[str, Any], report: VerifyReport | None) -> _Index | None:
     try:
         data = store.read_bytes(ANNOTATIONS)
     except FileNotFoundError:
-        report.add(ANNOTATIONS, "missing")
-        return {}
-    if hashlib.sha256(data).hexdigest() != manifest.get("annotations", {}).get("sha256"):
+        if report is not None:
+            report.add(ANNOTATIONS, "missing")
+        return None
+    if report is not None and hashlib.sha256(data).hexdigest() != manifest.get("annotations", {}).get("sha256"):
         report.add(ANNOTATIONS, "sha256 differs from the manifest")
-    return {row["key"]: row for row in csv.DictReader(io.StringIO(data.decode("ascii", "replace")))}
-
-
-def _check_meta(meta: dict[str, Any], row: dict[str, str] | None) -> str | None:
-    if row is None:
-        return "no row in the annotations index"
-    pairs = {"bg": meta["bg"]["index"], "fg": meta["fg"]["index"], "flip": meta["flip"],
-             "placement": meta["placement"], "x": meta["x"], "y": meta["y"], "w": meta["w"], "h": meta["h"]}
-    wrong = [k for k, v in pairs.items() if str(v) != row.get(k)]
-    if float(row.get("scale", "nan")) != float(meta["scale"]):
-        wrong.append("scale")
-    return f"annotation differs from the index in {', '.join(wrong)}" if wrong else None
+    return _Index(data)
 
 
 def _record_problems(store: Store, manifest: dict[str, Any], report: VerifyReport) -> None:
@@ -94,14 +108,98 @@ def _record_problems(store: Store, manifest: dict[str, Any], report: VerifyRepor
             report.add(MANIFEST, f"field {key!r} differs from {BUILD_RECORD} (edited by hand?)")
 
 
-def verify(url: str, deep: bool = False, storage_options: dict[str, Any] | None = None) -> VerifyReport:
-    """Check the dataset at ``url``; the report lists every problem found."""
-    from readers import open_dataset
-    from readers.formats import ShardReadError
+class _ShardChecker:
+    """Checks whole shards; built once per process (verify runs shards in a process pool)."""
 
-    from .inputs import load_inputs
-    from .shard import Foregrounds
+    def __init__(self, url: str, storage_options: dict[str, Any] | None, deep: bool):
+        from readers import open_dataset
 
+        from .inputs import load_inputs
+        from .shard import Foregrounds
+
+        self.store = open_store(url, storage_options)
+        self.manifest = json.loads(self.store.read_bytes(MANIFEST))
+        self.index = _load_index(self.store, self.manifest, None)
+        self.foregrounds = None
+        if deep and self.manifest["config"].get("kind") != "imported":  # imported masks are the data
+            record = json.loads(self.store.read_bytes(BUILD_RECORD))
+            self.foregrounds = Foregrounds(load_inputs(self.store, record["inputs"]),
+                                           record["config"]["mask_threshold"], record["config"]["soft_mask"])
+        options = self.store.storage_options if isinstance(self.store, ObjectStore) else None
+        self.datasets = {fmt: open_dataset(url, format=fmt, storage_options=options) for fmt in self.manifest["shards"]}
+
+    def check(self, fmt: str, s: int) -> tuple[list[Problem], int]:
+        from readers.formats import ShardReadError
+
+        store, entry = self.store, self.manifest["shards"][fmt][s]
+        name = entry["name"]
+        out: list[Problem] = []
+        if not store.exists(name):
+            return [Problem(name, "missing")], 0
+        size, digest = store.size(name), store.sha256(name)
+        if size != entry["bytes"]:
+            what = f"size {size} differs from the manifest's {entry['bytes']} (truncated or replaced)"
+            out.append(Problem(name, what))
+        elif digest != entry["sha256"]:
+            out.append(Problem(name, "sha256 differs from the manifest (bytes changed)"))
+        receipt = load_receipt(store, name)
+        if receipt is None:
+            out.append(Problem(name + ".json", "receipt missing or unreadable"))
+        elif (receipt.bytes, receipt.sha256, receipt.count) != (entry["bytes"], entry["sha256"], entry["count"]):
+            out.append(Problem(name + ".json", "receipt disagrees with the manifest"))
+        width = int(self.manifest["key_width"])
+        expected = [f"{entry['first'] + i:0{width}d}" for i in range(entry["count"])]
+        seen: list[str] = []
+        unreadable = False
+        try:
+            for sample in self.datasets[fmt].iter_shard(s):
+                key = sample["key"]
+                seen.append(key)
+                meta = sample["meta"]
+                if meta.get("index") != int(key):
+                    out.append(Problem(name, f"annotation index {meta.get('index')} differs from its key", key))
+                problem = self.index.check(meta, key) if self.index is not None else None
+                if problem:
+                    out.append(Problem(name, problem, key))
+                if self.foregrounds is not None:
+                    fg = self.foregrounds.get(meta["fg"]["index"], meta["flip"], meta["w"], meta["h"])
+                    want = np.zeros_like(sample["mask"])
+                    want[meta["y"] : meta["y"] + meta["h"], meta["x"] : meta["x"] + meta["w"]] = fg.mask
+                    if not np.array_equal(want, sample["mask"]):
+                        out.append(Problem(name, "mask differs from the one its annotation implies", key))
+        except (ShardReadError, ValueError, KeyError) as e:
+            unreadable = True
+            out.append(Problem(name, f"unreadable after sample {seen[-1] if seen else 'none'} ({e})"))
+        if seen and seen != expected[: len(seen)]:
+            out.append(Problem(name, "keys out of order or not the shard's range"))
+        if len(seen) != entry["count"] and not unreadable:
+            out.append(Problem(name, f"holds {len(seen)} samples, the manifest says {entry['count']}"))
+        return out, len(seen)
+
+
+_checker: _ShardChecker | None = None
+_checker_args: tuple[str, dict[str, Any] | None, bool] | None = None
+
+
+def _init(args: tuple[str, dict[str, Any] | None, bool]) -> None:
+    global _checker_args
+    import cv2
+
+    cv2.setNumThreads(1)
+    _checker_args = args
+
+
+def _check(task: tuple[str, int]) -> tuple[list[Problem], int]:
+    global _checker
+    if _checker is None:
+        assert _checker_args is not None
+        _checker = _ShardChecker(*_checker_args)
+    return _checker.check(*task)
+
+
+def verify(url: str, deep: bool = False, storage_options: dict[str, Any] | None = None,
+           workers: int | None = None) -> VerifyReport:
+    """Check the dataset at ``url`` (shards in ``workers`` processes); the report lists every problem."""
     store = open_store(url, storage_options)
     report = VerifyReport(store.url, deep=deep)
     try:
@@ -113,60 +211,23 @@ def verify(url: str, deep: bool = False, storage_options: dict[str, Any] | None 
         report.add(MANIFEST, f"not valid JSON ({e})")
         return report
     _record_problems(store, manifest, report)
-    rows = _index_rows(store, manifest, report)
-    listed: set[str] = set()
-    foregrounds = None
-    if deep and manifest["config"].get("kind") != "imported":  # imported masks are the data themselves
-        record = json.loads(store.read_bytes(BUILD_RECORD))
-        foregrounds = Foregrounds(load_inputs(store, record["inputs"]), record["config"]["mask_threshold"],
-                                  record["config"]["soft_mask"])
-    options = store.storage_options if isinstance(store, ObjectStore) else None
-    for fmt, shards in manifest["shards"].items():
-        ds = open_dataset(url, format=fmt, storage_options=options)
-        width = int(manifest["key_width"])
-        for s, entry in enumerate(shards):
-            name = entry["name"]
-            listed.update({name, name + ".json"})
-            report.shards += 1
-            if not store.exists(name):
-                report.add(name, "missing")
-                continue
-            size, digest = store.size(name), store.sha256(name)
-            if size != entry["bytes"]:
-                report.add(name, f"size {size} differs from the manifest's {entry['bytes']} (truncated or replaced)")
-            elif digest != entry["sha256"]:
-                report.add(name, "sha256 differs from the manifest (bytes changed)")
-            receipt = load_receipt(store, name)
-            if receipt is None:
-                report.add(name + ".json", "receipt missing or unreadable")
-            elif (receipt.bytes, receipt.sha256, receipt.count) != (entry["bytes"], entry["sha256"], entry["count"]):
-                report.add(name + ".json", "receipt disagrees with the manifest")
-            expected = [f"{entry['first'] + i:0{width}d}" for i in range(entry["count"])]
-            seen = []
-            try:
-                for sample in ds.iter_shard(s):
-                    key = sample["key"]
-                    seen.append(key)
-                    meta = sample["meta"]
-                    if meta.get("index") != int(key):
-                        report.add(name, f"annotation index {meta.get('index')} differs from its key", key)
-                    problem = _check_meta(meta, rows.get(key)) if rows else None
-                    if problem:
-                        report.add(name, problem, key)
-                    if foregrounds is not None:
-                        fg = foregrounds.get(meta["fg"]["index"], meta["flip"], meta["w"], meta["h"])
-                        want = np.zeros_like(sample["mask"])
-                        want[meta["y"]: meta["y"] + meta["h"], meta["x"]: meta["x"] + meta["w"]] = fg.mask
-                        if not np.array_equal(want, sample["mask"]):
-                            report.add(name, "mask differs from the one its annotation implies", key)
-            except (ShardReadError, ValueError, KeyError) as e:
-                report.add(name, f"unreadable after sample {seen[-1] if seen else 'none'} ({e})")
-            report.samples += len(seen)
-            if seen and seen != expected[: len(seen)]:
-                report.add(name, "keys out of order or not the shard's range")
-            if len(seen) != entry["count"] and not any(p.where == name and "unreadable" in p.what
-                                                        for p in report.problems):
-                report.add(name, f"holds {len(seen)} samples, the manifest says {entry['count']}")
+    _load_index(store, manifest, report)
+    tasks = [(fmt, s) for fmt, shards in manifest["shards"].items() for s in range(len(shards))]
+    listed = {n for shards in manifest["shards"].values() for e in shards for n in (e["name"], e["name"] + ".json")}
+    n_workers = max(1, min(workers or os.cpu_count() or 1, len(tasks)))
+    if n_workers == 1:
+        checker = _ShardChecker(url, storage_options, deep)
+        results = (checker.check(*t) for t in tasks)
+        for problems, seen in results:
+            report.problems += problems
+            report.samples += seen
+    else:
+        ctx = multiprocessing.get_context("spawn")
+        with ctx.Pool(n_workers, initializer=_init, initargs=((str(url), storage_options, deep),)) as pool:
+            for problems, seen in pool.imap(_check, tasks):
+                report.problems += problems
+                report.samples += seen
+    report.shards = len(tasks)
     total = sum(e["count"] for e in next(iter(manifest["shards"].values()), []))
     if total != manifest["totals"]["samples"]:
         report.add(MANIFEST, f"totals say {manifest['totals']['samples']} samples, shards hold {total}")
