@@ -218,3 +218,14 @@ def test_other_config_refused(existing, demo_inputs) -> None:  # type: ignore[no
         (bg2 / "room_002.jpg").unlink()
         build(out, CFG, bg2, demo_inputs[1], progress=False)
     assert snapshot(out) == before
+
+
+def test_meta_json_is_canonical_json() -> None:
+    import json as _json
+
+    from builder.shard import meta_json
+
+    for name in ("room.jpg", "salle à manger \"1\".png", "人.webp"):
+        meta = {"index": 12, "bg": {"index": 3, "name": name}, "fg": {"index": 0, "name": "p\\q.png"}, "flip": 1,
+                "placement": 19, "x": 0, "y": 154, "w": 100, "h": 70, "scale": 0.8125}
+        assert meta_json(meta) == _json.dumps(meta, sort_keys=True, separators=(",", ":")).encode()

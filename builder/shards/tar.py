@@ -46,6 +46,7 @@ def _template() -> tuple[bytes, int]:
 
 
 _TEMPLATE, _TEMPLATE_SUM = _template()
+_ZEROS = bytes(BLOCK)
 
 
 def ustar_header(name: str, size: int) -> bytes:
@@ -83,12 +84,10 @@ class TarShardWriter(ShardWriter):
 
     def add(self, sample: EncodedSample) -> None:
         self._offsets.append(self._pos)
+        parts: list[bytes] = []
         for suffix, data in sample.files.items():
-            self._write(ustar_header(f"{sample.key}.{suffix}", len(data)))
-            self._write(data)
-            pad = -len(data) % BLOCK
-            if pad:
-                self._write(b"\0" * pad)
+            parts += (ustar_header(f"{sample.key}.{suffix}", len(data)), data, _ZEROS[: -len(data) % BLOCK])
+        self._write(b"".join(parts))  # one write and one hash update per sample
 
     def close(self) -> ShardFile:
         end = self._pos + 2 * BLOCK
