@@ -213,23 +213,33 @@ class ShardBuilder:
         cfg = self.cfg
         H = W = cfg.size
         images, masks, jpegs = [], [], []
+        bg_boxes, image_boxes, mask_boxes = [], [], []
+        s_all, q_all = np.zeros(3, np.int64), np.zeros(3, np.int64)
+        mask_count = 0
         for i in idx:
             b, x, y, w, h = int(p.bg[i]), int(p.x[i]), int(p.y[i]), int(p.w[i]), int(p.h[i])
             fg = self.foregrounds.get(int(p.fg[i]), int(p.flip[i]), w, h)
             image, mask = composite_prepared(self.inputs.bg[b], fg, x, y)
-            # Composite sums = background sums - box of bg + box of composite (exact integers).
-            s_all, q_all = self._bg_sums[b]
-            s_bg, q_bg = float_sums(self.inputs.bg[b][y : y + h, x : x + w], 3)
-            s_im, q_im = float_sums(image[y : y + h, x : x + w], 3)
-            stats["image"].add(H * W, s_all - s_bg + s_im, q_all - q_bg + q_im)
-            if cfg.soft_mask:
-                s_m, q_m = float_sums(fg.mask, 1)
-            else:
-                s_m, q_m = np.array([fg.mask_count * 255]), np.array([fg.mask_count * 255 * 255])
-            stats["mask"].add(H * W, s_m, q_m)
+            # Composite sums = background sums - box of bg + box of composite (exact integers),
+            # accumulated over the batch: one reduction per batch, not per sample.
+            s_all += self._bg_sums[b][0]
+            q_all += self._bg_sums[b][1]
+            bg_boxes.append(self.inputs.bg[b][y : y + h, x : x + w].reshape(-1, 3))
+            image_boxes.append(image[y : y + h, x : x + w].reshape(-1, 3))
+            mask_boxes.append(fg.mask.reshape(-1, 1))
+            mask_count += fg.mask_count
             images.append(image)
             masks.append(mask)
             jpegs.append(encode_jpeg(image, cfg.quality))
+        n = len(images)
+        s_bg, q_bg = float_sums(np.concatenate(bg_boxes)[None], 3)
+        s_im, q_im = float_sums(np.concatenate(image_boxes)[None], 3)
+        stats["image"].add(n * H * W, s_all - s_bg + s_im, q_all - q_bg + q_im)
+        if cfg.soft_mask:
+            s_m, q_m = float_sums(np.concatenate(mask_boxes)[None, :, 0], 1)
+        else:
+            s_m, q_m = np.array([mask_count * 255]), np.array([mask_count * 255 * 255])
+        stats["mask"].add(n * H * W, s_m, q_m)
         roundtrip = None
         if decoded or (self.backend is not None and self.backend.needs_pixels):
             roundtrip = [decode_jpeg(j) for j in jpegs]
