@@ -32,7 +32,7 @@ def float_sums(pixels: np.ndarray, channels: int) -> tuple[np.ndarray, np.ndarra
     if channels == 1:
         img = img[..., 0]
     s = cv2.sumElems(img)[:channels]
-    q = cv2.sumElems(cv2.multiply(img, img, dtype=cv2.CV_32S))[:channels]
+    q = cv2.sumElems(cv2.multiply(img, img, dtype=cv2.CV_16U))[:channels]  # 255**2 fits in 16 bits
     return np.array(s, dtype=np.float64).astype(np.int64), np.array(q, dtype=np.float64).astype(np.int64)
 
 
