@@ -84,3 +84,20 @@ def test_killed_ray_worker_is_survived(local_ray: None, tmp_path: Path, demo_inp
     assert not errors, errors
     assert killed == 1, "no Ray worker was running a shard task to kill"
     assert snapshot(out) == reference
+
+
+def test_densedepth_in_ray_actor_matches_local(local_ray: None, tmp_path: Path,
+                                               demo_inputs: tuple[Path, Path]) -> None:
+    """The model runs in a Ray actor fed by CPU tasks; the bytes equal a local build's."""
+    pytest.importorskip("keras")
+    from builder.depth.densedepth.model import DecoderSpec
+    from builder.depth.densedepth.synthetic import make_random_weights
+
+    weights = tmp_path / "w.h5"
+    make_random_weights(weights, DecoderSpec.repository(), side=64, seed=4)
+    cfg = BuildConfig(size=64, fg_size=(20, 14), placements=1, flips=1, shard_size=3, depth="densedepth")
+    options = {"weights": str(weights)}
+    res = build(tmp_path / "ray", cfg, *demo_inputs, progress=False, executor="ray", depth_options=options)
+    build(tmp_path / "local", cfg, *demo_inputs, progress=False, workers=1, depth_options=options)
+    assert res.built == 3 and res.manifest["depth"]["backend"] == "densedepth"
+    assert snapshot(tmp_path / "ray") == snapshot(tmp_path / "local")
