@@ -18,6 +18,7 @@ from typing import Any
 
 from readers.dataset import open_dataset
 from readers.decode import decode_member
+from readers.formats.base import MEMBER_OF_FIELD
 
 from .build import BuildResult, check_output, complete, local_runner, record_differences
 from .config import BuildConfig
@@ -30,7 +31,6 @@ from .storage import LocalStore, ObjectStore, Store, open_store
 
 __all__ = ["convert"]
 
-_SUFFIX = {"image": "jpg", "mask": "mask.png", "depth": "depth.png", "meta": "json"}
 
 
 class ConvertWorker:
@@ -64,7 +64,7 @@ class ConvertWorker:
     @staticmethod
     def _sample(key: str, members: dict[str, Any], pixels: bool) -> EncodedSample:
         # members in the order builds write them (image, mask, depth, meta): identical shards
-        files = {suffix: members[f] for f, suffix in _SUFFIX.items() if isinstance(members.get(f), bytes)}
+        files = {suffix: members[f] for f, suffix in MEMBER_OF_FIELD.items() if isinstance(members.get(f), bytes)}
         arrays = {}
         if pixels:
             arrays = {f: v if not isinstance(v, bytes) else decode_member(f, v)

@@ -35,7 +35,16 @@ from .build import BuildResult, check_output
 from .config import FORMAT_VERSION
 from .encode import encode_jpeg, encode_png, encode_png_color
 from .errors import FgbgError, InputError
-from .manifest import ANNOTATION_COLUMNS, ANNOTATIONS, BUILD_RECORD, MANIFEST, TOOL_VERSION, dumps, make_manifest
+from .manifest import (
+    ANNOTATION_COLUMNS,
+    ANNOTATIONS,
+    BUILD_RECORD,
+    MANIFEST,
+    TOOL_VERSION,
+    annotation_line,
+    dumps,
+    make_manifest,
+)
 from .receipts import Receipt, check_shard
 from .shard import commit_shard
 from .shards import EncodedSample, ShardMeta, shard_name
@@ -228,9 +237,9 @@ def import_seed(src: str | Path, out: str | Path, *, shard_size: int = 1000, mas
             built += 1
         index = io.StringIO()
         index.write(",".join(ANNOTATION_COLUMNS) + "\n")
-        for m in rows:
-            index.write(f"{m['index']:0{width}d},{m['index'] // shard_size},{m['bg']['index']},{m['fg']['index']},"
-                        f"{m['flip']},{m['placement']},{m['x']},{m['y']},{m['w']},{m['h']},{m['scale']!r}\n")
+        index.writelines(annotation_line(width, m["index"], m["index"] // shard_size, m["bg"]["index"],
+                                         m["fg"]["index"], m["flip"], m["placement"], m["x"], m["y"], m["w"],
+                                         m["h"], m["scale"]) for m in rows)
         annotations = index.getvalue().encode("ascii")
         store.write_atomic(ANNOTATIONS, annotations)
         manifest = make_manifest(record, receipts, annotations, {})

@@ -31,7 +31,7 @@ __all__ = [
     "BUILD_RECORD",
     "MANIFEST",
     "TOOL_VERSION",
-    "annotations_csv",
+    "annotation_line", "annotations_csv",
     "dumps",
     "make_manifest",
     "make_record",
@@ -78,6 +78,12 @@ def _format_of(shard_rel: str) -> str:
     return next(fmt for fmt, cls in FORMATS.items() if cls.extension == ext)
 
 
+def annotation_line(key_width: int, pos: int, shard: int, bg: int, fg: int, flip: int, placement: int,
+                    x: int, y: int, w: int, h: int, scale: float) -> str:
+    """One row of ``annotations.csv`` (columns as ``ANNOTATION_COLUMNS``)."""
+    return f"{pos:0{key_width}d},{shard},{bg},{fg},{flip},{placement},{x},{y},{w},{h},{scale!r}\n"
+
+
 def annotations_csv(plan: Plan, key_width: int, chunk: int = 65536) -> bytes:
     """The annotations index: one CSV row per sample in key order."""
     buf = io.StringIO()
@@ -87,10 +93,7 @@ def annotations_csv(plan: Plan, key_width: int, chunk: int = 65536) -> bytes:
         cols = zip(p.position.tolist(), plan.shard_of(p.position).tolist(), p.bg.tolist(), p.fg.tolist(),
                    p.flip.tolist(), p.placement.tolist(), p.x.tolist(), p.y.tolist(), p.w.tolist(), p.h.tolist(),
                    p.scale.tolist(), strict=True)
-        buf.writelines(
-            f"{pos:0{key_width}d},{sh},{b},{f},{fl},{k},{x},{y},{w},{h},{s!r}\n"
-            for pos, sh, b, f, fl, k, x, y, w, h, s in cols
-        )
+        buf.writelines(annotation_line(key_width, *row) for row in cols)
     return buf.getvalue().encode("ascii")
 
 

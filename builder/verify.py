@@ -85,16 +85,21 @@ class _Index:
         return f"annotation differs from the index in {', '.join(wrong)}" if wrong else None
 
 
-def _load_index(store: Store, manifest: dict[str, Any], report: VerifyReport | None) -> _Index | None:
+def _index_problems(store: Store, manifest: dict[str, Any], report: VerifyReport) -> None:
     try:
         data = store.read_bytes(ANNOTATIONS)
     except FileNotFoundError:
-        if report is not None:
-            report.add(ANNOTATIONS, "missing")
-        return None
-    if report is not None and hashlib.sha256(data).hexdigest() != manifest.get("annotations", {}).get("sha256"):
+        report.add(ANNOTATIONS, "missing")
+        return
+    if hashlib.sha256(data).hexdigest() != manifest.get("annotations", {}).get("sha256"):
         report.add(ANNOTATIONS, "sha256 differs from the manifest")
-    return _Index(data)
+
+
+def _load_index(store: Store) -> _Index | None:
+    try:
+        return _Index(store.read_bytes(ANNOTATIONS))
+    except FileNotFoundError:
+        return None
 
 
 def _record_problems(store: Store, manifest: dict[str, Any], report: VerifyReport) -> None:
@@ -119,7 +124,7 @@ class _ShardChecker:
 
         self.store = open_store(url, storage_options)
         self.manifest = json.loads(self.store.read_bytes(MANIFEST))
-        self.index = _load_index(self.store, self.manifest, None)
+        self.index = _load_index(self.store)
         self.foregrounds = None
         if deep and self.manifest["config"].get("kind") != "imported":  # imported masks are the data
             record = json.loads(self.store.read_bytes(BUILD_RECORD))
@@ -211,7 +216,7 @@ def verify(url: str, deep: bool = False, storage_options: dict[str, Any] | None 
         report.add(MANIFEST, f"not valid JSON ({e})")
         return report
     _record_problems(store, manifest, report)
-    _load_index(store, manifest, report)
+    _index_problems(store, manifest, report)
     tasks = [(fmt, s) for fmt, shards in manifest["shards"].items() for s in range(len(shards))]
     listed = {n for shards in manifest["shards"].values() for e in shards for n in (e["name"], e["name"] + ".json")}
     n_workers = max(1, min(workers or os.cpu_count() or 1, len(tasks)))

@@ -166,7 +166,8 @@ class Stream:
         self.ds = ds
         self.spec = spec
         self.transform = transform
-        self.plan = consumer_plan([int(s["first"]) for s in ds.shards], [int(s["count"]) for s in ds.shards], spec)
+        self.firsts = np.asarray(ds._firsts, dtype=np.int64)
+        self.plan = consumer_plan(ds._firsts, [int(s["count"]) for s in ds.shards], spec)
         self.yielded = 0
         if resume is not None:
             self.yielded = self._check_resume(resume)
@@ -195,17 +196,17 @@ class Stream:
     # -- reading ------------------------------------------------------------------------
     def _runs(self, start: int) -> Iterator[tuple[int, int, int, int]]:
         """(first input position, shard, local start, local stop) of sequential runs from ``start``."""
-        inputs = self.plan.inputs
-        firsts = [int(s["first"]) for s in self.ds.shards]
+        inputs, firsts = self.plan.inputs, self.firsts
         i = start
         while i < len(inputs):
             g = int(inputs[i])
             s = int(np.searchsorted(firsts, g, side="right")) - 1
-            end_of_shard = firsts[s] + int(self.ds.shards[s]["count"])
+            end_of_shard = int(firsts[s]) + int(self.ds.shards[s]["count"])
             j = i + 1
             while j < len(inputs) and int(inputs[j]) == int(inputs[j - 1]) + 1 and int(inputs[j]) < end_of_shard:
                 j += 1
-            yield i, s, g - firsts[s], g - firsts[s] + (j - i)
+            lo = g - int(firsts[s])
+            yield i, s, lo, lo + (j - i)
             i = j
 
     def _sequential(self, start: int) -> Iterator[tuple[int, dict[str, Member]]]:
@@ -220,7 +221,7 @@ class Stream:
         if c >= len(plan):
             return
         read = int(plan.reads[c - 1]) if c > 0 else 0
-        firsts = np.array([int(x["first"]) for x in ds.shards])
+        firsts = self.firsts
         cache: dict[int, dict[str, Member]] = {}
         try:
             for p in plan.order[c:]:

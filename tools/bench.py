@@ -32,6 +32,7 @@ from builder.shard import ShardBuilder  # noqa: E402
 from builder.shards import ShardMeta, TarShardWriter, writer_class  # noqa: E402
 from builder.storage import LocalStore  # noqa: E402
 from readers import open_dataset  # noqa: E402
+from readers.formats.base import MEMBER_OF_FIELD  # noqa: E402
 
 
 def _rate(n: int, fn: Callable[[], object], repeat: int = 3) -> float:
@@ -170,8 +171,7 @@ def bench_read(n_samples: int, work: Path) -> None:
     n = len(ds)
     urls = [str(out / s["name"]) for s in ds.shards]
     members = [m for s in range(len(ds.shards)) for _, m in ds.iter_members(s)]
-    suffix = {"image": "jpg", "mask": "mask.png", "depth": "depth.png", "meta": "json"}
-    payload = [{suffix[f]: v for f, v in m.items()} for m in members]
+    payload = [{MEMBER_OF_FIELD[f]: v for f, v in m.items()} for m in members]
     bound = _rate(n, lambda: [_cv2_decode(p) for p in payload])
     ours = _rate(n, lambda: sum(1 for _ in ds))
     ours_stream = _rate(n, lambda: sum(1 for _ in ds.stream(shuffle=True, seed=0, buffer=1000)))

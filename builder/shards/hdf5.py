@@ -29,6 +29,8 @@ import h5py
 import hdf5plugin
 import numpy as np
 
+from readers.formats.base import MEMBER_OF_FIELD
+
 from ..config import FORMAT_VERSION
 from .base import EncodedSample, ShardFile, ShardMeta, ShardWriter
 
@@ -38,8 +40,7 @@ ANNOTATION_DTYPE = np.dtype([
     ("index", "<i8"), ("bg", "<i4"), ("fg", "<i4"), ("flip", "u1"), ("placement", "<i4"),
     ("x", "<i4"), ("y", "<i4"), ("w", "<i4"), ("h", "<i4"), ("scale", "<f8"),
 ])
-#: field name -> tar member suffix, in the order samples hold them
-FIELD_MEMBERS = {"image": "jpg", "mask": "mask.png", "depth": "depth.png", "meta": "json"}
+FIELD_MEMBERS = MEMBER_OF_FIELD  # field name -> tar member suffix
 _ENCODING = {"image": "jpeg", "mask": "png", "depth": "png", "meta": "json"}
 ZSTD_LEVEL = 3
 RAW_BLOCK = 32  # raw samples buffered per HDF5 write call (per-call overhead dominates otherwise)

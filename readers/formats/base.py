@@ -16,7 +16,10 @@ import numpy as np
 
 from ..fs import Location
 
-__all__ = ["Member", "ShardReadError", "ShardReader"]
+__all__ = ["MEMBER_OF_FIELD", "Member", "ShardReadError", "ShardReader"]
+
+#: sample field -> tar member suffix, in the order builds write them (the one definition)
+MEMBER_OF_FIELD = {"image": "jpg", "mask": "mask.png", "depth": "depth.png", "meta": "json"}
 
 Member = bytes | np.ndarray
 

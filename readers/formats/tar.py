@@ -8,11 +8,11 @@ from collections.abc import Iterator
 from typing import IO
 
 from ..tarwalk import TarFormatError, walk_tar
-from .base import Member, ShardReader, ShardReadError
+from .base import MEMBER_OF_FIELD, Member, ShardReader, ShardReadError
 
 __all__ = ["FIELD_OF_SUFFIX", "TarShardReader"]
 
-FIELD_OF_SUFFIX = {"jpg": "image", "mask.png": "mask", "depth.png": "depth", "json": "meta"}
+FIELD_OF_SUFFIX = {suffix: field for field, suffix in MEMBER_OF_FIELD.items()}
 _READ_BUFFER = 1 << 20
 
 

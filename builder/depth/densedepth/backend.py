@@ -15,13 +15,16 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
 
 from ...errors import FgbgError
 from ..base import DepthBackend, DepthBatch, to_seed_uint8
+
+if TYPE_CHECKING:
+    from .released import ReleasedFile
 
 __all__ = ["DTYPES", "DenseDepthBackend", "describe_weights", "pred_to_metres"]
 
@@ -41,13 +44,15 @@ def pred_to_metres(pred: np.ndarray) -> np.ndarray:
     return np.asarray(np.clip(d, 10.0, 1000.0) / 100.0)
 
 
-def describe_weights(weights: str | Path | None, input_size: tuple[int, int], dtype: str) -> dict[str, Any]:
-    """What identifies the depth source in the manifest, without building the model."""
+def describe_weights(weights: str | Path | None, input_size: tuple[int, int], dtype: str,
+                     released: ReleasedFile | None = None) -> dict[str, Any]:
+    """What identifies the depth source in the manifest, without building the model
+    (``released``: the file already read, so it is not read and hashed a second time)."""
     from .released import read_released
 
     if not weights:
         raise FgbgError(MISSING_WEIGHTS)
-    released = read_released(weights)
+    released = released or read_released(weights)
     s = released.spec
     return {"backend": "densedepth", "weights_file": Path(weights).name, "weights_sha256": released.sha256,
             "keras_version": released.keras_version, "parameters": released.parameters,
@@ -105,7 +110,7 @@ class DenseDepthBackend(DepthBackend):
         self.dtype = dtype
         self.model = build_model(released.spec, input_size[1], input_size[0])
         load_strict(self.model, released)
-        self._describe = describe_weights(weights, input_size, dtype)
+        self._describe = describe_weights(weights, input_size, dtype, released)
         self.forward(np.zeros((1, input_size[1], input_size[0], 3), np.float32))  # trace once, up front
 
     def describe(self) -> dict[str, Any]:
