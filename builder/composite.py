@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Prepared", "blend_box", "composite", "composite_prepared", "div255", "mask_box", "prepare"]
+__all__ = ["Prepared", "blend_box", "box_origin", "composite", "composite_prepared", "div255", "mask_box", "prepare"]
 
 
 def div255(t: np.ndarray) -> np.ndarray:
@@ -37,31 +37,79 @@ def mask_box(alpha: np.ndarray, threshold: int, soft: bool) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Prepared:
-    """A foreground ready to paste many times: the parts of the blend that do not depend on
-    the background, and its mask box, computed once (``out = (premul + bg * inv + 127) / 255``
-    is the same integer formula as :func:`blend_box`)."""
+    """A foreground ready to paste many times onto canvases ``canvas_width`` pixels wide.
+
+    Most foreground pixels are either opaque (the result is the foreground's colour) or fully
+    transparent (the background's); only the partially transparent edge needs the blend. So
+    the opaque part is one masked copy, and the blend -- the same integer formula as
+    :func:`blend_box`, ``out = (premul + bg * inv + 127) / 255`` -- runs on the edge only,
+    through flat offsets computed here once. Sums over the parts that do not depend on the
+    background are precomputed too, for exact dataset statistics without a pass over the box.
+    """
 
     rgba: np.ndarray
-    premul: np.ndarray  # uint16 (h, w, 3): alpha * fg
-    inv_alpha: np.ndarray  # uint16 (h, w, 1): 255 - alpha
+    canvas_width: int
+    rgb: np.ndarray  # uint8 (h, w, 3), contiguous
+    opaque: np.ndarray  # uint8 (h, w): 1 where alpha == 255
+    edge_offsets: np.ndarray  # intp (3 * edge pixels,): flat offsets from the box origin, per channel
+    edge_premul: np.ndarray  # uint16: alpha * fg at the edge
+    edge_inv: np.ndarray  # uint16: 255 - alpha at the edge
     mask: np.ndarray  # uint8 (h, w): the mask inside the box
-    mask_count: int  # non-zero mask pixels (for exact statistics of binary masks)
+    mask_count: int  # non-zero mask pixels
+    mask_sum: int  # sum and sum of squares of the mask box (the rest of a mask is 0)
+    mask_sumsq: int
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        h, w = self.mask.shape
+        return h, w
 
 
-def prepare(fg: np.ndarray, threshold: int = 0, soft: bool = False) -> Prepared:
-    a = fg[..., 3:4].astype(np.uint16)
-    mask = mask_box(fg[..., 3], threshold, soft)
-    return Prepared(fg, a * fg[..., :3], np.uint16(255) - a, mask, int(np.count_nonzero(mask)))
+def prepare(fg: np.ndarray, threshold: int = 0, soft: bool = False, canvas_width: int = 224) -> Prepared:
+    """Precompute what pasting straight RGBA ``fg`` at any position needs (see :class:`Prepared`)."""
+    if fg.ndim != 3 or fg.shape[2] != 4 or fg.dtype != np.uint8:
+        raise ValueError(f"foreground must be uint8 (h, w, 4), got {fg.dtype} {fg.shape}")
+    if fg.shape[1] > canvas_width:
+        raise ValueError(f"foreground width {fg.shape[1]} exceeds the canvas width {canvas_width}")
+    alpha = fg[..., 3]
+    rgb = np.ascontiguousarray(fg[..., :3])
+    opaque = alpha == 255
+    rows, cols = np.nonzero((alpha > 0) & ~opaque)
+    offsets = (((rows * canvas_width + cols) * 3)[:, None] + np.arange(3)).reshape(-1).astype(np.intp)
+    a = alpha[rows, cols].astype(np.uint16)[:, None]
+    mask = mask_box(alpha, threshold, soft)
+    m = mask.astype(np.int64)
+    return Prepared(
+        rgba=fg, canvas_width=canvas_width, rgb=rgb, opaque=opaque.view(np.uint8), edge_offsets=offsets,
+        edge_premul=(a * rgb[rows, cols]).reshape(-1), edge_inv=np.repeat(np.uint16(255) - a[:, 0], 3), mask=mask, mask_count=int(np.count_nonzero(mask)),
+        mask_sum=int(m.sum()), mask_sumsq=int((m * m).sum()),
+    )
+
+
+def box_origin(fg: Prepared, x: int, y: int) -> int:
+    """Flat offset of the box's top-left pixel in a canvas of ``fg.canvas_width``."""
+    return (y * fg.canvas_width + x) * 3
 
 
 def composite_prepared(bg: np.ndarray, fg: Prepared, x: int, y: int) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`composite` for a :class:`Prepared` foreground (same bytes, less work)."""
-    h, w = fg.mask.shape
+    """:func:`composite` for a :class:`Prepared` foreground (same bytes, a fraction of the work)."""
+    import cv2
+
+    h, w = fg.shape
     H, W = bg.shape[:2]
+    if W != fg.canvas_width:
+        raise ValueError(f"foreground prepared for a canvas {fg.canvas_width} wide, background is {W} wide")
     if not (0 <= x <= W - w and 0 <= y <= H - h):
         raise ValueError(f"box {w}x{h} at ({x}, {y}) does not fit in {W}x{H}")
-    image = bg.copy()
-    image[y : y + h, x : x + w] = div255(fg.premul + fg.inv_alpha * bg[y : y + h, x : x + w])
+    image = bg.copy()  # bg is contiguous uint8 (checked by the caller)
+    box = image[y : y + h, x : x + w]
+    out = cv2.copyTo(fg.rgb, fg.opaque, box)  # writes into the view (same size and type)
+    if out.ctypes.data != box.ctypes.data:  # never seen; be correct anyway
+        box[...] = out
+    if fg.edge_offsets.size:
+        flat = image.reshape(-1)
+        at = fg.edge_offsets + box_origin(fg, x, y)
+        flat[at] = div255(fg.edge_premul + fg.edge_inv * flat[at])
     mask = np.zeros((H, W), dtype=np.uint8)
     mask[y : y + h, x : x + w] = fg.mask
     return image, mask

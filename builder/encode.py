@@ -12,12 +12,17 @@ import numpy as np
 
 __all__ = [
     "decode_jpeg", "decode_png", "decode_png_color",
-    "encode_jpeg", "encode_png", "encode_png_color", "encoder_versions",
+    "encode_jpeg", "encode_jpeg_bgr", "encode_png", "encode_png_color", "encoder_versions",
 ]
 
 
 def encode_jpeg(rgb: np.ndarray, quality: int) -> bytes:
-    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
+    return encode_jpeg_bgr(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), quality)
+
+
+def encode_jpeg_bgr(bgr: np.ndarray, quality: int) -> bytes:
+    """:func:`encode_jpeg` of an image already in OpenCV's BGR order (no conversion)."""
+    ok, buf = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, quality])
     if not ok:
         raise RuntimeError("JPEG encoding failed")
     return buf.tobytes()

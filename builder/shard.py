@@ -19,14 +19,14 @@ import numpy as np
 from .composite import Prepared, composite_prepared, prepare
 from .config import BuildConfig
 from .depth import DepthBackend, DepthBatch, make_backend
-from .encode import decode_jpeg, encode_jpeg, encode_png
+from .encode import decode_jpeg, encode_jpeg_bgr, encode_png
 from .errors import FgbgError
 from .inputs import InputSet, load_inputs
 from .plan import SampleParams, plan_for
 from .receipts import Receipt, check_shard, write_receipt
 from .resize import resize_rgba
 from .shards import EncodedSample, ShardMeta, ShardWriter, shard_name, writer_class
-from .stats import PixelSums, float_sums, region_sums
+from .stats import PixelSums, float_sums, opencv_sums, region_sums, square_table
 from .storage import Store
 
 __all__ = [
@@ -36,6 +36,7 @@ __all__ = [
 
 DEPTH_BATCH = 32  # samples per depth-backend call
 _FG_CACHE = 4096  # resized/flipped foregrounds kept per worker
+_BGRA = np.array([2, 1, 0, 3])
 
 
 def meta_json(meta: dict[str, Any]) -> bytes:
@@ -119,11 +120,12 @@ def commit_shard(
 
 
 class Foregrounds:
-    """Foregrounds as pasted -- resized to (w, h) through premultiplied alpha and flipped --
-    cached (LRU), since every combination recurs ``placements`` times."""
+    """Foregrounds as pasted -- resized to (w, h) through premultiplied alpha, flipped, in
+    BGRA order -- cached (LRU), since every combination recurs ``placements`` times."""
 
-    def __init__(self, inputs: InputSet, threshold: int, soft: bool, capacity: int = _FG_CACHE):
+    def __init__(self, inputs: InputSet, threshold: int, soft: bool, canvas_width: int, capacity: int = _FG_CACHE):
         self.inputs = inputs
+        self.canvas_width = canvas_width
         self.threshold = threshold
         self.soft = soft
         self.capacity = capacity
@@ -134,9 +136,9 @@ class Foregrounds:
         img = self._cache.get(key)
         if img is None:
             rgba = resize_rgba(self.inputs.fg[fg], w, h)
-            if flip:
-                rgba = np.ascontiguousarray(rgba[:, ::-1])
-            img = prepare(rgba, self.threshold, self.soft)
+            # flipped if asked, and in BGRA order: composites are made in the encoder's order
+            bgra = rgba[:, ::-1 if flip else 1][..., _BGRA]
+            img = prepare(bgra, self.threshold, self.soft, self.canvas_width)
             self._cache[key] = img
             if len(self._cache) > self.capacity:
                 self._cache.popitem(last=False)
@@ -163,8 +165,12 @@ class ShardBuilder:
         if self.backend is not None and self.backend.describe() != record["depth"]:
             raise FgbgError(f"{store.url}: the depth backend differs from the one this dataset was built with "
                             f"({self.backend.describe()} vs {record['depth']}); give the same --depth-weights")
-        self._bg_sums = [region_sums(bg) for bg in self.inputs.bg]
-        self.foregrounds = Foregrounds(self.inputs, self.cfg.mask_threshold, self.cfg.soft_mask)
+        # Composites are made in BGR, OpenCV's order, so the JPEG encoder takes them as they
+        # are (no colour conversion per sample); statistics are reported in RGB.
+        self._bg_bgr = [np.ascontiguousarray(bg[..., ::-1]) for bg in self.inputs.bg]
+        self._bg_sums = [region_sums(bg) for bg in self._bg_bgr]
+        self._bg_squares = [square_table(bg) for bg in self._bg_bgr]  # uint16: 6 bytes a pixel
+        self.foregrounds = Foregrounds(self.inputs, self.cfg.mask_threshold, self.cfg.soft_mask, self.cfg.size)
 
     def close(self) -> None:
         if self.backend is not None:
@@ -212,34 +218,27 @@ class ShardBuilder:
     def _batch(self, p: SampleParams, idx: range, stats: dict[str, PixelSums], decoded: bool) -> list[EncodedSample]:
         cfg = self.cfg
         H = W = cfg.size
-        images, masks, jpegs = [], [], []
-        bg_boxes, image_boxes, mask_boxes = [], [], []
-        s_all, q_all = np.zeros(3, np.int64), np.zeros(3, np.int64)
-        mask_count = 0
+        images, masks, jpegs, sums = [], [], [], []
+        mask_s = mask_q = 0
         for i in idx:
             b, x, y, w, h = int(p.bg[i]), int(p.x[i]), int(p.y[i]), int(p.w[i]), int(p.h[i])
             fg = self.foregrounds.get(int(p.fg[i]), int(p.flip[i]), w, h)
-            image, mask = composite_prepared(self.inputs.bg[b], fg, x, y)
-            # Composite sums = background sums - box of bg + box of composite (exact integers),
-            # accumulated over the batch: one reduction per batch, not per sample.
-            s_all += self._bg_sums[b][0]
-            q_all += self._bg_sums[b][1]
-            bg_boxes.append(self.inputs.bg[b][y : y + h, x : x + w].reshape(-1, 3))
-            image_boxes.append(image[y : y + h, x : x + w].reshape(-1, 3))
-            mask_boxes.append(fg.mask.reshape(-1, 1))
-            mask_count += fg.mask_count
+            bg = self._bg_bgr[b]
+            image, mask = composite_prepared(bg, fg, x, y)
+            # Exact composite sums from the box alone: background - its box + composite box.
+            box = (slice(y, y + h), slice(x, x + w))
+            sums.append((*opencv_sums(image[box]), *opencv_sums(bg[box], self._bg_squares[b][box])))
+            mask_s += fg.mask_sum
+            mask_q += fg.mask_sumsq
             images.append(image)
             masks.append(mask)
-            jpegs.append(encode_jpeg(image, cfg.quality))
+            jpegs.append(encode_jpeg_bgr(image, cfg.quality))
         n = len(images)
-        s_bg, q_bg = float_sums(np.concatenate(bg_boxes)[None], 3)
-        s_im, q_im = float_sums(np.concatenate(image_boxes)[None], 3)
-        stats["image"].add(n * H * W, s_all - s_bg + s_im, q_all - q_bg + q_im)
-        if cfg.soft_mask:
-            s_m, q_m = float_sums(np.concatenate(mask_boxes)[None, :, 0], 1)
-        else:
-            s_m, q_m = np.array([mask_count * 255]), np.array([mask_count * 255 * 255])
-        stats["mask"].add(n * H * W, s_m, q_m)
+        s_box, q_box, s_bg, q_bg = np.sum(sums, axis=0)[:, :3].astype(np.int64)  # float64 sums of integers: exact
+        s_im = np.sum([self._bg_sums[int(b)][0] for b in p.bg[idx.start : idx.stop]], axis=0) + s_box - s_bg
+        q_im = np.sum([self._bg_sums[int(b)][1] for b in p.bg[idx.start : idx.stop]], axis=0) + q_box - q_bg
+        stats["image"].add(n * H * W, s_im[::-1], q_im[::-1])  # BGR -> RGB
+        stats["mask"].add(n * H * W, np.array([mask_s]), np.array([mask_q]))
         roundtrip = None
         if decoded or (self.backend is not None and self.backend.needs_pixels):
             roundtrip = [decode_jpeg(j) for j in jpegs]
@@ -264,6 +263,6 @@ class ShardBuilder:
                 files["depth.png"] = encode_png(depth)
             meta = sample_meta(p, i, self.record["inputs"])
             files["json"] = meta_json(meta)
-            image = roundtrip[j] if decoded and roundtrip is not None else images[j]
+            image = roundtrip[j] if decoded and roundtrip is not None else images[j][..., ::-1]  # RGB view
             out.append(EncodedSample(key, files, image, masks[j], depth))
         return out

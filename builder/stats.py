@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["PixelSums", "float_sums", "region_sums"]
+__all__ = ["PixelSums", "float_sums", "opencv_sums", "region_sums", "square_table"]
 
 
 def region_sums(pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -22,18 +22,37 @@ def region_sums(pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return flat.sum(axis=0), (flat * flat).sum(axis=0)
 
 
-def float_sums(pixels: np.ndarray, channels: int) -> tuple[np.ndarray, np.ndarray]:
-    """(sum, sum of squares) per channel (1-4), accumulated by OpenCV in float64: exact while
-    totals stay below 2**53 (any batch of a few million uint8 pixels), and several times
-    faster than NumPy's int64 reductions on the small regions of a composite."""
+_SQUARES = np.arange(256, dtype=np.uint16) ** 2  # 255**2 fits in 16 bits
+
+
+def opencv_sums(pixels: np.ndarray, squares: np.ndarray | None = None) -> tuple[Any, Any]:
+    """OpenCV's per-channel (sum, sum of squares) of uint8 ``pixels`` (H, W[, C<=4]) as two
+    4-tuples of float64. Both are exact integers: OpenCV accumulates integer blocks into
+    float64, exact while totals stay below 2**53 (any batch of a few million pixels).
+    Squares come from a 256-entry table (``squares``: the precomputed table lookup of
+    ``pixels``, if the caller has it); a few times faster than NumPy's int64 reductions."""
     import cv2
 
+    sq = squares if squares is not None else cv2.LUT(pixels, _SQUARES)
+    return cv2.sumElems(pixels), cv2.sumElems(sq)
+
+
+def square_table(pixels: np.ndarray) -> np.ndarray:
+    """uint16 squares of uint8 ``pixels`` (to reuse across many :func:`opencv_sums` calls)."""
+    import cv2
+
+    out: np.ndarray = cv2.LUT(pixels, _SQUARES)
+    return out
+
+
+def float_sums(pixels: np.ndarray, channels: int) -> tuple[np.ndarray, np.ndarray]:
+    """(sum, sum of squares) per channel (1-4) of uint8 ``pixels`` ([N,] H, W[, C]) as int64,
+    through :func:`opencv_sums` (exact)."""
     img = np.ascontiguousarray(pixels).reshape(-1, pixels.shape[-1] if channels == 1 else pixels.shape[-2], channels)
     if channels == 1:
         img = img[..., 0]
-    s = cv2.sumElems(img)[:channels]
-    q = cv2.sumElems(cv2.multiply(img, img, dtype=cv2.CV_16U))[:channels]  # 255**2 fits in 16 bits
-    return np.array(s, dtype=np.float64).astype(np.int64), np.array(q, dtype=np.float64).astype(np.int64)
+    s, q = opencv_sums(img)
+    return np.array(s[:channels]).astype(np.int64), np.array(q[:channels]).astype(np.int64)
 
 
 @dataclass

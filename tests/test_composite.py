@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 
 from builder.composite import blend_box, composite, div255, mask_box
 
@@ -55,14 +56,36 @@ def test_mask_box_threshold() -> None:
 
 
 def test_prepared_composite_is_byte_identical() -> None:
+    """The edge-only paste equals the full-box blend for any alpha mix and any position."""
     from builder.composite import composite_prepared, prepare
 
     rng = np.random.default_rng(7)
-    bg = rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    bg = rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)
     fg = rng.integers(0, 256, (20, 30, 4), dtype=np.uint8)
+    # alpha mostly 0 / 255 with a soft band, as in real cut-outs
+    fg[..., 3] = rng.choice(np.array([0, 0, 255, 255, 255, 1, 128, 254], np.uint8), size=(20, 30))
     for threshold, soft in ((0, False), (100, False), (0, True)):
-        p = prepare(fg, threshold, soft)
-        a = composite(bg, fg, 11, 9, threshold, soft)
-        b = composite_prepared(bg, p, 11, 9)
-        assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
+        p = prepare(fg, threshold, soft, canvas_width=64)
+        for x, y in ((0, 0), (11, 9), (34, 28), (0, 28), (34, 0)):
+            a = composite(bg, fg, x, y, threshold, soft)
+            b = composite_prepared(bg, p, x, y)
+            assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
         assert p.mask_count == int(np.count_nonzero(a[1]))
+        assert p.mask_sum == int(a[1].sum(dtype=np.int64))
+    for alpha in (0, 255):  # no edge at all / nothing opaque
+        flat = fg.copy()
+        flat[..., 3] = alpha
+        p = prepare(flat, 0, False, canvas_width=64)
+        assert np.array_equal(composite_prepared(bg, p, 5, 6)[0], composite(bg, flat, 5, 6)[0])
+
+
+def test_prepared_checks_the_canvas() -> None:
+    from builder.composite import composite_prepared, prepare
+
+    fg = np.full((4, 4, 4), 255, np.uint8)
+    with pytest.raises(ValueError, match="canvas 32 wide, background is 40 wide"):
+        composite_prepared(np.zeros((40, 40, 3), np.uint8), prepare(fg, canvas_width=32), 0, 0)
+    with pytest.raises(ValueError, match="does not fit"):
+        composite_prepared(np.zeros((40, 32, 3), np.uint8), prepare(fg, canvas_width=32), 30, 0)
+    with pytest.raises(ValueError, match="uint8 \\(h, w, 4\\)"):
+        prepare(np.zeros((4, 4, 3), np.uint8))

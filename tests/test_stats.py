@@ -47,3 +47,23 @@ def test_float_sums_exact() -> None:
     s, q = float_sums(depth, 1)
     rs, rq = region_sums(depth.reshape(-1, 112))
     assert int(s[0]) == int(rs.sum()) and int(q[0]) == int(rq.sum())
+
+
+
+def test_opencv_sums_exact_on_views_and_large_regions() -> None:
+    from builder.stats import opencv_sums, square_table
+
+    rng = np.random.default_rng(5)
+    img = rng.integers(0, 256, (224, 224, 3), dtype=np.uint8)
+    sq = square_table(img)
+    assert sq.dtype == np.uint16 and int(sq.max()) == int(img.max()) ** 2
+    for _ in range(50):
+        h, w = int(rng.integers(1, 224)), int(rng.integers(1, 224))
+        y, x = int(rng.integers(0, 225 - h)), int(rng.integers(0, 225 - w))
+        rs, rq = region_sums(img[y : y + h, x : x + w])
+        for s, q in (opencv_sums(img[y : y + h, x : x + w]), opencv_sums(img[y : y + h, x : x + w],
+                                                                          sq[y : y + h, x : x + w])):
+            assert [int(v) for v in s[:3]] == rs.tolist() and [int(v) for v in q[:3]] == rq.tolist()
+    full = np.full((3000, 3000, 4), 255, np.uint8)  # 9 million pixels at the top value, 4 channels
+    s, q = opencv_sums(full)
+    assert [int(v) for v in s] == [255 * 9_000_000] * 4 and [int(v) for v in q] == [255 * 255 * 9_000_000] * 4

@@ -245,21 +245,22 @@ def bench_scale(n_samples: int, work: Path, depth: str) -> None:
 
 
 def _encode_only(args: tuple[str, list[int]]) -> tuple[float, int]:
-    """In a worker: composite the shards' samples (untimed), then time encoding them alone."""
+    """In a worker: composite the shards' samples (untimed), then time encoding them alone --
+    the arrays exactly as the builder hands them to the encoders (composites in OpenCV's BGR)."""
     import cv2
+    import numpy as np
 
-    from builder.encode import encode_jpeg, encode_png
-    from builder.shard import DEPTH_BATCH
+    from builder.encode import encode_jpeg_bgr, encode_png
 
     cv2.setNumThreads(1)
     root, shards = args
     store = LocalStore(root)
     builder = ShardBuilder(store, read_json(store, "build.json"))
-    arrays = [(s.image, s.mask, s.depth) for shard in shards for s in builder.samples(shard)]
-    assert DEPTH_BATCH > 0
+    arrays = [(np.ascontiguousarray(s.image[..., ::-1]), s.mask, s.depth)
+              for shard in shards for s in builder.samples(shard)]
     t = time.perf_counter()
-    for image, mask, depth in arrays:
-        encode_jpeg(image, builder.cfg.quality)
+    for bgr, mask, depth in arrays:
+        encode_jpeg_bgr(bgr, builder.cfg.quality)
         encode_png(mask)
         if depth is not None:
             encode_png(depth)
