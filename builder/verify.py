@@ -129,7 +129,8 @@ class _ShardChecker:
         if deep and self.manifest["config"].get("kind") != "imported":  # imported masks are the data
             record = json.loads(self.store.read_bytes(BUILD_RECORD))
             self.foregrounds = Foregrounds(load_inputs(self.store, record["inputs"]),
-                                           record["config"]["mask_threshold"], record["config"]["soft_mask"])
+                                           record["config"]["mask_threshold"], record["config"]["soft_mask"],
+                                           record["config"]["size"])
         options = self.store.storage_options if isinstance(self.store, ObjectStore) else None
         self.datasets = {fmt: open_dataset(url, format=fmt, storage_options=options) for fmt in self.manifest["shards"]}
 

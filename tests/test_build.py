@@ -12,7 +12,7 @@ from helpers import snapshot
 from PIL import Image
 
 from builder import BuildConfig, build
-from builder.encode import encode_jpeg, encode_png
+from builder.encode import encode_jpeg, encode_mask_png, encode_png
 from builder.errors import ConfigMismatchError, InputError, LockedError, OutputError
 from builder.manifest import read_json
 from builder.shard import ShardBuilder
@@ -73,7 +73,7 @@ def test_every_sample_exact(tmp_path: Path, demo_inputs: tuple[Path, Path]) -> N
             outside[y : y + h, x : x + w] = False
             assert np.array_equal(enc.image[outside], bg[outside])
             assert enc.files["jpg"] == encode_jpeg(enc.image, CFG.quality)
-            assert enc.files["mask.png"] == encode_png(enc.mask)
+            assert enc.files["mask.png"] == encode_mask_png(enc.mask, "none")
             got = shard_samples[i]
             assert got["key"] == enc.key == f"{i:08d}" and got["meta"] == meta
             assert np.array_equal(got["mask"], enc.mask) and np.array_equal(got["depth"], enc.depth)
@@ -229,3 +229,21 @@ def test_meta_json_is_canonical_json() -> None:
         meta = {"index": 12, "bg": {"index": 3, "name": name}, "fg": {"index": 0, "name": "p\\q.png"}, "flip": 1,
                 "placement": 19, "x": 0, "y": 154, "w": 100, "h": 70, "scale": 0.8125}
         assert meta_json(meta) == _json.dumps(meta, sort_keys=True, separators=(",", ":")).encode()
+
+
+def test_mask_png_filter_is_versioned(tmp_path: Path, demo_inputs: tuple[Path, Path]) -> None:
+    """New datasets record ``tool.mask_png`` = "none"; a record without it (made before the
+    field) gets OpenCV's default PNG again, so resume and repair stay byte-identical."""
+    res = _build(tmp_path / "v", demo_inputs)
+    store = LocalStore(tmp_path / "v")
+    record = json.loads(store.read_bytes("build.json"))
+    assert record["tool"]["mask_png"] == "none" and res.manifest["tool"]["mask_png"] == "none"
+    legacy = json.loads(json.dumps(record))
+    del legacy["tool"]["mask_png"]
+    new_samples = list(ShardBuilder(store, record).samples(0))
+    old_samples = list(ShardBuilder(store, legacy).samples(0))
+    for new, old in zip(new_samples, old_samples, strict=True):
+        assert new.files["mask.png"] == encode_mask_png(new.mask, "none") != old.files["mask.png"]
+        assert old.files["mask.png"] == encode_png(old.mask)
+        assert {k: v for k, v in new.files.items() if k != "mask.png"} == \
+            {k: v for k, v in old.files.items() if k != "mask.png"}

@@ -250,18 +250,21 @@ def _encode_only(args: tuple[str, list[int]]) -> tuple[float, int]:
     import cv2
     import numpy as np
 
-    from builder.encode import encode_jpeg_bgr, encode_png
+    from builder.encode import encode_jpeg_bgr, encode_mask_png, encode_png
 
     cv2.setNumThreads(1)
     root, shards = args
     store = LocalStore(root)
     builder = ShardBuilder(store, read_json(store, "build.json"))
-    arrays = [(np.ascontiguousarray(s.image[..., ::-1]), s.mask, s.depth)
-              for shard in shards for s in builder.samples(shard)]
+    arrays = []
+    for shard in shards:
+        for s in builder.samples(shard):
+            assert s.image is not None and s.mask is not None
+            arrays.append((np.ascontiguousarray(s.image[..., ::-1]), s.mask, s.depth))
     t = time.perf_counter()
     for bgr, mask, depth in arrays:
         encode_jpeg_bgr(bgr, builder.cfg.quality)
-        encode_png(mask)
+        encode_mask_png(mask, builder.mask_png)
         if depth is not None:
             encode_png(depth)
     return time.perf_counter() - t, len(arrays)
