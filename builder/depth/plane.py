@@ -37,23 +37,27 @@ class PlaneDepth(DepthBackend):
 
     def predict(self, batch: DepthBatch) -> np.ndarray:
         """Per image there are only the scene's row depths and one person depth, so the seed
-        post-processing runs on those few values (bit-for-bit what :func:`to_seed_uint8` gives
-        on the full map: the same float64 operations, element by element)."""
+        post-processing runs on those few values, for the whole batch at once (bit-for-bit
+        what :func:`to_seed_uint8` gives on the full maps: the same float64 operations,
+        element by element; min and max are exact)."""
         n, H = batch.masks.shape[:2]
         w, h = self.out_size
         rows = (np.arange(h, dtype=np.float64) + 0.5) * (H / h)
-        scene = floor_depth(rows, H)
-        out = np.empty((n, h, w), dtype=np.uint8)
-        for i in range(n):
-            foot_row = float(batch.boxes[i, 1] + batch.boxes[i, 3])  # y + h: where it stands
-            foot = floor_depth(np.array([foot_row]), H)
-            person = cv2.resize(batch.masks[i], (w, h), interpolation=cv2.INTER_AREA) > 127
-            visible_rows = ~person.all(axis=1)
-            values = np.concatenate([scene[visible_rows], foot if person.any() else foot[:0]])
-            d = np.clip(values * 100.0, 10.0, 1000.0) / 1000.0
-            lo, hi = d.min(), d.max()
-            span = hi - lo if hi > lo else 1.0
-            levels = np.clip(np.rint((np.clip(np.concatenate([scene, foot]) * 100.0, 10.0, 1000.0) / 1000.0 - lo)
-                                     / span * 255.0), 0, 255).astype(np.uint8)
-            out[i] = np.where(person, levels[-1], levels[:-1, None])
-        return out
+        scene = _seed_scale(floor_depth(rows, H))  # (h,)
+        foot = _seed_scale(floor_depth((batch.boxes[:, 1] + batch.boxes[:, 3]).astype(np.float64), H))  # (n,)
+        person = np.stack([cv2.resize(m, (w, h), interpolation=cv2.INTER_AREA) for m in batch.masks]) > 127
+        visible = ~person.all(axis=2)  # (n, h): rows where the scene shows somewhere
+        has_person = person.any(axis=(1, 2))
+        lo = np.minimum(np.where(visible, scene, np.inf).min(axis=1), np.where(has_person, foot, np.inf))
+        hi = np.maximum(np.where(visible, scene, -np.inf).max(axis=1), np.where(has_person, foot, -np.inf))
+        span = np.where(hi > lo, hi - lo, 1.0)
+        values = np.concatenate([np.broadcast_to(scene, (n, h)), foot[:, None]], axis=1)  # (n, h + 1)
+        levels = np.clip(np.rint((values - lo[:, None]) / span[:, None] * 255.0), 0, 255).astype(np.uint8)
+        out: np.ndarray = np.where(person, levels[:, -1, None, None], levels[:, :-1, None])
+        return np.ascontiguousarray(np.broadcast_to(out, (n, h, w)))
+
+
+def _seed_scale(depth_m: np.ndarray) -> np.ndarray:
+    """The first step of :func:`to_seed_uint8`: depth as a clipped fraction of 10 m."""
+    out: np.ndarray = np.clip(depth_m * 100.0, 10.0, 1000.0) / 1000.0
+    return out
