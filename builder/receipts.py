@@ -9,7 +9,7 @@ the manifest is assembled from receipts alone, without reading shards again.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from .config import FORMAT_VERSION
@@ -32,7 +32,8 @@ class Receipt:
     format_version: int = FORMAT_VERSION
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        # shallow: dataclasses.asdict deep-copies every offset (milliseconds a shard)
+        return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
 def receipt_name(shard_rel: str) -> str:

@@ -56,13 +56,11 @@ def ustar_header(name: str, size: int) -> bytes:
         raise ValueError(f"tar member name {name!r} must be 1..100 ASCII chars without '/'")
     if not 0 <= size <= _MAX_SIZE:
         raise ValueError(f"tar member {name!r} is too large ({size} bytes)")
-    size_field = _octal(size, 12)
-    header = bytearray(_TEMPLATE)
-    header[0 : len(raw)] = raw
-    header[124:136] = size_field
-    # the template's sum counts the checksum field as 8 spaces and the size field as zeros
-    header[148:156] = f"{_TEMPLATE_SUM + sum(raw) + sum(size_field):06o}".encode("ascii") + b"\0 "
-    return bytes(header)
+    size_field = b"%011o\0" % size
+    # the template's sum counts the checksum field as 8 spaces and the name and size as zeros
+    checksum = b"%06o\0 " % (_TEMPLATE_SUM + sum(raw) + sum(size_field))
+    return b"".join((raw, _ZEROS[len(raw) : 100], _TEMPLATE[100:124], size_field, _TEMPLATE[136:148], checksum,
+                     _TEMPLATE[156:]))
 
 
 class TarShardWriter(ShardWriter):
