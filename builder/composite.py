@@ -21,6 +21,9 @@ def div255(t: np.ndarray) -> np.ndarray:
     return out
 
 
+_DIV255 = div255(np.arange(255 * 255 + 1, dtype=np.uint16))  # the same rounding as one table lookup
+
+
 def blend_box(bg_box: np.ndarray, fg: np.ndarray) -> np.ndarray:
     """Blend straight RGBA ``fg`` (h, w, 4) over RGB ``bg_box`` (h, w, 3)."""
     a = fg[..., 3:4].astype(np.uint16)
@@ -109,7 +112,7 @@ def composite_prepared(bg: np.ndarray, fg: Prepared, x: int, y: int) -> tuple[np
     if fg.edge_offsets.size:
         flat = image.reshape(-1)
         at = fg.edge_offsets + box_origin(fg, x, y)
-        flat[at] = div255(fg.edge_premul + fg.edge_inv * flat[at])
+        flat[at] = _DIV255.take(fg.edge_premul + fg.edge_inv * flat[at])
     mask = np.zeros((H, W), dtype=np.uint8)
     mask[y : y + h, x : x + w] = fg.mask
     return image, mask
