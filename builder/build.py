@@ -40,8 +40,8 @@ from .sources import load_backgrounds, load_foregrounds
 from .storage import Store, open_store
 
 __all__ = [
-    "BuildResult", "Runner", "ShardWorker", "build", "check_output", "complete", "local_runner", "record_differences",
-    "run_shards",
+    "BuildResult", "LocalPool", "Runner", "ShardWorker", "build", "check_output", "complete", "local_runner",
+    "record_differences", "run_shards",
 ]
 
 _DATASET_ENTRIES = {BUILD_RECORD, MANIFEST, ANNOTATIONS, "shards", "inputs", ".fgbg.lock"}
@@ -91,7 +91,6 @@ class ShardWorker(Protocol):
 
 
 _worker: ShardWorker | None = None
-_factory: Callable[[], ShardWorker] | None = None
 
 
 def _die_with_parent() -> None:
@@ -101,31 +100,56 @@ def _die_with_parent() -> None:
             ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
-def _init_worker(factory: Callable[[], ShardWorker]) -> None:
+def _init_worker() -> None:
     """Pool initializer: cheap settings only. The worker itself is made by the first task,
     so a failure (bad weights, unreadable inputs) reaches the builder as that task's
     exception -- a failing initializer would make the pool respawn workers forever."""
-    global _factory
     _die_with_parent()
     cv2.setNumThreads(1)  # one process per core already; see NOTES.md on cv2 threads
-    _factory = factory
 
 
-def _ensure_shard(shard: int) -> list[tuple[Receipt, bool]]:
+def _ensure_shard(factory: Callable[[], ShardWorker], shard: int) -> list[tuple[Receipt, bool]]:
     global _worker
-    if _worker is None:
-        assert _factory is not None
-        _worker = _factory()
+    if _worker is None:  # a pool serves one build (LocalPool.run runs once): one factory
+        _worker = factory()
     return _worker.ensure(shard)
 
 
+class LocalPool:
+    """Spawned worker processes for the shards of one build.
+
+    Started before the driver reads and checks its inputs, so that the workers' interpreter
+    start and imports (~0.3 s each) overlap that work instead of following it; the shard
+    factory (which needs the build record) is sent with the tasks.
+    """
+
+    def __init__(self, workers: int):
+        if workers < 2:
+            raise ValueError(f"a pool needs at least 2 workers, got {workers}")
+        self.workers = workers
+        ctx = multiprocessing.get_context("spawn")  # no fork: cv2/TF state must not be inherited
+        self._pool: Any = ctx.Pool(workers, initializer=_init_worker)
+        self._used = False
+
+    def run(self, factory: Callable[[], ShardWorker], shards: list[int]) -> Iterator[list[tuple[Receipt, bool]]]:
+        if self._used:
+            raise RuntimeError("a LocalPool runs the shards of one build only")
+        self._used = True
+        yield from self._pool.imap_unordered(functools.partial(_ensure_shard, factory), shards, chunksize=1)
+
+    def close(self) -> None:
+        self._pool.terminate()
+        self._pool.join()
+
+
 def run_shards(
-    factory: Callable[[], ShardWorker], shards: list[int], workers: int
+    factory: Callable[[], ShardWorker], shards: list[int], workers: int, pool: LocalPool | None = None
 ) -> Iterator[list[tuple[Receipt, bool]]]:
     """Ensure each shard in a pool of ``workers`` spawned processes (inline for one worker).
 
     ``factory`` must be picklable (a module-level callable or a ``functools.partial``);
-    each worker calls it once, so models and inputs are loaded once per process.
+    each worker calls it once, so models and inputs are loaded once per process. ``pool``
+    is one already started (see :class:`LocalPool`); otherwise one is made here.
     """
     global _worker
     if workers <= 1 or len(shards) <= 1:
@@ -137,14 +161,13 @@ def run_shards(
             _worker.close()
             _worker = None
         return
-    ctx = multiprocessing.get_context("spawn")  # no fork: cv2/TF state must not be inherited
-    pool = ctx.Pool(workers, initializer=_init_worker, initargs=(factory,))
+    own = pool is None
+    pool = pool or LocalPool(workers)
     try:
-        yield from pool.imap_unordered(_ensure_shard, shards, chunksize=1)
-        pool.close()
+        yield from pool.run(factory, shards)
     finally:
-        pool.terminate()
-        pool.join()
+        if own:
+            pool.close()
 
 
 def _shard_builder(store: Store, record: dict[str, Any], depth_options: dict[str, Any]) -> ShardBuilder:
@@ -194,12 +217,12 @@ def check_output(store: Store) -> None:
 Runner = Callable[[list[int]], Iterator[list[tuple[Receipt, bool]]]]
 
 
-def local_runner(factory: Callable[[], ShardWorker], workers: int | None) -> Runner:
-    """Shards in a local process pool of ``workers`` (default: all cores)."""
+def local_runner(factory: Callable[[], ShardWorker], workers: int | None, pool: LocalPool | None = None) -> Runner:
+    """Shards in a local process pool of ``workers`` (default: all cores), or in ``pool``."""
 
     def run(shards: list[int]) -> Iterator[list[tuple[Receipt, bool]]]:
         n = max(1, min(workers or os.cpu_count() or 1, len(shards)))
-        return run_shards(factory, shards, n)
+        return run_shards(factory, shards, n, pool)
 
     return run
 
@@ -268,6 +291,23 @@ def build(
         raise FgbgError(f"--hdf5-layout must be one of {', '.join(HDF5_LAYOUTS)}, got {hdf5_layout!r}")
     store = open_store(out, storage_options)
     check_output(store)  # before reading any input: a bad output is reported first and costs nothing
+    with contextlib.ExitStack() as stack:
+        n = workers or os.cpu_count() or 1
+        pool = None
+        if executor == "local" and n > 1:  # start the workers now: they import while inputs are read
+            pool = LocalPool(n)
+            stack.callback(pool.close)
+        return _build(store, cfg, bg_dir, fg_dir, fg_mask_dir, workers, formats, hdf5_layout, skip_invalid,
+                      progress, on_shard, depth_options, storage_options, executor, ray_address, pool, t0)
+
+
+def _build(
+    store: Store, cfg: BuildConfig | None, bg_dir: str | Path | None, fg_dir: str | Path | None,
+    fg_mask_dir: str | Path | None, workers: int | None, formats: Sequence[str], hdf5_layout: str,
+    skip_invalid: bool, progress: bool | None, on_shard: Callable[[Receipt, bool], None] | None,
+    depth_options: dict[str, Any] | None, storage_options: dict[str, Any] | None, executor: str,
+    ray_address: str | None, pool: LocalPool | None, t0: float,
+) -> BuildResult:
     sources = None
     if bg_dir is not None or fg_dir is not None:
         if bg_dir is None or fg_dir is None or cfg is None:
@@ -290,7 +330,7 @@ def build(
             if record["config"]["depth"] == "densedepth":  # share the cores between the workers' models
                 n = max(1, workers or os.cpu_count() or 1)
                 depth_options.setdefault("threads", max(1, (os.cpu_count() or 1) // n))
-            run = local_runner(functools.partial(_shard_builder, store, record, depth_options), workers)
+            run = local_runner(functools.partial(_shard_builder, store, record, depth_options), workers, pool)
         return complete(store, record, run, progress, on_shard, t0)
 
 
