@@ -219,20 +219,20 @@ class ShardBuilder:
     def _batch(self, p: SampleParams, idx: range, stats: dict[str, PixelSums], decoded: bool) -> list[EncodedSample]:
         cfg = self.cfg
         H = W = cfg.size
-        images, masks, jpegs, sums = [], [], [], []
+        images, jpegs, sums = [], [], []
+        masks = np.zeros((len(idx), H, W), np.uint8)  # one array: the depth backend takes it as is
         mask_s = mask_q = 0
-        for i in idx:
+        for j, i in enumerate(idx):
             b, x, y, w, h = int(p.bg[i]), int(p.x[i]), int(p.y[i]), int(p.w[i]), int(p.h[i])
             fg = self.foregrounds.get(int(p.fg[i]), int(p.flip[i]), w, h)
             bg = self._bg_bgr[b]
-            image, mask = composite_prepared(bg, fg, x, y)
+            image, _ = composite_prepared(bg, fg, x, y, masks[j])
             # Exact composite sums from the box alone: background - its box + composite box.
             box = (slice(y, y + h), slice(x, x + w))
             sums.append((*opencv_sums(image[box]), *opencv_sums(bg[box], self._bg_squares[b][box])))
             mask_s += fg.mask_sum
             mask_q += fg.mask_sumsq
             images.append(image)
-            masks.append(mask)
             jpegs.append(encode_jpeg_bgr(image, cfg.quality))
         n = len(images)
         s_box, q_box, s_bg, q_bg = np.sum(sums, axis=0)[:, :3].astype(np.int64)  # float64 sums of integers: exact
@@ -251,7 +251,7 @@ class ShardBuilder:
                 pixels = np.stack(roundtrip if roundtrip is not None else images)
             else:  # a geometric backend: no copy of the images it would not look at
                 pixels = np.empty((len(masks), 0, 0, 3), np.uint8)
-            depths = self.backend.predict(DepthBatch(pixels, np.stack(masks), boxes))
+            depths = self.backend.predict(DepthBatch(pixels, masks, boxes))
             s_d, q_d = float_sums(depths, 1)
             stats["depth"].add(depths.shape[0] * depths.shape[1] * depths.shape[2], s_d, q_d)
         out = []
