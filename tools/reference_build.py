@@ -1,7 +1,7 @@
 """Reproduce the README's reference-build measurement (issue #2's "done" criterion).
 
 Writes 100 synthetic backgrounds and 100 foregrounds, builds the reference shape
-(100 x 100 x 2 flips x 20 placements = 400,000 samples, depth none, tar) under
+(100 x 100 x 2 flips x 20 placements = 400,000 samples, depth plane, tar) under
 ``/usr/bin/time -v``, then reruns the finished build (which only verifies receipts), and
 prints wall time, peak RSS and size. Usage::
 
@@ -35,7 +35,7 @@ def main() -> int:
     ap.add_argument("--bg", type=int, default=100)
     ap.add_argument("--fg", type=int, default=100)
     ap.add_argument("--placements", type=int, default=20)
-    ap.add_argument("--depth", default="none")
+    ap.add_argument("--depth", default="plane", help="plane (issue #8 figure 7) or none")
     ap.add_argument("--workers", type=int, default=None)
     a = ap.parse_args()
     fgbg = [sys.executable, "-m", "builder"]
