@@ -21,6 +21,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -239,6 +240,10 @@ def complete(
     receipts: list[Receipt] = []
     built = built_samples = 0
     bar = _progress_bar(plan.n_samples, progress, desc)
+    # The index and the input statistics depend on the plan only: made while the workers build.
+    side = ThreadPoolExecutor(1, thread_name_prefix="fgbg-index")
+    annotations_job = side.submit(annotations_csv, plan, int(record["key_width"]))
+    input_stats_job = side.submit(input_statistics, inputs, cfg)
     try:
         for results in run(list(range(plan.n_shards))):
             new = any(n for _, n in results)
@@ -250,10 +255,11 @@ def complete(
                 on_shard(results[0][0], new)
     finally:
         bar.close()
+        side.shutdown(wait=True)
     store.remove_stale_temps()  # every shard is done: a temp left now belongs to a dead worker
-    annotations = annotations_csv(plan, int(record["key_width"]))
+    annotations = annotations_job.result()
     store.write_atomic(ANNOTATIONS, annotations)
-    manifest = make_manifest(record, receipts, annotations, input_statistics(inputs, cfg))
+    manifest = make_manifest(record, receipts, annotations, input_stats_job.result())
     store.write_atomic(MANIFEST, dumps(manifest))
     return BuildResult(store.url, plan.n_samples, plan.n_shards, built, plan.n_shards - built, built_samples,
                        time.monotonic() - t0, manifest)
