@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from .composite import Prepared, composite_prepared, prepare
+from .composite import Prepared, paste, prepare
 from .config import BuildConfig
 from .depth import DepthBackend, DepthBatch, make_backend
 from .encode import decode_jpeg, encode_jpeg_bgr, encode_mask_png, encode_png
@@ -171,6 +171,7 @@ class ShardBuilder:
         self._bg_bgr = [np.ascontiguousarray(bg[..., ::-1]) for bg in self.inputs.bg]
         self._bg_sums = [region_sums(bg) for bg in self._bg_bgr]
         self._bg_squares = [square_table(bg) for bg in self._bg_bgr]  # uint16: 6 bytes a pixel
+        self._canvases: dict[int, np.ndarray] = {}  # per background, for samples(images=False)
         self.foregrounds = Foregrounds(self.inputs, self.cfg.mask_threshold, self.cfg.soft_mask, self.cfg.size)
 
     def close(self) -> None:
@@ -188,17 +189,19 @@ class ShardBuilder:
         return shard_meta(self.record, shard, first, count)
 
     def samples(self, shard: int, stats: dict[str, PixelSums] | None = None,
-                decoded: bool = False) -> Iterator[EncodedSample]:
+                decoded: bool = False, images: bool = True) -> Iterator[EncodedSample]:
         """The samples of ``shard`` in key order; adds to ``stats`` if given.
 
-        ``sample.image`` is the composite handed to the encoder, or with ``decoded`` the
-        JPEG decoded back (what a tar reader sees; the raw HDF5 layout stores that).
+        ``sample.image`` is the composite handed to the encoder (RGB), or with ``decoded`` the
+        JPEG decoded back (what a tar reader sees; the raw HDF5 layout stores that). Without
+        ``images`` (and ``decoded``) it is None: each composite is then made on a reused
+        per-background canvas, restored after encoding, instead of a fresh copy.
         """
         first, count = self.plan.shard_range(shard)
         params = self.plan.params(first, count)
         stats = stats if stats is not None else self.new_stats()
         for start in range(0, count, DEPTH_BATCH):
-            yield from self._batch(params, range(start, min(count, start + DEPTH_BATCH)), stats, decoded)
+            yield from self._batch(params, range(start, min(count, start + DEPTH_BATCH)), stats, decoded, images)
 
     def ensure(self, shard: int) -> list[tuple[Receipt, bool]]:
         """Receipts of ``shard`` in every format, building the formats that are not done."""
@@ -214,9 +217,17 @@ class ShardBuilder:
         meta = self.meta(shard)
         stats = self.new_stats()
         decoded = any(writer_class(f).needs_pixels(meta) for f in formats)
-        return commit_shard(self.store, self.record, meta, formats, self.samples(shard, stats, decoded), stats)
+        samples = self.samples(shard, stats, decoded, images=False)  # writers read encoded bytes (or decoded)
+        return commit_shard(self.store, self.record, meta, formats, samples, stats)
 
-    def _batch(self, p: SampleParams, idx: range, stats: dict[str, PixelSums], decoded: bool) -> list[EncodedSample]:
+    def _canvas(self, b: int) -> np.ndarray:
+        canvas = self._canvases.get(b)
+        if canvas is None:
+            canvas = self._canvases[b] = self._bg_bgr[b].copy()
+        return canvas
+
+    def _batch(self, p: SampleParams, idx: range, stats: dict[str, PixelSums], decoded: bool,
+               keep: bool) -> list[EncodedSample]:
         cfg = self.cfg
         H = W = cfg.size
         images, jpegs, sums = [], [], []
@@ -226,15 +237,20 @@ class ShardBuilder:
             b, x, y, w, h = int(p.bg[i]), int(p.x[i]), int(p.y[i]), int(p.w[i]), int(p.h[i])
             fg = self.foregrounds.get(int(p.fg[i]), int(p.flip[i]), w, h)
             bg = self._bg_bgr[b]
-            image, _ = composite_prepared(bg, fg, x, y, masks[j])
-            # Exact composite sums from the box alone: background - its box + composite box.
+            image = bg.copy() if keep else self._canvas(b)
+            paste(image, fg, x, y)
             box = (slice(y, y + h), slice(x, x + w))
+            masks[j][box] = fg.mask
+            # Exact composite sums from the box alone: background - its box + composite box.
             sums.append((*opencv_sums(image[box]), *opencv_sums(bg[box], self._bg_squares[b][box])))
             mask_s += fg.mask_sum
             mask_q += fg.mask_sumsq
-            images.append(image)
             jpegs.append(encode_jpeg_bgr(image, cfg.quality))
-        n = len(images)
+            if keep:
+                images.append(image)
+            else:
+                image[box] = bg[box]  # the canvas is the background again
+        n = len(jpegs)
         s_box, q_box, s_bg, q_bg = np.sum(sums, axis=0)[:, :3].astype(np.int64)  # float64 sums of integers: exact
         s_im = np.sum([self._bg_sums[int(b)][0] for b in p.bg[idx.start : idx.stop]], axis=0) + s_box - s_bg
         q_im = np.sum([self._bg_sums[int(b)][1] for b in p.bg[idx.start : idx.stop]], axis=0) + q_box - q_bg
@@ -247,8 +263,8 @@ class ShardBuilder:
         if self.backend is not None:
             sl = slice(idx.start, idx.stop)
             boxes = np.stack([p.x[sl], p.y[sl], p.w[sl], p.h[sl]], axis=1)
-            if self.backend.needs_pixels:
-                pixels = np.stack(roundtrip if roundtrip is not None else images)
+            if roundtrip is not None and self.backend.needs_pixels:
+                pixels = np.stack(roundtrip)
             else:  # a geometric backend: no copy of the images it would not look at
                 pixels = np.empty((len(masks), 0, 0, 3), np.uint8)
             depths = self.backend.predict(DepthBatch(pixels, masks, boxes))
@@ -264,6 +280,6 @@ class ShardBuilder:
                 files["depth.png"] = encode_png(depth)
             meta = sample_meta(p, i, self.record["inputs"])
             files["json"] = meta_json(meta)
-            image = roundtrip[j] if decoded and roundtrip is not None else images[j][..., ::-1]  # RGB view
-            out.append(EncodedSample(key, files, image, masks[j], depth))
+            shown = roundtrip[j] if roundtrip is not None and decoded else images[j][..., ::-1] if keep else None
+            out.append(EncodedSample(key, files, shown, masks[j], depth))
         return out
