@@ -247,3 +247,18 @@ def test_mask_png_filter_is_versioned(tmp_path: Path, demo_inputs: tuple[Path, P
         assert old.files["mask.png"] == encode_png(old.mask)
         assert {k: v for k, v in new.files.items() if k != "mask.png"} == \
             {k: v for k, v in old.files.items() if k != "mask.png"}
+
+
+def test_canvas_path_gives_the_same_bytes(tmp_path: Path, demo_inputs: tuple[Path, Path]) -> None:
+    """Without arrays, composites are made on reused per-background canvases: same files,
+    and every canvas is the background again after each sample."""
+    _build(tmp_path / "c", demo_inputs)
+    store = LocalStore(tmp_path / "c")
+    builder = ShardBuilder(store, read_json(store, "build.json"))
+    for shard in range(3):
+        with_arrays = list(builder.samples(shard))
+        without = list(builder.samples(shard, images=False))
+        assert [s.files for s in without] == [s.files for s in with_arrays]
+        assert all(s.image is None for s in without) and all(s.image is not None for s in with_arrays)
+        assert all(np.array_equal(a.mask, b.mask) for a, b in zip(with_arrays, without, strict=True))
+    assert builder._canvases and all(np.array_equal(c, builder._bg_bgr[b]) for b, c in builder._canvases.items())
