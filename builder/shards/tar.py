@@ -14,6 +14,7 @@ import os
 from pathlib import Path
 
 from .base import EncodedSample, ShardFile, ShardMeta, ShardWriter
+from .writeback import Writeback
 
 __all__ = ["BLOCK", "RECORD", "TarShardWriter", "ustar_header"]
 
@@ -70,15 +71,19 @@ class TarShardWriter(ShardWriter):
 
     def __init__(self, path: Path, meta: ShardMeta):
         super().__init__(path, meta)
-        self._f = open(self.path, "wb")
+        self._f = open(self.path, "wb", buffering=0)  # one write per sample: no buffer to copy through
+        self._writeback = Writeback(self._f.fileno())
         self._hash = hashlib.sha256()
         self._pos = 0
         self._offsets: list[int] = []
 
     def _write(self, data: bytes) -> None:
-        self._f.write(data)
+        view = memoryview(data)
+        while view:  # an unbuffered write may be partial
+            view = view[self._f.write(view) or 0 :]
         self._hash.update(data)
         self._pos += len(data)
+        self._writeback.written(self._pos)
 
     def add(self, sample: EncodedSample) -> None:
         self._offsets.append(self._pos)
