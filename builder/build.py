@@ -21,7 +21,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -31,7 +31,7 @@ import cv2
 from .config import BuildConfig
 from .depth import describe_backend
 from .errors import ConfigMismatchError, FgbgError, OutputError
-from .inputs import encode_inputs, input_statistics, load_inputs
+from .inputs import encode_inputs, fg_boxes, input_statistics, load_inputs
 from .manifest import ANNOTATIONS, BUILD_RECORD, MANIFEST, annotations_csv, dumps, make_manifest, make_record, read_json
 from .plan import plan_for
 from .receipts import Receipt
@@ -235,17 +235,19 @@ def complete(
     """With the lock held and ``build.json`` written: make every shard done (with ``run``),
     then commit the annotations index and, last, the manifest."""
     cfg = BuildConfig.from_json(record["config"])
-    inputs = load_inputs(store, record["inputs"])
-    plan = plan_for(cfg, record, inputs.fg_base, len(inputs.bg))
+    plan = plan_for(cfg, record, fg_boxes(record["inputs"]), len(record["inputs"]["bg"]))
     receipts: list[Receipt] = []
     built = built_samples = 0
     bar = _progress_bar(plan.n_samples, progress, desc)
-    # The index and the input statistics depend on the plan only: made while the workers build.
+    # The index and the input statistics depend on the plan and inputs only: they are made in
+    # a thread once the first shard is back (the workers busy, this process idle), not after.
     side = ThreadPoolExecutor(1, thread_name_prefix="fgbg-index")
-    annotations_job = side.submit(annotations_csv, plan, int(record["key_width"]))
-    input_stats_job = side.submit(input_statistics, inputs, cfg)
+    jobs: list[Future[Any]] = []
     try:
         for results in run(list(range(plan.n_shards))):
+            if not jobs:
+                jobs = [side.submit(annotations_csv, plan, int(record["key_width"])),
+                        side.submit(lambda: input_statistics(load_inputs(store, record["inputs"]), cfg))]
             new = any(n for _, n in results)
             receipts += [r for r, _ in results]
             built += new
@@ -257,9 +259,10 @@ def complete(
         bar.close()
         side.shutdown(wait=True)
     store.remove_stale_temps()  # every shard is done: a temp left now belongs to a dead worker
-    annotations = annotations_job.result()
+    annotations = jobs[0].result() if jobs else annotations_csv(plan, int(record["key_width"]))
     store.write_atomic(ANNOTATIONS, annotations)
-    manifest = make_manifest(record, receipts, annotations, input_stats_job.result())
+    stats = jobs[1].result() if jobs else input_statistics(load_inputs(store, record["inputs"]), cfg)
+    manifest = make_manifest(record, receipts, annotations, stats)
     store.write_atomic(MANIFEST, dumps(manifest))
     return BuildResult(store.url, plan.n_samples, plan.n_shards, built, plan.n_shards - built, built_samples,
                        time.monotonic() - t0, manifest)

@@ -23,7 +23,7 @@ from .sources import PreparedInput
 from .stats import PixelSums
 from .storage import Store
 
-__all__ = ["InputSet", "encode_inputs", "input_statistics", "load_inputs"]
+__all__ = ["InputSet", "encode_inputs", "fg_boxes", "input_statistics", "load_inputs"]
 
 
 @dataclass(frozen=True)
@@ -83,8 +83,12 @@ def load_inputs(store: Store, records: dict[str, list[dict[str, Any]]]) -> Input
 
     bg = [read(r) for r in records["bg"]]
     fg = [read(r) for r in records["fg"]]
-    base = [(int(r["base_size"][0]), int(r["base_size"][1])) for r in records["fg"]]
-    return InputSet(bg, fg, base, records)
+    return InputSet(bg, fg, fg_boxes(records), records)
+
+
+def fg_boxes(records: dict[str, list[dict[str, Any]]]) -> list[tuple[int, int]]:
+    """The (w, h) box of each foreground at scale 1, as recorded (no image is read)."""
+    return [(int(r["base_size"][0]), int(r["base_size"][1])) for r in records["fg"]]
 
 
 def input_statistics(inputs: InputSet, cfg: BuildConfig) -> dict[str, PixelSums]:

@@ -75,7 +75,7 @@ def make_record(
 
 def _format_of(shard_rel: str) -> str:
     ext = "." + shard_rel.rsplit(".", 1)[1]
-    return next(fmt for fmt, cls in FORMATS.items() if cls.extension == ext)
+    return next(fmt for fmt, extension in FORMATS.items() if extension == ext)
 
 
 def annotation_line(key_width: int, pos: int, shard: int, bg: int, fg: int, flip: int, placement: int,

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .decode import MAX_PIXELS, DecodeError, decode_member
-from .formats import READERS, Member, ShardReader, ShardReadError
+from .formats import Member, ShardReader, ShardReadError, reader_class
 from .fs import Location
 from .stream import Stream, StreamSpec, worker_context
 from .transform import SampleTransform
@@ -52,7 +52,8 @@ class Dataset:
         self.shards: list[dict[str, Any]] = manifest["shards"][self.format]
         self._firsts = [int(s["first"]) for s in self.shards]
         key_width = int(manifest["key_width"])
-        self._readers: list[ShardReader] = [READERS[self.format](location, s, key_width) for s in self.shards]
+        reader = reader_class(self.format)
+        self._readers: list[ShardReader] = [reader(location, s, key_width) for s in self.shards]
 
     @property
     def statistics(self) -> dict[str, Any]:

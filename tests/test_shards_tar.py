@@ -52,3 +52,14 @@ def test_header_checks() -> None:
         ustar_header("dir/a.jpg", 3)
     with pytest.raises(ValueError):
         ustar_header("x" * 101, 3)
+
+
+def test_format_registry_extensions_match_the_writers() -> None:
+    from builder.errors import FgbgError
+    from builder.shards import FORMATS, shard_name, writer_class
+
+    for fmt, extension in FORMATS.items():
+        assert writer_class(fmt).extension == extension
+        assert shard_name(7, fmt) == f"shards/000007{extension}"
+    with pytest.raises(FgbgError, match="unknown shard format 'zip'; choose one of tar, hdf5"):
+        shard_name(0, "zip")

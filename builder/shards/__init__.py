@@ -1,11 +1,20 @@
-"""Shard formats: one writer per format behind :class:`ShardWriter`."""
+"""Shard formats: one writer per format behind :class:`ShardWriter`.
+
+The HDF5 writer is imported on first use (h5py and hdf5plugin cost ~0.1 s to import, paid
+otherwise by every build worker that writes tar shards only).
+"""
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from ..errors import FgbgError
 from .base import EncodedSample, ShardFile, ShardMeta, ShardWriter
-from .hdf5 import Hdf5ShardWriter
 from .tar import TarShardWriter
+
+if TYPE_CHECKING:
+    from .hdf5 import Hdf5ShardWriter
 
 __all__ = [
     "FORMATS", "HDF5_LAYOUTS", "EncodedSample", "Hdf5ShardWriter", "ShardFile", "ShardMeta", "ShardWriter",
@@ -13,15 +22,23 @@ __all__ = [
     "parse_formats", "shard_name", "writer_class",
 ]
 
-FORMATS: dict[str, type[ShardWriter]] = {"tar": TarShardWriter, "hdf5": Hdf5ShardWriter}
+FORMATS = {"tar": ".tar", "hdf5": ".h5"}  # format -> shard file extension
+_WRITERS = {"tar": ("builder.shards.tar", "TarShardWriter"), "hdf5": ("builder.shards.hdf5", "Hdf5ShardWriter")}
 HDF5_LAYOUTS = ("encoded", "raw")
 
 
 def writer_class(fmt: str) -> type[ShardWriter]:
-    try:
-        return FORMATS[fmt]
-    except KeyError:
-        raise FgbgError(f"unknown shard format {fmt!r}; choose one of {', '.join(FORMATS)}") from None
+    if fmt not in _WRITERS:
+        raise FgbgError(f"unknown shard format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    module, name = _WRITERS[fmt]
+    cls: type[ShardWriter] = getattr(importlib.import_module(module), name)
+    return cls
+
+
+def __getattr__(name: str) -> Any:
+    if name == "Hdf5ShardWriter":
+        return writer_class("hdf5")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def parse_formats(text: str) -> list[str]:
@@ -36,4 +53,6 @@ def parse_formats(text: str) -> list[str]:
 
 def shard_name(shard: int, fmt: str) -> str:
     """Path of shard number ``shard`` in format ``fmt``, relative to the dataset."""
-    return f"shards/{shard:06d}{writer_class(fmt).extension}"
+    if fmt not in FORMATS:
+        writer_class(fmt)  # the named error
+    return f"shards/{shard:06d}{FORMATS[fmt]}"

@@ -10,7 +10,6 @@ commit still fsyncs. Elsewhere (no ``sync_file_range``) this does nothing.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import sys
 from typing import Any
 
@@ -24,7 +23,7 @@ def _libc_call() -> Any:
     if not sys.platform.startswith("linux"):
         return None
     try:
-        fn = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True).sync_file_range
+        fn = ctypes.CDLL(None, use_errno=True).sync_file_range  # the C library the interpreter runs on
     except (OSError, AttributeError):
         return None
     fn.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
