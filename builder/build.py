@@ -21,7 +21,8 @@ import signal
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -116,12 +117,19 @@ def _ensure_shard(factory: Callable[[], ShardWorker], shard: int) -> list[tuple[
     return _worker.ensure(shard)
 
 
+def _started() -> None:
+    """A no-op task: submitted once per worker so that all of them start right away."""
+
+
 class LocalPool:
     """Spawned worker processes for the shards of one build.
 
     Started before the driver reads and checks its inputs, so that the workers' interpreter
     start and imports (~0.3 s each) overlap that work instead of following it; the shard
-    factory (which needs the build record) is sent with the tasks.
+    factory (which needs the build record) is sent with the tasks. A ProcessPoolExecutor,
+    not multiprocessing.Pool: a worker that dies (OOM killer, kill -9) fails the build with
+    an error instead of leaving its shard pending forever, and shutting down never waits on
+    Pool's handler threads (whose terminate() can hang).
     """
 
     def __init__(self, workers: int):
@@ -129,18 +137,33 @@ class LocalPool:
             raise ValueError(f"a pool needs at least 2 workers, got {workers}")
         self.workers = workers
         ctx = multiprocessing.get_context("spawn")  # no fork: cv2/TF state must not be inherited
-        self._pool: Any = ctx.Pool(workers, initializer=_init_worker)
+        self._ex = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker)
+        self._warm = [self._ex.submit(_started) for _ in range(workers)]  # one process each, now
         self._used = False
 
     def run(self, factory: Callable[[], ShardWorker], shards: list[int]) -> Iterator[list[tuple[Receipt, bool]]]:
         if self._used:
             raise RuntimeError("a LocalPool runs the shards of one build only")
         self._used = True
-        yield from self._pool.imap_unordered(functools.partial(_ensure_shard, factory), shards, chunksize=1)
+        futures = {self._ex.submit(_ensure_shard, factory, s): s for s in shards}
+        try:
+            for done in as_completed(futures):
+                yield done.result()
+        except BrokenProcessPool as e:
+            raise FgbgError(
+                "a build worker process died (killed, or out of memory?) while building shards; the shards "
+                "already committed are kept: rerun the same command to resume"
+            ) from e
 
     def close(self) -> None:
-        self._pool.terminate()
-        self._pool.join()
+        """Stop at once: queued shards are dropped and running ones killed (their temporary
+        files are removed by the next build, which holds the lock)."""
+        self._ex.shutdown(wait=False, cancel_futures=True)
+        processes = list(getattr(self._ex, "_processes", None) or {})  # private: no public kill before 3.14
+        for pid in processes:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        self._ex.shutdown(wait=True)
 
 
 def run_shards(

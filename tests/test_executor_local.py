@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import signal
+
 import pytest
 
 from builder.build import run_shards
@@ -18,3 +21,34 @@ def test_worker_start_failure_surfaces_with_its_message() -> None:
         list(run_shards(_Broken, [0, 1, 2], workers=2))
     with pytest.raises(FgbgError, match="no weights for layer 'conv2'"):
         list(run_shards(_Broken, [0, 1], workers=1))
+
+
+class _Dies:
+    """A worker that builds shards 0 and 2 and dies (as if OOM-killed) on shard 1."""
+
+    def ensure(self, shard: int) -> list[tuple[object, bool]]:
+        if shard == 1:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return []
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_dead_worker_fails_the_build_instead_of_hanging() -> None:
+    with pytest.raises(FgbgError, match=r"a build worker process died .* rerun the same command to resume"):
+        list(run_shards(_Dies, [0, 1, 2, 3], workers=2))
+
+
+def test_a_started_pool_runs_once_and_closes_idle_workers() -> None:
+    from builder.build import LocalPool
+
+    pool = LocalPool(2)
+    try:
+        assert list(pool.run(_Dies, [0, 2, 3])) == [[], [], []]
+        with pytest.raises(RuntimeError, match="one build only"):
+            list(pool.run(_Dies, [0]))
+    finally:
+        pool.close()
+    with pytest.raises(ValueError, match="at least 2 workers"):
+        LocalPool(1)
