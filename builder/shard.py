@@ -26,7 +26,7 @@ from .plan import SampleParams, plan_for
 from .receipts import Receipt, check_shard, write_receipt
 from .resize import resize_rgba
 from .shards import EncodedSample, ShardMeta, ShardWriter, shard_name, writer_class
-from .stats import PixelSums, float_sums, opencv_sums, region_sums, square_table
+from .stats import PixelSums, float_sums, opencv_sums, square_table
 from .storage import Store
 
 __all__ = [
@@ -169,7 +169,7 @@ class ShardBuilder:
         # Composites are made in BGR, OpenCV's order, so the JPEG encoder takes them as they
         # are (no colour conversion per sample); statistics are reported in RGB.
         self._bg_bgr = [np.ascontiguousarray(bg[..., ::-1]) for bg in self.inputs.bg]
-        self._bg_sums = [region_sums(bg) for bg in self._bg_bgr]
+        self._bg_sums = [float_sums(bg, 3) for bg in self._bg_bgr]  # exact; ~30x faster than NumPy int64
         self._bg_squares = [square_table(bg) for bg in self._bg_bgr]  # uint16: 6 bytes a pixel
         self._canvases: dict[int, np.ndarray] = {}  # per background, for samples(images=False)
         self.foregrounds = Foregrounds(self.inputs, self.cfg.mask_threshold, self.cfg.soft_mask, self.cfg.size)
