@@ -39,6 +39,7 @@ from .receipts import Receipt
 from .shard import ShardBuilder, depth_settings
 from .shards import HDF5_LAYOUTS
 from .sources import load_backgrounds, load_foregrounds
+from .stats import PixelSums
 from .storage import Store, open_store
 
 __all__ = [
@@ -135,10 +136,10 @@ class LocalPool:
     def __init__(self, workers: int):
         if workers < 2:
             raise ValueError(f"a pool needs at least 2 workers, got {workers}")
-        self.workers = workers
         ctx = multiprocessing.get_context("spawn")  # no fork: cv2/TF state must not be inherited
         self._ex = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker)
-        self._warm = [self._ex.submit(_started) for _ in range(workers)]  # one process each, now
+        for _ in range(workers):  # one process each, started now (the executor starts them on demand)
+            self._ex.submit(_started)
         self._used = False
 
     def run(self, factory: Callable[[], ShardWorker], shards: list[int]) -> Iterator[list[tuple[Receipt, bool]]]:
@@ -241,12 +242,16 @@ def check_output(store: Store) -> None:
 Runner = Callable[[list[int]], Iterator[list[tuple[Receipt, bool]]]]
 
 
+def _worker_count(workers: int | None) -> int:
+    """Worker processes asked for: ``workers``, by default one per core."""
+    return max(1, workers or os.cpu_count() or 1)
+
+
 def local_runner(factory: Callable[[], ShardWorker], workers: int | None, pool: LocalPool | None = None) -> Runner:
     """Shards in a local process pool of ``workers`` (default: all cores), or in ``pool``."""
 
     def run(shards: list[int]) -> Iterator[list[tuple[Receipt, bool]]]:
-        n = max(1, min(workers or os.cpu_count() or 1, len(shards)))
-        return run_shards(factory, shards, n, pool)
+        return run_shards(factory, shards, max(1, min(_worker_count(workers), len(shards))), pool)
 
     return run
 
@@ -265,12 +270,17 @@ def complete(
     # The index and the input statistics depend on the plan and inputs only: they are made in
     # a thread once the first shard is back (the workers busy, this process idle), not after.
     side = ThreadPoolExecutor(1, thread_name_prefix="fgbg-index")
-    jobs: list[Future[Any]] = []
+    make_index = functools.partial(annotations_csv, plan, int(record["key_width"]))
+
+    def make_stats() -> dict[str, PixelSums]:
+        return input_statistics(load_inputs(store, record["inputs"]), cfg)
+
+    index_job: Future[bytes] | None = None
+    stats_job: Future[dict[str, PixelSums]] | None = None
     try:
         for results in run(list(range(plan.n_shards))):
-            if not jobs:
-                jobs = [side.submit(annotations_csv, plan, int(record["key_width"])),
-                        side.submit(lambda: input_statistics(load_inputs(store, record["inputs"]), cfg))]
+            if index_job is None:
+                index_job, stats_job = side.submit(make_index), side.submit(make_stats)
             new = any(n for _, n in results)
             receipts += [r for r, _ in results]
             built += new
@@ -282,9 +292,9 @@ def complete(
         bar.close()
         side.shutdown(wait=True)
     store.remove_stale_temps()  # every shard is done: a temp left now belongs to a dead worker
-    annotations = jobs[0].result() if jobs else annotations_csv(plan, int(record["key_width"]))
+    annotations = index_job.result() if index_job else make_index()
+    stats = stats_job.result() if stats_job else make_stats()
     store.write_atomic(ANNOTATIONS, annotations)
-    stats = jobs[1].result() if jobs else input_statistics(load_inputs(store, record["inputs"]), cfg)
     manifest = make_manifest(record, receipts, annotations, stats)
     store.write_atomic(MANIFEST, dumps(manifest))
     return BuildResult(store.url, plan.n_samples, plan.n_shards, built, plan.n_shards - built, built_samples,
@@ -324,46 +334,33 @@ def build(
     store = open_store(out, storage_options)
     check_output(store)  # before reading any input: a bad output is reported first and costs nothing
     with contextlib.ExitStack() as stack:
-        n = workers or os.cpu_count() or 1
         pool = None
-        if executor == "local" and n > 1:  # start the workers now: they import while inputs are read
-            pool = LocalPool(n)
+        if executor == "local" and _worker_count(workers) > 1:  # start now: they import while inputs are read
+            pool = LocalPool(_worker_count(workers))
             stack.callback(pool.close)
-        return _build(store, cfg, bg_dir, fg_dir, fg_mask_dir, workers, formats, hdf5_layout, skip_invalid,
-                      progress, on_shard, depth_options, storage_options, executor, ray_address, pool, t0)
+        sources = None
+        if bg_dir is not None or fg_dir is not None:
+            if bg_dir is None or fg_dir is None or cfg is None:
+                raise FgbgError("a new build needs both --bg and --fg")
+            sources = (load_backgrounds(bg_dir, cfg, skip_invalid, storage_options),
+                       load_foregrounds(fg_dir, cfg, fg_mask_dir, skip_invalid, storage_options))
+        store.create()
+        with store.lock():
+            depth_options = dict(depth_options or {})
+            record, files = _prepare_record(store, cfg, sources, list(formats), hdf5_layout, depth_options)
+            store.remove_stale_temps()
+            for rel, data in files.items():
+                store.write_atomic(rel, data)
+            store.write_atomic(BUILD_RECORD, dumps(record))
+            if executor == "ray":
+                from .ray_executor import ray_runner
 
-
-def _build(
-    store: Store, cfg: BuildConfig | None, bg_dir: str | Path | None, fg_dir: str | Path | None,
-    fg_mask_dir: str | Path | None, workers: int | None, formats: Sequence[str], hdf5_layout: str,
-    skip_invalid: bool, progress: bool | None, on_shard: Callable[[Receipt, bool], None] | None,
-    depth_options: dict[str, Any] | None, storage_options: dict[str, Any] | None, executor: str,
-    ray_address: str | None, pool: LocalPool | None, t0: float,
-) -> BuildResult:
-    sources = None
-    if bg_dir is not None or fg_dir is not None:
-        if bg_dir is None or fg_dir is None or cfg is None:
-            raise FgbgError("a new build needs both --bg and --fg")
-        sources = (load_backgrounds(bg_dir, cfg, skip_invalid, storage_options),
-                   load_foregrounds(fg_dir, cfg, fg_mask_dir, skip_invalid, storage_options))
-    store.create()
-    with store.lock():
-        depth_options = dict(depth_options or {})
-        record, files = _prepare_record(store, cfg, sources, list(formats), hdf5_layout, depth_options)
-        store.remove_stale_temps()
-        for rel, data in files.items():
-            store.write_atomic(rel, data)
-        store.write_atomic(BUILD_RECORD, dumps(record))
-        if executor == "ray":
-            from .ray_executor import ray_runner
-
-            run = ray_runner(store, record, depth_options, workers, ray_address)
-        else:
-            if record["config"]["depth"] == "densedepth":  # share the cores between the workers' models
-                n = max(1, workers or os.cpu_count() or 1)
-                depth_options.setdefault("threads", max(1, (os.cpu_count() or 1) // n))
-            run = local_runner(functools.partial(_shard_builder, store, record, depth_options), workers, pool)
-        return complete(store, record, run, progress, on_shard, t0)
+                run = ray_runner(store, record, depth_options, workers, ray_address)
+            else:
+                if record["config"]["depth"] == "densedepth":  # share the cores between the workers' models
+                    depth_options.setdefault("threads", max(1, (os.cpu_count() or 1) // _worker_count(workers)))
+                run = local_runner(functools.partial(_shard_builder, store, record, depth_options), workers, pool)
+            return complete(store, record, run, progress, on_shard, t0)
 
 
 class _NoBar:

@@ -47,11 +47,10 @@ class Prepared:
     transparent (the background's); only the partially transparent edge needs the blend. So
     the opaque part is one masked copy, and the blend -- the same integer formula as
     :func:`blend_box`, ``out = (premul + bg * inv + 127) / 255`` -- runs on the edge only,
-    through flat offsets computed here once. Sums over the parts that do not depend on the
-    background are precomputed too, for exact dataset statistics without a pass over the box.
+    through flat offsets computed here once. The mask's sums, which do not depend on the
+    placement, are precomputed too (for exact statistics of the masks).
     """
 
-    rgba: np.ndarray
     canvas_width: int
     rgb: np.ndarray  # uint8 (h, w, 3), contiguous
     opaque: np.ndarray  # uint8 (h, w): 1 where alpha == 255
@@ -84,7 +83,7 @@ def prepare(fg: np.ndarray, threshold: int = 0, soft: bool = False, canvas_width
     mask = mask_box(alpha, threshold, soft)
     m = mask.astype(np.int64)
     return Prepared(
-        rgba=fg, canvas_width=canvas_width, rgb=rgb, opaque=opaque.view(np.uint8), edge_offsets=offsets,
+        canvas_width=canvas_width, rgb=rgb, opaque=opaque.view(np.uint8), edge_offsets=offsets,
         edge_premul=(a * rgb[rows, cols]).reshape(-1), edge_inv=np.repeat(np.uint16(255) - a[:, 0], 3),
         mask=mask, mask_count=int(np.count_nonzero(mask)), mask_sum=int(m.sum()), mask_sumsq=int((m * m).sum()),
     )

@@ -33,7 +33,7 @@ def opencv_sums(pixels: np.ndarray, squares: np.ndarray | None = None) -> tuple[
     ``pixels``, if the caller has it); a few times faster than NumPy's int64 reductions."""
     import cv2
 
-    sq = squares if squares is not None else cv2.LUT(pixels, _SQUARES)
+    sq = squares if squares is not None else square_table(pixels)
     return cv2.sumElems(pixels), cv2.sumElems(sq)
 
 

@@ -8,7 +8,8 @@ import hdf5plugin  # noqa: F401
 import numpy as np
 import pytest
 
-from builder.shards import EncodedSample, Hdf5ShardWriter, ShardMeta
+from builder.shards import EncodedSample, ShardMeta
+from builder.shards.hdf5 import Hdf5ShardWriter
 
 
 def _samples(n: int) -> list[EncodedSample]:

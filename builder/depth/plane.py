@@ -53,8 +53,8 @@ class PlaneDepth(DepthBackend):
         span = np.where(hi > lo, hi - lo, 1.0)
         values = np.concatenate([np.broadcast_to(scene, (n, h)), foot[:, None]], axis=1)  # (n, h + 1)
         levels = np.clip(np.rint((values - lo[:, None]) / span[:, None] * 255.0), 0, 255).astype(np.uint8)
-        out: np.ndarray = np.where(person, levels[:, -1, None, None], levels[:, :-1, None])
-        return np.ascontiguousarray(np.broadcast_to(out, (n, h, w)))
+        out: np.ndarray = np.where(person, levels[:, -1, None, None], levels[:, :-1, None])  # (n, h, w)
+        return out
 
 
 def _seed_scale(depth_m: np.ndarray) -> np.ndarray:

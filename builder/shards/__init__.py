@@ -7,17 +7,13 @@ otherwise by every build worker that writes tar shards only).
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
 
 from ..errors import FgbgError
 from .base import EncodedSample, ShardFile, ShardMeta, ShardWriter
 from .tar import TarShardWriter
 
-if TYPE_CHECKING:
-    from .hdf5 import Hdf5ShardWriter
-
 __all__ = [
-    "FORMATS", "HDF5_LAYOUTS", "EncodedSample", "Hdf5ShardWriter", "ShardFile", "ShardMeta", "ShardWriter",
+    "FORMATS", "HDF5_LAYOUTS", "EncodedSample", "ShardFile", "ShardMeta", "ShardWriter",
     "TarShardWriter",
     "parse_formats", "shard_name", "writer_class",
 ]
@@ -33,12 +29,6 @@ def writer_class(fmt: str) -> type[ShardWriter]:
     module, name = _WRITERS[fmt]
     cls: type[ShardWriter] = getattr(importlib.import_module(module), name)
     return cls
-
-
-def __getattr__(name: str) -> Any:
-    if name == "Hdf5ShardWriter":
-        return writer_class("hdf5")
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def parse_formats(text: str) -> list[str]:

@@ -7,15 +7,11 @@ every process that only reads or writes tar shards (each build worker, for one) 
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
 
 from .base import Member, ShardReader, ShardReadError
 from .tar import TarShardReader
 
-if TYPE_CHECKING:
-    from .hdf5 import Hdf5ShardReader
-
-__all__ = ["Hdf5ShardReader", "Member", "ShardReadError", "ShardReader", "TarShardReader", "reader_class"]
+__all__ = ["Member", "ShardReadError", "ShardReader", "TarShardReader", "reader_class"]
 
 _READERS = {"tar": ("readers.formats.tar", "TarShardReader"), "hdf5": ("readers.formats.hdf5", "Hdf5ShardReader")}
 
@@ -26,8 +22,3 @@ def reader_class(fmt: str) -> type[ShardReader]:
     cls: type[ShardReader] = getattr(importlib.import_module(module), name)
     return cls
 
-
-def __getattr__(name: str) -> Any:
-    if name == "Hdf5ShardReader":
-        return reader_class("hdf5")
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
