@@ -9,10 +9,11 @@ every sample is computed once and handed to one writer per format.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections import OrderedDict
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -39,13 +40,19 @@ _FG_CACHE = 4096  # resized/flipped foregrounds kept per worker
 _BGRA = np.array([2, 1, 0, 3])
 
 
+@functools.lru_cache(maxsize=4096)
+def _json_str(name: str) -> str:
+    return json.dumps(name)
+
+
 def meta_json(meta: dict[str, Any]) -> bytes:
     """``KEY.json``: canonical JSON (sorted keys, no spaces), exactly ``json.dumps(meta,
     sort_keys=True, separators=(",", ":"))`` for the annotation's fixed schema, formatted
     directly because that call was a measurable share of a sample's time."""
+    bg, fg = meta["bg"], meta["fg"]
     return (
-        f'{{"bg":{{"index":{meta["bg"]["index"]},"name":{json.dumps(meta["bg"]["name"])}}},'
-        f'"fg":{{"index":{meta["fg"]["index"]},"name":{json.dumps(meta["fg"]["name"])}}},'
+        f'{{"bg":{{"index":{bg["index"]},"name":{_json_str(bg["name"])}}},'
+        f'"fg":{{"index":{fg["index"]},"name":{_json_str(fg["name"])}}},'
         f'"flip":{meta["flip"]},"h":{meta["h"]},"index":{meta["index"]},"placement":{meta["placement"]},'
         f'"scale":{meta["scale"]!r},"w":{meta["w"]},"x":{meta["x"]},"y":{meta["y"]}}}'
     ).encode()
@@ -53,18 +60,35 @@ def meta_json(meta: dict[str, Any]) -> bytes:
 
 def sample_meta(p: SampleParams, i: int, records: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
     """The annotation of sample ``i`` of ``p`` (what ``KEY.json`` holds)."""
-    b, f = int(p.bg[i]), int(p.fg[i])
+    return _annotation(_rows(p, i, i + 1)[0], records)
+
+
+class _Row(NamedTuple):
+    """One sample's parameters as Python numbers (converted once per batch, not per use)."""
+
+    position: int
+    bg: int
+    fg: int
+    flip: int
+    placement: int
+    x: int
+    y: int
+    w: int
+    h: int
+    scale: float
+
+
+def _rows(p: SampleParams, start: int, stop: int) -> list[_Row]:
+    cols = [getattr(p, f)[start:stop].tolist() for f in _Row._fields]
+    return [_Row(*r) for r in zip(*cols, strict=True)]
+
+
+def _annotation(r: _Row, records: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
     return {
-        "index": int(p.position[i]),
-        "bg": {"index": b, "name": records["bg"][b]["name"]},
-        "fg": {"index": f, "name": records["fg"][f]["name"]},
-        "flip": int(p.flip[i]),
-        "placement": int(p.placement[i]),
-        "x": int(p.x[i]),
-        "y": int(p.y[i]),
-        "w": int(p.w[i]),
-        "h": int(p.h[i]),
-        "scale": float(p.scale[i]),
+        "index": r.position,
+        "bg": {"index": r.bg, "name": records["bg"][r.bg]["name"]},
+        "fg": {"index": r.fg, "name": records["fg"][r.fg]["name"]},
+        "flip": r.flip, "placement": r.placement, "x": r.x, "y": r.y, "w": r.w, "h": r.h, "scale": r.scale,
     }
 
 
@@ -172,6 +196,7 @@ class ShardBuilder:
         self._bg_sums = [float_sums(bg, 3) for bg in self._bg_bgr]  # exact; ~30x faster than NumPy int64
         self._bg_squares = [square_table(bg) for bg in self._bg_bgr]  # uint16: 6 bytes a pixel
         self._canvases: dict[int, np.ndarray] = {}  # per background, for samples(images=False)
+        self._masks: np.ndarray | None = None  # likewise: one batch of masks, see _mask_buffer
         self.foregrounds = Foregrounds(self.inputs, self.cfg.mask_threshold, self.cfg.soft_mask, self.cfg.size)
 
     def close(self) -> None:
@@ -195,7 +220,8 @@ class ShardBuilder:
         ``sample.image`` is the composite handed to the encoder (RGB), or with ``decoded`` the
         JPEG decoded back (what a tar reader sees; the raw HDF5 layout stores that). Without
         ``images`` (and ``decoded``) it is None: each composite is then made on a reused
-        per-background canvas, restored after encoding, instead of a fresh copy.
+        per-background canvas, restored after encoding, instead of a fresh copy; and without
+        ``decoded`` too, ``sample.mask`` is None (the masks live in one reused batch buffer).
         """
         first, count = self.plan.shard_range(shard)
         params = self.plan.params(first, count)
@@ -226,16 +252,25 @@ class ShardBuilder:
             canvas = self._canvases[b] = self._bg_bgr[b].copy()
         return canvas
 
+    def _mask_buffer(self, n: int) -> np.ndarray:
+        """Zeroed masks for a batch, reused: each sample's box is cleared after encoding."""
+        size = self.cfg.size
+        if self._masks is None or len(self._masks) < n:
+            self._masks = np.zeros((n, size, size), np.uint8)
+        return self._masks[:n]
+
     def _batch(self, p: SampleParams, idx: range, stats: dict[str, PixelSums], decoded: bool,
                keep: bool) -> list[EncodedSample]:
         cfg = self.cfg
         H = W = cfg.size
+        rows = _rows(p, idx.start, idx.stop)
+        reuse = not (keep or decoded)  # no writer reads the masks: one reused buffer, boxes cleared after use
         images, jpegs, sums = [], [], []
-        masks = np.zeros((len(idx), H, W), np.uint8)  # one array: the depth backend takes it as is
+        masks = self._mask_buffer(len(rows)) if reuse else np.zeros((len(rows), H, W), np.uint8)
         mask_s = mask_q = 0
-        for j, i in enumerate(idx):
-            b, x, y, w, h = int(p.bg[i]), int(p.x[i]), int(p.y[i]), int(p.w[i]), int(p.h[i])
-            fg = self.foregrounds.get(int(p.fg[i]), int(p.flip[i]), w, h)
+        for j, r in enumerate(rows):
+            b, x, y, w, h = r.bg, r.x, r.y, r.w, r.h
+            fg = self.foregrounds.get(r.fg, r.flip, w, h)
             bg = self._bg_bgr[b]
             image = bg.copy() if keep else self._canvas(b)
             paste(image, fg, x, y)
@@ -252,8 +287,9 @@ class ShardBuilder:
                 image[box] = bg[box]  # the canvas is the background again
         n = len(jpegs)
         s_box, q_box, s_bg, q_bg = np.sum(sums, axis=0)[:, :3].astype(np.int64)  # float64 sums of integers: exact
-        s_im = np.sum([self._bg_sums[int(b)][0] for b in p.bg[idx.start : idx.stop]], axis=0) + s_box - s_bg
-        q_im = np.sum([self._bg_sums[int(b)][1] for b in p.bg[idx.start : idx.stop]], axis=0) + q_box - q_bg
+        bg_sums = [self._bg_sums[r.bg] for r in rows]
+        s_im = np.sum([t[0] for t in bg_sums], axis=0) + s_box - s_bg
+        q_im = np.sum([t[1] for t in bg_sums], axis=0) + q_box - q_bg
         stats["image"].add(n * H * W, s_im[::-1], q_im[::-1])  # BGR -> RGB
         stats["mask"].add(n * H * W, np.array([mask_s]), np.array([mask_q]))
         roundtrip = None
@@ -271,15 +307,19 @@ class ShardBuilder:
             s_d, q_d = float_sums(depths, 1)
             stats["depth"].add(depths.shape[0] * depths.shape[1] * depths.shape[2], s_d, q_d)
         out = []
-        for j, i in enumerate(idx):
-            key = f"{int(p.position[i]):0{self.key_width}d}"
-            files = {"jpg": jpegs[j], "mask.png": encode_mask_png(masks[j], self.mask_png)}
+        records = self.record["inputs"]
+        for j, r in enumerate(rows):
+            mask = masks[j]
+            files = {"jpg": jpegs[j], "mask.png": encode_mask_png(mask, self.mask_png)}
             depth = None
             if depths is not None:
                 depth = depths[j]
                 files["depth.png"] = encode_png(depth)
-            meta = sample_meta(p, i, self.record["inputs"])
-            files["json"] = meta_json(meta)
-            shown = roundtrip[j] if roundtrip is not None and decoded else images[j][..., ::-1] if keep else None
-            out.append(EncodedSample(key, files, shown, masks[j], depth))
+            files["json"] = meta_json(_annotation(r, records))
+            if reuse:
+                mask[r.y : r.y + r.h, r.x : r.x + r.w] = 0  # zeroed again for the next batch
+                out.append(EncodedSample(f"{r.position:0{self.key_width}d}", files, None, None, depth))
+            else:
+                shown = roundtrip[j] if roundtrip is not None and decoded else images[j][..., ::-1] if keep else None
+                out.append(EncodedSample(f"{r.position:0{self.key_width}d}", files, shown, mask, depth))
         return out
