@@ -31,8 +31,7 @@ from .stats import PixelSums, float_sums, opencv_sums, square_table
 from .storage import Store
 
 __all__ = [
-    "DEPTH_BATCH", "Foregrounds", "ShardBuilder", "commit_shard", "depth_settings", "meta_json", "sample_meta",
-    "shard_meta",
+    "DEPTH_BATCH", "Foregrounds", "ShardBuilder", "commit_shard", "depth_settings", "meta_json", "shard_meta",
 ]
 
 DEPTH_BATCH = 32  # samples per depth-backend call
@@ -58,11 +57,6 @@ def meta_json(meta: dict[str, Any]) -> bytes:
     ).encode()
 
 
-def sample_meta(p: SampleParams, i: int, records: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
-    """The annotation of sample ``i`` of ``p`` (what ``KEY.json`` holds)."""
-    return _annotation(_rows(p, i, i + 1)[0], records)
-
-
 class _Row(NamedTuple):
     """One sample's parameters as Python numbers (converted once per batch, not per use)."""
 
@@ -84,6 +78,7 @@ def _rows(p: SampleParams, start: int, stop: int) -> list[_Row]:
 
 
 def _annotation(r: _Row, records: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+    """The annotation of one sample (what ``KEY.json`` holds)."""
     return {
         "index": r.position,
         "bg": {"index": r.bg, "name": records["bg"][r.bg]["name"]},
@@ -316,10 +311,11 @@ class ShardBuilder:
                 depth = depths[j]
                 files["depth.png"] = encode_png(depth)
             files["json"] = meta_json(_annotation(r, records))
+            key = f"{r.position:0{self.key_width}d}"
             if reuse:
                 mask[r.y : r.y + r.h, r.x : r.x + r.w] = 0  # zeroed again for the next batch
-                out.append(EncodedSample(f"{r.position:0{self.key_width}d}", files, None, None, depth))
+                out.append(EncodedSample(key, files, None, None, depth))
             else:
                 shown = roundtrip[j] if roundtrip is not None and decoded else images[j][..., ::-1] if keep else None
-                out.append(EncodedSample(f"{r.position:0{self.key_width}d}", files, shown, mask, depth))
+                out.append(EncodedSample(key, files, shown, mask, depth))
         return out
