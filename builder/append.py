@@ -14,7 +14,6 @@ already recorded as the last segment and just finishes the missing shards.
 from __future__ import annotations
 
 import functools
-import hashlib
 import time
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,7 @@ from .build import BuildResult, _shard_builder, complete, local_runner
 from .config import BuildConfig
 from .errors import FgbgError
 from .inputs import encode_inputs
-from .manifest import BUILD_RECORD, dumps, read_json
+from .manifest import BUILD_RECORD, dumps, fingerprint, read_json
 from .sources import PreparedInput, load_backgrounds, load_foregrounds
 from .storage import open_store
 
@@ -86,7 +85,7 @@ def append(
             new_record["inputs"] = {k: record["inputs"][k] + records[k] for k in ("bg", "fg")}
             new_record["segments"] = [*segments, [[n_bg, n_bg + len(new_bg)], [n_fg, n_fg + len(new_fg)]]]
             new_record["lineage"] = [*record.get("lineage", []), record["fingerprint"]]
-            new_record["fingerprint"] = hashlib.sha256(dumps(new_record)).hexdigest()
+            new_record["fingerprint"] = fingerprint(new_record)
             for rel, data in files.items():
                 store.write_atomic(rel, data)
             store.write_atomic(BUILD_RECORD, dumps(new_record))  # from here on, a rerun resumes

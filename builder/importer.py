@@ -43,6 +43,7 @@ from .manifest import (
     TOOL_VERSION,
     annotation_line,
     dumps,
+    fingerprint,
     make_manifest,
 )
 from .receipts import Receipt, check_shard
@@ -181,7 +182,7 @@ def import_seed(src: str | Path, out: str | Path, *, shard_size: int = 1000, mas
         "inputs": inputs, "key_width": max(8, len(str(len(parsed) - 1))), "tool": {"fgbg": TOOL_VERSION},
         "depth": {"backend": "imported" if has_depth else "none"}, "left_out": left_out,
     }
-    record["fingerprint"] = hashlib.sha256(dumps(record)).hexdigest()
+    record["fingerprint"] = fingerprint(record)
     bg_index = {n: i for i, n in enumerate(bg_names)}
     fg_index = {n: i for i, n in enumerate(fg_names)}
     rows: list[dict[str, Any]] = []

@@ -69,8 +69,23 @@ def make_record(
         "key_width": max(8, len(str(max(0, n_samples - 1)))),
         "tool": {"fgbg": TOOL_VERSION, **encoder_versions()},
     }
-    body["fingerprint"] = hashlib.sha256(dumps(body)).hexdigest()
+    body["fingerprint"] = fingerprint(body)
     return body
+
+
+def fingerprint(record: dict[str, Any]) -> str:
+    """sha256 of the canonical JSON of a build record without its fingerprint field."""
+    return hashlib.sha256(dumps({k: v for k, v in record.items() if k != "fingerprint"})).hexdigest()
+
+
+# What make_manifest adds to the build record: the rest of a manifest is the record itself.
+_MANIFEST_ONLY = ("fields", "shards", "totals", "statistics", "annotations")
+
+
+def record_from_manifest(manifest: dict[str, Any]) -> dict[str, Any]:
+    """The build record a manifest was made from (every key, including those append or
+    import add), with its fingerprint."""
+    return {k: v for k, v in manifest.items() if k not in _MANIFEST_ONLY}
 
 
 def _format_of(shard_rel: str) -> str:

@@ -11,20 +11,15 @@ manifest). A missing ``build.json`` is recovered from the manifest when that is 
 
 from __future__ import annotations
 
-import hashlib
-import json
 from typing import Any
 
 from .build import BuildResult, build
 from .errors import FgbgError
-from .manifest import BUILD_RECORD, MANIFEST, dumps
+from .manifest import BUILD_RECORD, MANIFEST, dumps, fingerprint, read_json, record_from_manifest
 from .storage import open_store
 from .verify import VerifyReport, verify
 
 __all__ = ["repair"]
-
-_RECORD_KEYS = ("format_version", "config", "depth", "formats", "hdf5_layout", "inputs", "key_width", "tool")
-
 
 def _recover_record(url: str, storage_options: dict[str, Any] | None) -> None:
     store = open_store(url, storage_options)
@@ -32,11 +27,9 @@ def _recover_record(url: str, storage_options: dict[str, Any] | None) -> None:
         return
     if not store.exists(MANIFEST):
         raise FgbgError(f"{url}: neither {BUILD_RECORD} nor {MANIFEST}: nothing to repair from")
-    manifest = json.loads(store.read_bytes(MANIFEST))
-    record = {k: manifest[k] for k in _RECORD_KEYS if k in manifest}
-    if hashlib.sha256(dumps(record)).hexdigest() != manifest.get("fingerprint"):
+    record = record_from_manifest(read_json(store, MANIFEST))
+    if fingerprint(record) != record.get("fingerprint"):
         raise FgbgError(f"{url}: {BUILD_RECORD} is missing and the manifest's copy does not match its fingerprint")
-    record["fingerprint"] = manifest["fingerprint"]
     store.write_atomic(BUILD_RECORD, dumps(record))
 
 
