@@ -44,14 +44,15 @@ def export(url: str, out: str | Path, storage_options: dict[str, Any] | None = N
     ds = open_dataset(url, format="tar" if "tar" in manifest["shards"] else None, storage_options=options)
     inputs = ds.manifest["inputs"]
     bg_names, fg_names = safe_stems(inputs["bg"]), safe_stems(inputs["fg"])
+    # An imported dataset keeps only the inputs its source had (and no foreground masks):
+    # the folders hold what the dataset stores.
     for kind, names in (("bg", bg_names), ("fg", fg_names)):
         for rec, name in zip(inputs[kind], names, strict=True):
-            folder = out / f"inp_{kind}"
-            folder.mkdir(parents=True, exist_ok=True)
-            (folder / f"{name}.png").write_bytes(store.read_bytes(rec["file"]))
-            if kind == "fg":
-                (out / "inp_fg_masks").mkdir(exist_ok=True)
-                (out / "inp_fg_masks" / f"{name}.png").write_bytes(store.read_bytes(rec["mask_file"]))
+            for folder, field in ((out / f"inp_{kind}", "file"), (out / "inp_fg_masks", "mask_file")):
+                if field in rec:
+                    folder.mkdir(parents=True, exist_ok=True)
+                    (folder / f"{name}.png").write_bytes(store.read_bytes(rec[field]))
+    out.mkdir(parents=True, exist_ok=True)
     (out / "annotations.csv").write_bytes(store.read_bytes("annotations.csv"))
     trees = {"image": ("fg_bg", "jpg"), "mask": ("fg_bg_masks", "png"), "depth": ("depth_maps", "png")}
     n = 0

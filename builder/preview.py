@@ -48,10 +48,14 @@ def preview(url: str, out: str | Path, columns: int = 8, storage_options: dict[s
     options = store.storage_options if isinstance(store, ObjectStore) else None
     ds = open_dataset(url, storage_options=options)
     inputs = ds.manifest["inputs"]
+
+    def stored(kind: str, field: str) -> list[bytes]:  # an imported dataset may lack some inputs
+        return [store.read_bytes(r[field]) for r in [r for r in inputs[kind] if field in r][:columns]]
+
     rows: dict[str, list[np.ndarray]] = {
-        "backgrounds": [decode_png_color(store.read_bytes(r["file"])) for r in inputs["bg"][:columns]],
-        "foregrounds": [_over_checker(decode_png_color(store.read_bytes(r["file"]))) for r in inputs["fg"][:columns]],
-        "fg masks": [decode_png(store.read_bytes(r["mask_file"])) for r in inputs["fg"][:columns]],
+        "backgrounds": [decode_png_color(b) for b in stored("bg", "file")],
+        "foregrounds": [_over_checker(decode_png_color(b)) for b in stored("fg", "file")],
+        "fg masks": [decode_png(b) for b in stored("fg", "mask_file")],
     }
     step = max(1, len(ds) // columns)
     samples = [ds[i] for i in range(0, len(ds), step)][:columns]
@@ -59,6 +63,7 @@ def preview(url: str, out: str | Path, columns: int = 8, storage_options: dict[s
     rows["composite masks"] = [s["mask"] for s in samples]
     if "depth" in ds.fields:
         rows["depth maps"] = [s["depth"] for s in samples]
+    rows = {label: images for label, images in rows.items() if images}
     canvas = np.full((TILE * len(rows) + 8 * (len(rows) + 1), LABEL + (TILE + 8) * columns, 3), 255, np.uint8)
     for r, (label, images) in enumerate(rows.items()):
         y = 8 + r * (TILE + 8)

@@ -51,3 +51,32 @@ def test_preview_collage(ds: Path, tmp_path: Path) -> None:
     img = decode_png_color(out.read_bytes())
     assert img.shape == (6 * 128 + 7 * 8, 150 + 4 * (128 + 8), 3)
     assert img[8 + 3 * 136 : 8 + 3 * 136 + 128, 150:].std() > 10  # composites row has content
+
+
+def test_export_and_preview_of_an_imported_dataset(ds: Path, tmp_path: Path) -> None:
+    """An imported dataset stores only the inputs its source had (here: foregrounds, no
+    backgrounds, no foreground masks): export and preview show what is there."""
+    import shutil
+
+    from builder.export import export
+    from builder.importer import import_seed
+
+    first = tmp_path / "seed" / "Dataset"
+    export(str(ds), first)
+    shutil.rmtree(first / "inp_bg")
+    import_seed(first.parent, tmp_path / "imp", shard_size=16)
+    again = tmp_path / "again"
+    assert main(["export", str(tmp_path / "imp"), "--out", str(again)]) == 0
+    assert not (again / "inp_bg").exists() and not (again / "inp_fg_masks").exists()
+    assert sorted(p.name for p in (again / "inp_fg").iterdir()) == sorted(p.name for p in (first / "inp_fg").iterdir())
+    composites = sorted(p.relative_to(first) for p in (first / "fg_bg").rglob("*.jpg"))
+    assert len(composites) == 36
+    assert composites == sorted(p.relative_to(again) for p in (again / "fg_bg").rglob("*.jpg"))
+    assert all((again / c).read_bytes() == (first / c).read_bytes() for c in composites)
+    for c in composites:
+        mask = Path("fg_bg_masks", *c.parts[1:]).with_suffix(".png")
+        assert np.array_equal(decode_png((again / mask).read_bytes()), decode_png((first / mask).read_bytes()))
+    out = tmp_path / "preview.png"
+    assert main(["preview", str(tmp_path / "imp"), "--out", str(out), "--columns", "4"]) == 0
+    img = decode_png_color(out.read_bytes())
+    assert img.shape == (4 * 128 + 5 * 8, 150 + 4 * (128 + 8), 3)  # foregrounds, composites, masks, depth
