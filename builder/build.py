@@ -13,21 +13,17 @@ Order matters for the guarantees in DESIGN §7:
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import functools
-import multiprocessing
 import os
 import signal
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor, as_completed
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
-
-import cv2
 
 from .config import BuildConfig
 from .depth import describe_backend
@@ -35,6 +31,7 @@ from .errors import ConfigMismatchError, FgbgError, OutputError
 from .inputs import encode_inputs, fg_boxes, input_statistics, load_inputs
 from .manifest import ANNOTATIONS, BUILD_RECORD, MANIFEST, annotations_csv, dumps, make_manifest, make_record, read_json
 from .plan import plan_for
+from .processes import spawn_executor, worker_count
 from .receipts import Receipt
 from .shard import ShardBuilder, depth_settings
 from .shards import HDF5_LAYOUTS
@@ -96,21 +93,6 @@ class ShardWorker(Protocol):
 _worker: ShardWorker | None = None
 
 
-def _die_with_parent() -> None:
-    """Ask Linux to kill this worker if the builder dies (kill -9 leaves no orphan writers)."""
-    if sys.platform.startswith("linux"):
-        with contextlib.suppress(OSError):
-            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-
-
-def _init_worker() -> None:
-    """Pool initializer: cheap settings only. The worker itself is made by the first task,
-    so a failure (bad weights, unreadable inputs) reaches the builder as that task's
-    exception -- a failing initializer would make the pool respawn workers forever."""
-    _die_with_parent()
-    cv2.setNumThreads(1)  # one process per core already; see NOTES.md on cv2 threads
-
-
 def _ensure_shard(factory: Callable[[], ShardWorker], shard: int) -> list[tuple[Receipt, bool]]:
     global _worker
     if _worker is None:  # a pool serves one build (LocalPool.run runs once): one factory
@@ -130,14 +112,16 @@ class LocalPool:
     factory (which needs the build record) is sent with the tasks. A ProcessPoolExecutor,
     not multiprocessing.Pool: a worker that dies (OOM killer, kill -9) fails the build with
     an error instead of leaving its shard pending forever, and shutting down never waits on
-    Pool's handler threads (whose terminate() can hang).
+    Pool's handler threads (whose terminate() can hang). The workers' initializer does cheap
+    settings only; the shard worker itself is made by the first task, so a failure (bad
+    weights, unreadable inputs) reaches the builder as that task's exception -- a failing
+    initializer would make the pool respawn workers forever.
     """
 
     def __init__(self, workers: int):
         if workers < 2:
             raise ValueError(f"a pool needs at least 2 workers, got {workers}")
-        ctx = multiprocessing.get_context("spawn")  # no fork: cv2/TF state must not be inherited
-        self._ex = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker)
+        self._ex = spawn_executor(workers)
         for _ in range(workers):  # one process each, started now (the executor starts them on demand)
             self._ex.submit(_started)
         self._used = False
@@ -242,16 +226,11 @@ def check_output(store: Store) -> None:
 Runner = Callable[[list[int]], Iterator[list[tuple[Receipt, bool]]]]
 
 
-def _worker_count(workers: int | None) -> int:
-    """Worker processes asked for: ``workers``, by default one per core."""
-    return max(1, workers or os.cpu_count() or 1)
-
-
 def local_runner(factory: Callable[[], ShardWorker], workers: int | None, pool: LocalPool | None = None) -> Runner:
     """Shards in a local process pool of ``workers`` (default: all cores), or in ``pool``."""
 
     def run(shards: list[int]) -> Iterator[list[tuple[Receipt, bool]]]:
-        return run_shards(factory, shards, max(1, min(_worker_count(workers), len(shards))), pool)
+        return run_shards(factory, shards, max(1, min(worker_count(workers), len(shards))), pool)
 
     return run
 
@@ -335,8 +314,8 @@ def build(
     check_output(store)  # before reading any input: a bad output is reported first and costs nothing
     with contextlib.ExitStack() as stack:
         pool = None
-        if executor == "local" and _worker_count(workers) > 1:  # start now: they import while inputs are read
-            pool = LocalPool(_worker_count(workers))
+        if executor == "local" and worker_count(workers) > 1:  # start now: they import while inputs are read
+            pool = LocalPool(worker_count(workers))
             stack.callback(pool.close)
         sources = None
         if bg_dir is not None or fg_dir is not None:
@@ -358,7 +337,7 @@ def build(
                 run = ray_runner(store, record, depth_options, workers, ray_address)
             else:
                 if record["config"]["depth"] == "densedepth":  # share the cores between the workers' models
-                    depth_options.setdefault("threads", max(1, (os.cpu_count() or 1) // _worker_count(workers)))
+                    depth_options.setdefault("threads", max(1, (os.cpu_count() or 1) // worker_count(workers)))
                 run = local_runner(functools.partial(_shard_builder, store, record, depth_options), workers, pool)
             return complete(store, record, run, progress, on_shard, t0)
 

@@ -11,19 +11,22 @@ receipts (a hand-edited manifest is caught); no stale temporary or unknown file 
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import io
 import json
-import multiprocessing
-import os
+from collections.abc import Iterator
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 
+from .errors import FgbgError
 from .manifest import ANNOTATIONS, BUILD_RECORD, MANIFEST
-from .receipts import load_receipt
+from .processes import init_worker_process, spawn_executor, worker_count
+from .receipts import load_receipt, receipt_name
 from .storage import TMP_MARK, ObjectStore, Store, open_store
 
 __all__ = ["Problem", "VerifyReport", "verify"]
@@ -85,54 +88,67 @@ class _Index:
         return f"annotation differs from the index in {', '.join(wrong)}" if wrong else None
 
 
-def _index_problems(store: Store, manifest: dict[str, Any], report: VerifyReport) -> None:
+def _read_optional(store: Store, rel: str) -> bytes | None:
     try:
-        data = store.read_bytes(ANNOTATIONS)
-    except FileNotFoundError:
-        report.add(ANNOTATIONS, "missing")
-        return
-    if hashlib.sha256(data).hexdigest() != manifest.get("annotations", {}).get("sha256"):
-        report.add(ANNOTATIONS, "sha256 differs from the manifest")
-
-
-def _load_index(store: Store) -> _Index | None:
-    try:
-        return _Index(store.read_bytes(ANNOTATIONS))
+        return store.read_bytes(rel)
     except FileNotFoundError:
         return None
 
 
-def _record_problems(store: Store, manifest: dict[str, Any], report: VerifyReport) -> None:
+def _index_problems(data: bytes | None, manifest: dict[str, Any], report: VerifyReport) -> None:
+    if data is None:
+        report.add(ANNOTATIONS, "missing")
+    elif hashlib.sha256(data).hexdigest() != manifest.get("annotations", {}).get("sha256"):
+        report.add(ANNOTATIONS, "sha256 differs from the manifest")
+
+
+def _record_problems(store: Store, manifest: dict[str, Any], report: VerifyReport) -> dict[str, Any] | None:
+    """Compare the build record with the manifest's copy of it; returns the record."""
     try:
-        record = json.loads(store.read_bytes(BUILD_RECORD))
+        record: dict[str, Any] = json.loads(store.read_bytes(BUILD_RECORD))
     except (FileNotFoundError, ValueError):
         report.add(BUILD_RECORD, "missing or unreadable (repair needs it)")
-        return
+        return None
     for key, value in record.items():
         if manifest.get(key) != value:
             report.add(MANIFEST, f"field {key!r} differs from {BUILD_RECORD} (edited by hand?)")
+    return record
+
+
+@dataclass(frozen=True)
+class _Context:
+    """What every shard check needs, read once by verify() (not again per worker: on object
+    storage the annotations index of a large dataset is tens of MB)."""
+
+    url: str
+    storage_options: dict[str, Any] | None
+    deep: bool
+    manifest: dict[str, Any]
+    annotations: bytes | None
+    record: dict[str, Any] | None
 
 
 class _ShardChecker:
     """Checks whole shards; built once per process (verify runs shards in a process pool)."""
 
-    def __init__(self, url: str, storage_options: dict[str, Any] | None, deep: bool):
+    def __init__(self, ctx: _Context):
         from readers import open_dataset
 
         from .inputs import load_inputs
         from .shard import Foregrounds
 
-        self.store = open_store(url, storage_options)
-        self.manifest = json.loads(self.store.read_bytes(MANIFEST))
-        self.index = _load_index(self.store)
+        self.store = open_store(ctx.url, ctx.storage_options)
+        self.manifest = ctx.manifest
+        self.index = _Index(ctx.annotations) if ctx.annotations is not None else None
         self.foregrounds = None
-        if deep and self.manifest["config"].get("kind") != "imported":  # imported masks are the data
-            record = json.loads(self.store.read_bytes(BUILD_RECORD))
-            self.foregrounds = Foregrounds(load_inputs(self.store, record["inputs"]),
-                                           record["config"]["mask_threshold"], record["config"]["soft_mask"],
-                                           record["config"]["size"])
+        record = ctx.record if ctx.record is not None else ctx.manifest  # the manifest holds the record's fields
+        if ctx.deep and self.manifest["config"].get("kind") != "imported":  # imported masks are the data
+            cfg = record["config"]
+            self.foregrounds = Foregrounds(load_inputs(self.store, record["inputs"]), cfg["mask_threshold"],
+                                           cfg["soft_mask"], cfg["size"])
         options = self.store.storage_options if isinstance(self.store, ObjectStore) else None
-        self.datasets = {fmt: open_dataset(url, format=fmt, storage_options=options) for fmt in self.manifest["shards"]}
+        self.datasets = {fmt: open_dataset(ctx.url, format=fmt, storage_options=options)
+                         for fmt in self.manifest["shards"]}
 
     def check(self, fmt: str, s: int) -> tuple[list[Problem], int]:
         from readers.formats import ShardReadError
@@ -150,9 +166,9 @@ class _ShardChecker:
             out.append(Problem(name, "sha256 differs from the manifest (bytes changed)"))
         receipt = load_receipt(store, name)
         if receipt is None:
-            out.append(Problem(name + ".json", "receipt missing or unreadable"))
+            out.append(Problem(receipt_name(name), "receipt missing or unreadable"))
         elif (receipt.bytes, receipt.sha256, receipt.count) != (entry["bytes"], entry["sha256"], entry["count"]):
-            out.append(Problem(name + ".json", "receipt disagrees with the manifest"))
+            out.append(Problem(receipt_name(name), "receipt disagrees with the manifest"))
         width = int(self.manifest["key_width"])
         expected = [f"{entry['first'] + i:0{width}d}" for i in range(entry["count"])]
         seen: list[str] = []
@@ -183,23 +199,23 @@ class _ShardChecker:
         return out, len(seen)
 
 
-_checker: _ShardChecker | None = None
-_checker_args: tuple[str, dict[str, Any] | None, bool] | None = None
+_checker: _ShardChecker | None = None  # per worker process: made by its first task
+_context: _Context | None = None
 
 
-def _init(args: tuple[str, dict[str, Any] | None, bool]) -> None:
-    global _checker_args
-    import cv2
-
-    cv2.setNumThreads(1)
-    _checker_args = args
+def _init(ctx: _Context) -> None:
+    """Worker initializer: the process settings only; the checker is made by the first task
+    (a failing initializer would make the pool respawn workers forever)."""
+    global _checker, _context
+    init_worker_process()
+    _checker, _context = None, ctx
 
 
 def _check(task: tuple[str, int]) -> tuple[list[Problem], int]:
     global _checker
     if _checker is None:
-        assert _checker_args is not None
-        _checker = _ShardChecker(*_checker_args)
+        assert _context is not None
+        _checker = _ShardChecker(_context)
     return _checker.check(*task)
 
 
@@ -216,23 +232,28 @@ def verify(url: str, deep: bool = False, storage_options: dict[str, Any] | None 
     except ValueError as e:
         report.add(MANIFEST, f"not valid JSON ({e})")
         return report
-    _record_problems(store, manifest, report)
-    _index_problems(store, manifest, report)
+    record = _record_problems(store, manifest, report)
+    annotations = _read_optional(store, ANNOTATIONS)
+    _index_problems(annotations, manifest, report)
+    ctx = _Context(str(url), storage_options, deep, manifest, annotations, record)
     tasks = [(fmt, s) for fmt, shards in manifest["shards"].items() for s in range(len(shards))]
-    listed = {n for shards in manifest["shards"].values() for e in shards for n in (e["name"], e["name"] + ".json")}
-    n_workers = max(1, min(workers or os.cpu_count() or 1, len(tasks)))
-    if n_workers == 1:
-        checker = _ShardChecker(url, storage_options, deep)
-        results = (checker.check(*t) for t in tasks)
-        for problems, seen in results:
-            report.problems += problems
-            report.samples += seen
-    else:
-        ctx = multiprocessing.get_context("spawn")
-        with ctx.Pool(n_workers, initializer=_init, initargs=((str(url), storage_options, deep),)) as pool:
-            for problems, seen in pool.imap(_check, tasks):
+    listed = {n for shards in manifest["shards"].values() for e in shards for n in (e["name"], receipt_name(e["name"]))}
+    n_workers = min(worker_count(workers), len(tasks))
+    with contextlib.ExitStack() as stack:
+        if n_workers <= 1:
+            checker = _ShardChecker(ctx)
+            results: Iterator[tuple[list[Problem], int]] = (checker.check(*t) for t in tasks)
+        else:
+            pool = spawn_executor(n_workers, _init, (ctx,))
+            stack.callback(pool.shutdown, cancel_futures=True)  # on an error or Ctrl-C too: no waiting for the rest
+            results = pool.map(_check, tasks)
+        try:
+            for problems, seen in results:
                 report.problems += problems
                 report.samples += seen
+        except BrokenProcessPool as e:
+            raise FgbgError(f"{store.url}: a verify worker process died (killed, or out of memory?); "
+                            "nothing was changed: run verify again") from e
     report.shards = len(tasks)
     total = sum(e["count"] for e in next(iter(manifest["shards"].values()), []))
     if total != manifest["totals"]["samples"]:

@@ -44,6 +44,34 @@ def test_clean_dataset_verifies(ds: Path, capsys: pytest.CaptureFixture[str]) ->
     assert out["ok"] is True and out["problems"] == [] and out["samples_checked"] == 144
 
 
+def test_index_files_are_read_once(ds: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """verify reads the manifest, the record and the annotations index once and hands them
+    to the shard checks (on object storage the index of a large dataset is tens of MB)."""
+    from collections import Counter
+
+    from builder.storage import LocalStore
+
+    reads: Counter[str] = Counter()
+    real = LocalStore.read_bytes
+
+    def counted(self: LocalStore, rel: str) -> bytes:
+        reads[rel] += 1
+        return real(self, rel)
+
+    monkeypatch.setattr(LocalStore, "read_bytes", counted)
+    report = verify(str(ds), deep=True, workers=1)
+    assert report.ok and report.samples == 144
+    assert reads["manifest.json"] == reads["annotations.csv"] == reads["build.json"] == 1
+
+
+def test_deep_verify_without_a_build_record(ds: Path) -> None:
+    """The manifest holds the record's fields: deep checks still run, the loss is reported."""
+    (ds / "build.json").unlink()
+    report = verify(str(ds), deep=True, workers=2)
+    assert report.samples == 144 and [(p.where, p.what) for p in report.problems] == [
+        ("build.json", "missing or unreadable (repair needs it)")]
+
+
 def test_each_fault_is_named(ds: Path, pristine: Path, capsys: pytest.CaptureFixture[str]) -> None:
     shards = ds / "shards"
     data = bytearray((shards / "000002.tar").read_bytes())
