@@ -24,7 +24,7 @@ import json
 import re
 import time
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +33,7 @@ import numpy as np
 
 from .build import BuildResult, check_output
 from .config import FORMAT_VERSION
-from .encode import encode_jpeg, encode_png, encode_png_color
+from .encode import encode_jpeg_bgr, encode_png, encode_png_color
 from .errors import FgbgError, InputError
 from .manifest import (
     ANNOTATION_COLUMNS,
@@ -68,10 +68,13 @@ def parse_name(stem: str) -> tuple[str, str, int, int]:
 
 @dataclass(frozen=True)
 class _Source:
-    """Where the members of one tree live: a folder per bg or a zip per bg."""
+    """Where the members of one tree live: a folder per bg or a zip per bg. Archives read
+    from stay open until :meth:`close` (opening a zip parses its whole directory: once per
+    member read would be quadratic in the members of an archive)."""
 
     root: Path
     zipped: bool
+    _open: dict[str, zipfile.ZipFile] = field(default_factory=dict, compare=False, repr=False)
 
     def listing(self, tree: str) -> dict[tuple[str, str], str]:
         """(bg, stem) -> location, for every image of ``tree``."""
@@ -92,13 +95,19 @@ class _Source:
                         out[(entry.name, f.stem)] = str(f)
         return out
 
-    @staticmethod
-    def read(location: str) -> bytes:
+    def read(self, location: str) -> bytes:
         if "::" in location:
             archive, member = location.split("::", 1)
-            with zipfile.ZipFile(archive) as z:
-                return z.read(member)
+            z = self._open.get(archive)
+            if z is None:
+                z = self._open[archive] = zipfile.ZipFile(archive)
+            return z.read(member)
         return Path(location).read_bytes()
+
+    def close(self) -> None:
+        for z in self._open.values():
+            z.close()
+        self._open.clear()
 
 
 def _find(src: Path) -> _Source:
@@ -122,8 +131,16 @@ def import_seed(src: str | Path, out: str | Path, *, shard_size: int = 1000, mas
 
     Returns the build result and the report of samples left out (missing counterparts).
     """
-    t0 = time.monotonic()
     source = _find(Path(src))
+    try:
+        return _import(source, src, out, shard_size, mask_threshold, quality, storage_options)
+    finally:
+        source.close()
+
+
+def _import(source: _Source, src: str | Path, out: str | Path, shard_size: int, mask_threshold: int, quality: int,
+            storage_options: dict[str, Any] | None) -> tuple[BuildResult, list[str]]:
+    t0 = time.monotonic()
     lists = {tree: source.listing(tree) for tree in TREES}
     keys = sorted(set().union(*lists.values()))
     complete = [k for k in keys if k in lists["fg_bg"] and k in lists["fg_bg_masks"]]
@@ -146,7 +163,7 @@ def import_seed(src: str | Path, out: str | Path, *, shard_size: int = 1000, mas
         parsed.append((bg, f, flip, k, stem))
     bg_names = sorted({p[0] for p in parsed})
     fg_names = sorted({p[1] for p in parsed})
-    first = _gray(_Source.read(lists["fg_bg"][(parsed[0][0], parsed[0][4])]), parsed[0][4])
+    first = _gray(source.read(lists["fg_bg"][(parsed[0][0], parsed[0][4])]), parsed[0][4])
     size = int(first.shape[0])
     store = open_store(out, storage_options)
     check_output(store)
@@ -171,7 +188,7 @@ def import_seed(src: str | Path, out: str | Path, *, shard_size: int = 1000, mas
     placements = max(p[3] for p in parsed) + 1
     depth_size = None
     if has_depth:
-        d0 = _gray(_Source.read(lists["depth_maps"][(parsed[0][0], parsed[0][4])]), parsed[0][4])
+        d0 = _gray(source.read(lists["depth_maps"][(parsed[0][0], parsed[0][4])]), parsed[0][4])
         depth_size = (int(d0.shape[1]), int(d0.shape[0]))
     config = {"kind": "imported", "size": size, "placements": placements, "flips": 1 + max(p[2] for p in parsed),
               "shard_size": shard_size, "quality": quality, "mask_threshold": mask_threshold, "soft_mask": False,
@@ -199,17 +216,12 @@ def import_seed(src: str | Path, out: str | Path, *, shard_size: int = 1000, mas
         width = record["key_width"]
         for shard, start in enumerate(range(0, len(parsed), shard_size)):
             chunk = parsed[start : start + shard_size]
-            metas = []
+            rel = shard_name(shard, "tar")
+            done = check_shard(store, rel, record["fingerprint"])  # a rerun: only the index rows are redone
             samples = []
             stats = {"image": PixelSums(3), "mask": PixelSums(1)} | ({"depth": PixelSums(1)} if has_depth else {})
             for j, (bg, fg, flip, k, stem) in enumerate(chunk):
-                jpg = _Source.read(lists["fg_bg"][(bg, stem)])
-                image = cv2.imdecode(np.frombuffer(jpg, np.uint8), cv2.IMREAD_COLOR)
-                if image is None:
-                    raise InputError(f"{lists['fg_bg'][(bg, stem)]}: not a readable image")
-                if not jpg.startswith(b"\xff\xd8"):
-                    jpg = encode_jpeg(cv2.cvtColor(image, cv2.COLOR_BGR2RGB), quality)
-                mask = np.where(_gray(_Source.read(lists["fg_bg_masks"][(bg, stem)]), stem) > mask_threshold,
+                mask = np.where(_gray(source.read(lists["fg_bg_masks"][(bg, stem)]), stem) > mask_threshold,
                                 255, 0).astype(np.uint8)
                 ys, xs = np.nonzero(mask)
                 box = (int(xs.min()), int(ys.min()), int(xs.max() - xs.min() + 1), int(ys.max() - ys.min() + 1)) \
@@ -217,19 +229,24 @@ def import_seed(src: str | Path, out: str | Path, *, shard_size: int = 1000, mas
                 meta = {"index": start + j, "bg": {"index": bg_index[bg], "name": bg},
                         "fg": {"index": fg_index[fg], "name": fg}, "flip": flip, "placement": k,
                         "x": box[0], "y": box[1], "w": box[2], "h": box[3], "scale": 1.0, "source": stem}
-                metas.append(meta)
+                rows.append(meta)
+                if done is not None:
+                    continue
+                jpg = source.read(lists["fg_bg"][(bg, stem)])
+                image = cv2.imdecode(np.frombuffer(jpg, np.uint8), cv2.IMREAD_COLOR)
+                if image is None:
+                    raise InputError(f"{lists['fg_bg'][(bg, stem)]}: not a readable image")
+                if not jpg.startswith(b"\xff\xd8"):
+                    jpg = encode_jpeg_bgr(image, quality)
                 files_ = {"jpg": jpg, "mask.png": encode_png(mask)}
-                stats["image"].add_pixels(cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
+                stats["image"].add_pixels(image[..., ::-1])  # BGR -> RGB
                 stats["mask"].add_pixels(mask)
                 if has_depth:
-                    depth = _gray(_Source.read(lists["depth_maps"][(bg, stem)]), stem)
+                    depth = _gray(source.read(lists["depth_maps"][(bg, stem)]), stem)
                     files_["depth.png"] = encode_png(depth)
                     stats["depth"].add_pixels(depth)
                 files_["json"] = json.dumps(meta, sort_keys=True, separators=(",", ":")).encode()
                 samples.append(EncodedSample(f"{start + j:0{width}d}", files_))
-            rows += metas
-            rel = shard_name(shard, "tar")
-            done = check_shard(store, rel, record["fingerprint"])
             if done is not None:
                 receipts.append(done)
                 continue

@@ -79,7 +79,18 @@ def test_import_zips_with_jpeg_masks_and_missing(seed: tuple[Path, Path], tmp_pa
                     if not (tree == "depth_maps" and f.stem == "room_001__person_001_2"):
                         z.writestr(name, data)
     shutil.copytree(layout / "inp_bg", tmp_path / "Compressed_Dataset" / "inp_bg")
-    res, left_out = import_seed(tmp_path, tmp_path / "imp", shard_size=16)
+    opened: list[str] = []
+    real_zip = zipfile.ZipFile
+
+    def counted(file: str | Path, *args: object, **kwargs: object) -> zipfile.ZipFile:
+        opened.append(str(file))
+        return real_zip(file, *args, **kwargs)  # type: ignore[arg-type]
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(zipfile, "ZipFile", counted)
+        res, left_out = import_seed(tmp_path, tmp_path / "imp", shard_size=16)
+    archives = [str(p) for p in comp.rglob("*.zip")]
+    assert sorted(set(opened)) == sorted(archives) and len(opened) == 2 * len(archives)  # listed once, read once
     assert res.samples == 35 and left_out == ["room_001/room_001__person_001_2: missing depth_maps"]
     got = _by_source(tmp_path / "imp")
     import_seed(layout.parent, tmp_path / "ref", shard_size=16)
@@ -89,3 +100,30 @@ def test_import_zips_with_jpeg_masks_and_missing(seed: tuple[Path, Path], tmp_pa
         assert (np.abs(s["mask"].astype(int) - want[name]["mask"]).sum() / 255) < 0.01 * s["mask"].size
         assert abs(s["meta"]["x"] - want[name]["meta"]["x"]) <= 1 and abs(s["meta"]["w"] - want[name]["meta"]["w"]) <= 2
     assert (tmp_path / "imp" / "inputs" / "bg" / "0000.png").is_file()
+
+
+def test_rerun_resumes_without_rereading_done_shards(seed: tuple[Path, Path], tmp_path: Path) -> None:
+    """A rerun keeps committed shards: it reads only the masks (their boxes make the index rows)."""
+    from helpers import snapshot
+
+    from builder.importer import _Source
+
+    _, layout = seed
+    first, _ = import_seed(layout.parent, tmp_path / "imp", shard_size=16)
+    (tmp_path / "imp" / "shards" / "000001.tar").unlink()
+    (tmp_path / "imp" / "manifest.json").unlink()
+    reads: list[str] = []
+    real_read = _Source.read
+
+    def recorded(self: _Source, location: str) -> bytes:
+        reads.append(location)
+        return real_read(self, location)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(_Source, "read", recorded)
+        again, _ = import_seed(layout.parent, tmp_path / "imp", shard_size=16)
+    assert (again.built, again.reused) == (1, first.shards - 1)
+    composites = [r for r in reads if "/fg_bg/" in r]
+    assert len(composites) == 16 + 1  # shard 1's composites, and the first one (its size)
+    import_seed(layout.parent, tmp_path / "fresh", shard_size=16)
+    assert snapshot(tmp_path / "imp") == snapshot(tmp_path / "fresh")
