@@ -13,12 +13,11 @@ already recorded as the last segment and just finishes the missing shards.
 
 from __future__ import annotations
 
-import functools
 import time
 from pathlib import Path
 from typing import Any
 
-from .build import BuildResult, _shard_builder, complete, local_runner
+from .build import BuildResult, run_record
 from .config import BuildConfig
 from .errors import FgbgError
 from .inputs import encode_inputs
@@ -27,24 +26,6 @@ from .sources import PreparedInput, load_backgrounds, load_foregrounds
 from .storage import open_store
 
 __all__ = ["append"]
-
-
-def _offset(records: dict[str, list[dict[str, Any]]], files: dict[str, bytes], n_bg: int,
-            n_fg: int) -> tuple[dict[str, list[dict[str, Any]]], dict[str, bytes]]:
-    """Renumber freshly encoded inputs so they follow the existing ones."""
-    moved: dict[str, bytes] = {}
-    out: dict[str, list[dict[str, Any]]] = {"bg": [], "fg": []}
-    for kind, start in (("bg", n_bg), ("fg", n_fg)):
-        for rec in records[kind]:
-            i = rec["index"] + start
-            new = {**rec, "index": i}
-            for key in ("file", "mask_file"):
-                if key in rec:
-                    folder = rec[key].rsplit("/", 1)[0]
-                    new[key] = f"{folder}/{i:04d}.png"
-                    moved[new[key]] = files[rec[key]]
-            out[kind].append(new)
-    return out, moved
 
 
 def _same_inputs(a: list[dict[str, Any]], b: list[PreparedInput]) -> bool:
@@ -79,8 +60,7 @@ def append(
             if dupes:
                 raise FgbgError(f"{url}: already holds {', '.join(dupes[:5])}; append only new inputs")
             n_bg, n_fg = len(record["inputs"]["bg"]), len(record["inputs"]["fg"])
-            records, files = encode_inputs(cfg, new_bg, new_fg)
-            records, files = _offset(records, files, n_bg, n_fg)
+            records, files = encode_inputs(cfg, new_bg, new_fg, start=(n_bg, n_fg))
             new_record = {k: v for k, v in record.items() if k != "fingerprint"}
             new_record["inputs"] = {k: record["inputs"][k] + records[k] for k in ("bg", "fg")}
             new_record["segments"] = [*segments, [[n_bg, n_bg + len(new_bg)], [n_fg, n_fg + len(new_fg)]]]
@@ -91,5 +71,5 @@ def append(
             store.write_atomic(BUILD_RECORD, dumps(new_record))  # from here on, a rerun resumes
             record = new_record
         store.remove_stale_temps()
-        run = local_runner(functools.partial(_shard_builder, store, record, dict(depth_options or {})), workers)
-        return complete(store, record, run, progress, None, t0, desc="fgbg append")
+        return run_record(store, record, depth_options=depth_options, workers=workers, progress=progress,
+                          t0=t0, desc="fgbg append")

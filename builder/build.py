@@ -41,7 +41,7 @@ from .storage import Store, open_store
 
 __all__ = [
     "BuildResult", "LocalPool", "Runner", "ShardWorker", "build", "check_output", "complete", "local_runner",
-    "record_differences", "run_shards",
+    "record_differences", "run_record", "run_shards",
 ]
 
 _DATASET_ENTRIES = {BUILD_RECORD, MANIFEST, ANNOTATIONS, "shards", "inputs", ".fgbg.lock"}
@@ -280,6 +280,25 @@ def complete(
                        time.monotonic() - t0, manifest)
 
 
+def run_record(
+    store: Store, record: dict[str, Any], *, depth_options: dict[str, Any] | None, workers: int | None,
+    progress: bool | None, t0: float, on_shard: Callable[[Receipt, bool], None] | None = None,
+    desc: str = "fgbg build", executor: str = "local", ray_address: str | None = None, pool: LocalPool | None = None,
+) -> BuildResult:
+    """With the lock held and ``build.json`` written (by build or append): run the shards on
+    ``executor`` and :func:`complete` the dataset."""
+    depth_options = dict(depth_options or {})
+    if executor == "ray":
+        from .ray_executor import ray_runner
+
+        run = ray_runner(store, record, depth_options, workers, ray_address)
+    else:
+        if record["config"]["depth"] == "densedepth":  # share the cores between the workers' models
+            depth_options.setdefault("threads", max(1, (os.cpu_count() or 1) // worker_count(workers)))
+        run = local_runner(functools.partial(_shard_builder, store, record, depth_options), workers, pool)
+    return complete(store, record, run, progress, on_shard, t0, desc)
+
+
 def build(
     out: str | Path,
     cfg: BuildConfig | None,
@@ -331,15 +350,8 @@ def build(
             for rel, data in files.items():
                 store.write_atomic(rel, data)
             store.write_atomic(BUILD_RECORD, dumps(record))
-            if executor == "ray":
-                from .ray_executor import ray_runner
-
-                run = ray_runner(store, record, depth_options, workers, ray_address)
-            else:
-                if record["config"]["depth"] == "densedepth":  # share the cores between the workers' models
-                    depth_options.setdefault("threads", max(1, (os.cpu_count() or 1) // worker_count(workers)))
-                run = local_runner(functools.partial(_shard_builder, store, record, depth_options), workers, pool)
-            return complete(store, record, run, progress, on_shard, t0)
+            return run_record(store, record, depth_options=depth_options, workers=workers, progress=progress,
+                              on_shard=on_shard, t0=t0, executor=executor, ray_address=ray_address, pool=pool)
 
 
 class _NoBar:

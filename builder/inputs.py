@@ -37,16 +37,18 @@ class InputSet:
 
 
 def encode_inputs(
-    cfg: BuildConfig, bgs: list[PreparedInput], fgs: list[PreparedInput]
+    cfg: BuildConfig, bgs: list[PreparedInput], fgs: list[PreparedInput], start: tuple[int, int] = (0, 0)
 ) -> tuple[dict[str, list[dict[str, Any]]], dict[str, bytes]]:
-    """Encode the files of ``inputs/`` (in memory) and the records that describe them.
+    """Encode the files of ``inputs/`` (in memory) and the records that describe them,
+    indexed from ``start`` (backgrounds, foregrounds): an append's inputs follow the
+    dataset's.
 
     Nothing is written here, so a build can compare the records with an existing dataset
     before touching it.
     """
     records: dict[str, list[dict[str, Any]]] = {"bg": [], "fg": []}
     files: dict[str, bytes] = {}
-    for i, item in enumerate(bgs):
+    for i, item in enumerate(bgs, start[0]):
         data = encode_png_color(item.pixels)
         rel = f"inputs/bg/{i:04d}.png"
         files[rel] = data
@@ -54,7 +56,7 @@ def encode_inputs(
             {"index": i, "name": item.name, "sha256": item.source_sha256, "file": rel,
              "file_sha256": hashlib.sha256(data).hexdigest()}
         )
-    for i, item in enumerate(fgs):
+    for i, item in enumerate(fgs, start[1]):
         data = encode_png_color(item.pixels)
         rel, mrel = f"inputs/fg/{i:04d}.png", f"inputs/fg_mask/{i:04d}.png"
         files[rel] = data

@@ -264,3 +264,20 @@ def test_canvas_path_gives_the_same_bytes(tmp_path: Path, demo_inputs: tuple[Pat
         assert all(s.mask is None for s in without) and all(s.mask is not None for s in with_arrays)
     assert builder._canvases and all(np.array_equal(c, builder._bg_bgr[b]) for b, c in builder._canvases.items())
     assert builder._masks is not None and not builder._masks.any()
+
+
+def test_run_record_shares_the_cores_between_densedepth_workers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """build and append both run shards through run_record: each DenseDepth worker gets its
+    share of the cores (TensorFlow would otherwise start a thread per core in every worker)."""
+    import importlib
+    import os
+
+    build_module = importlib.import_module("builder.build")  # the attribute builder.build is the function
+    seen: list[dict[str, object]] = []
+    monkeypatch.setattr(build_module, "local_runner", lambda factory, workers, pool=None: seen.append(factory.args[2]))
+    monkeypatch.setattr(build_module, "complete", lambda *args: None)
+    monkeypatch.setattr(os, "cpu_count", lambda: 8)
+    for depth, options in (("densedepth", {"weights": "w"}), ("densedepth", {"threads": 3}), ("plane", {})):
+        build_module.run_record(None, {"config": {"depth": depth}}, depth_options=options,  # type: ignore[arg-type]
+                                workers=2, progress=False, t0=0.0)
+    assert seen == [{"weights": "w", "threads": 4}, {"threads": 3}, {}]
