@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
-import signal
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -142,13 +141,19 @@ class LocalPool:
 
     def close(self) -> None:
         """Stop at once: queued shards are dropped and running ones killed (their temporary
-        files are removed by the next build, which holds the lock)."""
-        self._ex.shutdown(wait=False, cancel_futures=True)
-        processes = list(getattr(self._ex, "_processes", None) or {})  # private: no public kill before 3.14
-        for pid in processes:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        self._ex.shutdown(wait=True)
+        files are removed by the next build, which holds the lock). Returns once they are gone:
+        no worker may commit a shard after the builder let go of the lock."""
+        ex = self._ex
+        # Private attributes, read before shutdown() drops them: no public kill before 3.14.
+        processes = list((getattr(ex, "_processes", None) or {}).values())
+        manager = getattr(ex, "_executor_manager_thread", None)
+        ex.shutdown(wait=False, cancel_futures=True)
+        for process in processes:
+            process.kill()
+        if manager is not None:
+            manager.join()
+        for process in processes:
+            process.join()
 
 
 def run_shards(

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
+import threading
+import time
 
 import pytest
 
@@ -48,7 +51,45 @@ def test_a_started_pool_runs_once_and_closes_idle_workers() -> None:
         assert list(pool.run(_Dies, [0, 2, 3])) == [[], [], []]
         with pytest.raises(RuntimeError, match="one build only"):
             list(pool.run(_Dies, [0]))
+        pids = list(pool._ex._processes)  # type: ignore[attr-defined]
+        assert len(pids) == 2
     finally:
         pool.close()
+    for pid in pids:  # killed and reaped: no process left behind
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
     with pytest.raises(ValueError, match="at least 2 workers"):
         LocalPool(1)
+
+
+class _Busy:
+    """A worker whose shards take a minute (a long shard still in flight when the build stops)."""
+
+    def ensure(self, shard: int) -> list[tuple[object, bool]]:
+        time.sleep(60)
+        return []
+
+    def close(self) -> None:
+        pass
+
+
+def test_close_kills_workers_in_the_middle_of_a_shard() -> None:
+    """A failed or interrupted build stops its workers before it lets go of the lock: none
+    may go on to commit a shard afterwards."""
+    from builder.build import LocalPool
+
+    pool = LocalPool(2)
+
+    def consume() -> None:
+        with contextlib.suppress(FgbgError):  # the workers' death, once close() kills them
+            list(pool.run(_Busy, [0, 1, 2]))
+
+    threading.Thread(target=consume, daemon=True).start()
+    time.sleep(2)  # both workers are in the middle of a shard now
+    pids = list(pool._ex._processes)  # type: ignore[attr-defined]
+    t = time.monotonic()
+    pool.close()
+    assert time.monotonic() - t < 10 and len(pids) == 2
+    for pid in pids:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
