@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import random
 import shutil
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import snapshot
+from helpers import kill_when, local_receipts, snapshot, start_fgbg
 
 from builder import BuildConfig, build
 from builder.append import append
@@ -22,7 +17,6 @@ from builder.errors import FgbgError
 from builder.verify import verify
 from readers import open_dataset
 
-ROOT = Path(__file__).resolve().parents[1]
 CFG = BuildConfig(placements=3, shard_size=8)
 
 
@@ -72,14 +66,9 @@ def test_append_killed_then_rerun(tmp_path: Path, folders: dict[str, Path]) -> N
     for n in (random.Random(seed).randrange(0, 8) for seed in (0, 1)):  # random moments
         out = tmp_path / f"ds{n}"
         build(out, CFG, folders["bg"], folders["fg"], progress=False)
-        cmd = [sys.executable, "-m", "builder", "append", str(out), "--bg", str(folders["bg_new"]),
-               "--fg", str(folders["fg_new"]), "--workers", "2", "--no-progress"]
-        proc = subprocess.Popen(cmd, cwd=ROOT, start_new_session=True, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL)
-        while len(list((out / "shards").glob("*.json"))) < 5 + n and proc.poll() is None:
-            time.sleep(0.002)
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+        proc = start_fgbg(["append", str(out), "--bg", str(folders["bg_new"]), "--fg", str(folders["fg_new"]),
+                           "--workers", "2", "--no-progress"])
+        kill_when(proc, lambda: local_receipts(out) >= 5 + n)  # noqa: B023 (called before the next iteration)
         append(out, folders["bg_new"], folders["fg_new"], progress=False)  # the same command resumes
         assert snapshot(out) == snapshot(ref)
 

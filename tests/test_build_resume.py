@@ -3,28 +3,21 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
-from helpers import snapshot
+from helpers import kill_when, local_receipts, reference_snapshot, snapshot, start_fgbg
 
 from builder import BuildConfig, build
 from builder.storage import LocalStore
 
-ROOT = Path(__file__).resolve().parents[1]
 CFG = BuildConfig(placements=4, shard_size=4)  # 72 samples in 18 shards
 
 
-def _start(out: Path, inputs: tuple[Path, Path]) -> subprocess.Popen[bytes]:
-    cmd = [sys.executable, "-m", "builder", "build", "--bg", str(inputs[0]), "--fg", str(inputs[1]),
-           "--out", str(out), "--placements", "4", "--shard-size", "4", "--workers", "2", "--no-progress"]
-    return subprocess.Popen(cmd, cwd=ROOT, start_new_session=True, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+def _start(out: Path, inputs: tuple[Path, Path]) -> subprocess.Popen[str]:
+    return start_fgbg(["build", "--bg", str(inputs[0]), "--fg", str(inputs[1]), "--out", str(out), "--placements", "4",
+                       "--shard-size", "4", "--workers", "2", "--no-progress"])
 
 
 def _receipts(out: Path) -> list[Path]:
@@ -43,21 +36,14 @@ def _assert_no_false_receipt(out: Path) -> None:
 
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory: pytest.TempPathFactory, demo_inputs: tuple[Path, Path]) -> dict[str, str]:
-    out = tmp_path_factory.mktemp("ref") / "ds"
-    build(out, CFG, *demo_inputs, progress=False, workers=1)
-    return snapshot(out)
+    return reference_snapshot(tmp_path_factory.mktemp("ref") / "ds", CFG, demo_inputs)
 
 
 @pytest.mark.parametrize("after_receipts", [0, 1, 5, 11, 16])
 def test_kill_after_n_shards(tmp_path: Path, demo_inputs: tuple[Path, Path], reference: dict[str, str],
                              after_receipts: int) -> None:
     out = tmp_path / "ds"
-    proc = _start(out, demo_inputs)
-    deadline = time.monotonic() + 60
-    while len(_receipts(out)) < after_receipts and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.002)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
+    kill_when(_start(out, demo_inputs), lambda: local_receipts(out) >= after_receipts)
     assert not (out / "manifest.json").exists() or len(_receipts(out)) == 18
     _assert_no_false_receipt(out)
     result = build(out, CFG, *demo_inputs, progress=False, workers=2)
@@ -70,11 +56,7 @@ def test_kill_parent_only(tmp_path: Path, demo_inputs: tuple[Path, Path],
                           reference: dict[str, str], after_receipts: int) -> None:
     """Only the builder dies (workers are orphaned mid-shard); they must not corrupt the rerun."""
     out = tmp_path / "ds"
-    proc = _start(out, demo_inputs)
-    while len(_receipts(out)) < after_receipts and proc.poll() is None:
-        time.sleep(0.002)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
+    kill_when(_start(out, demo_inputs), lambda: local_receipts(out) >= after_receipts, group=False)
     _assert_no_false_receipt(out)
     build(out, CFG, *demo_inputs, progress=False, workers=2)
     assert snapshot(out) == reference

@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import random
 import shutil
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
-from helpers import snapshot
+from helpers import kill_when, local_receipts, snapshot, start_fgbg
 
 from builder import BuildConfig, build
 from builder.convert import convert
@@ -20,7 +15,6 @@ from builder.repair import repair
 from builder.verify import verify
 from readers import open_dataset
 
-ROOT = Path(__file__).resolve().parents[1]
 CFG = BuildConfig(placements=4, shard_size=4)  # 72 samples, 18 shards
 
 
@@ -31,16 +25,8 @@ def source(tmp_path_factory: pytest.TempPathFactory, demo_inputs: tuple[Path, Pa
     return out
 
 
-def _kill_when(cmd: list[str], out: Path, receipts: int) -> None:
-    proc = subprocess.Popen(cmd, cwd=ROOT, start_new_session=True, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 60
-    while proc.poll() is None and time.monotonic() < deadline:
-        if (out / "shards").is_dir() and len(list((out / "shards").glob("*.json"))) >= receipts:
-            break
-        time.sleep(0.002)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
+def _kill_when(args: list[str], out: Path, receipts: int) -> None:
+    kill_when(start_fgbg(args), lambda: local_receipts(out) >= receipts)
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
@@ -49,8 +35,8 @@ def test_convert_killed_then_rerun(source: Path, tmp_path: Path, seed: int) -> N
     ref = tmp_path / "ref"
     convert(source, ref, "hdf5", progress=False)
     out = tmp_path / "out"
-    _kill_when([sys.executable, "-m", "builder", "convert", str(source), "--to", "hdf5", "--out", str(out),
-                "--workers", "2", "--no-progress"], out, after)
+    _kill_when(["convert", str(source), "--to", "hdf5", "--out", str(out), "--workers", "2", "--no-progress"], out,
+               after)
     convert(source, out, "hdf5", progress=False)
     assert snapshot(out) == snapshot(ref) and verify(str(out)).ok
 
@@ -64,7 +50,7 @@ def test_repair_killed_then_rerun(source: Path, tmp_path: Path, seed: int) -> No
         (ds / "shards" / f"{i:06d}.tar").unlink()
         (ds / "shards" / f"{i:06d}.tar.json").unlink()
     # the kill waits for `after` rebuilt receipts on top of the 9 that survived
-    _kill_when([sys.executable, "-m", "builder", "repair", str(ds), "--workers", "2", "--no-progress"], ds, 9 + after)
+    _kill_when(["repair", str(ds), "--workers", "2", "--no-progress"], ds, 9 + after)
     _, _, after_report = repair(str(ds), progress=False)
     assert after_report.ok
     assert snapshot(ds) == snapshot(source)

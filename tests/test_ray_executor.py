@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from helpers import snapshot
+from helpers import reference_snapshot, snapshot
 
 from builder import BuildConfig, build
 
@@ -34,9 +34,7 @@ def local_ray(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
 
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory: pytest.TempPathFactory, demo_inputs: tuple[Path, Path]) -> dict[str, str]:
-    out = tmp_path_factory.mktemp("ref") / "ds"
-    build(out, CFG, *demo_inputs, progress=False, workers=1)
-    return snapshot(out)
+    return reference_snapshot(tmp_path_factory.mktemp("ref") / "ds", CFG, demo_inputs)
 
 
 def test_ray_build_is_byte_identical(local_ray: None, reference: dict[str, str], tmp_path: Path,

@@ -5,10 +5,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import signal
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +17,7 @@ import pytest
 pytest.importorskip("s3fs")
 pytest.importorskip("moto")
 
-from helpers import snapshot
+from helpers import kill_when, reference_snapshot, snapshot, start_fgbg
 from s3server import MotoServer, Proxy, apply_env, s3_env
 
 from builder import BuildConfig, build
@@ -29,7 +27,6 @@ from builder.storage import LOCK_NAME, ObjectLock, ObjectStore
 from builder.verify import verify
 from readers import open_dataset
 
-ROOT = Path(__file__).resolve().parents[1]
 CFG = BuildConfig(placements=4, shard_size=6)  # 72 samples, 12 shards
 pytestmark = pytest.mark.xdist_group("s3")
 
@@ -64,9 +61,7 @@ def bucket(moto: MotoServer, request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory: pytest.TempPathFactory, demo_inputs: tuple[Path, Path]) -> dict[str, str]:
-    out = tmp_path_factory.mktemp("ref") / "ds"
-    build(out, CFG, *demo_inputs, progress=False, workers=1)
-    return snapshot(out)
+    return reference_snapshot(tmp_path_factory.mktemp("ref") / "ds", CFG, demo_inputs)
 
 
 def s3_snapshot(url: str, endpoint: str) -> dict[str, str]:
@@ -113,22 +108,15 @@ def test_build_read_and_resume_on_s3(moto: MotoServer, bucket: str, reference: d
 
 
 def _start_cli(url: str, endpoint: str, inputs: tuple[Path, Path], extra_env: dict[str, str]) -> subprocess.Popen[str]:
-    cmd = [sys.executable, "-m", "builder", "build", "--bg", str(inputs[0]), "--fg", str(inputs[1]), "--out", url,
-           "--placements", "4", "--shard-size", "6", "--workers", "2", "--no-progress", *cli_options(endpoint)]
-    env = {**os.environ, **s3_env(), **extra_env}
-    return subprocess.Popen(cmd, cwd=ROOT, env=env, start_new_session=True, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    return start_fgbg(["build", "--bg", str(inputs[0]), "--fg", str(inputs[1]), "--out", url, "--placements", "4",
+                       "--shard-size", "6", "--workers", "2", "--no-progress", *cli_options(endpoint)],
+                      env={**os.environ, **s3_env(), **extra_env}, capture=True)
 
 
 def test_resume_after_builder_killed(moto: MotoServer, bucket: str, reference: dict[str, str],
                                      demo_inputs: tuple[Path, Path]) -> None:
     url = f"s3://{bucket}/ds"
-    proc = _start_cli(url, moto.url, demo_inputs, {})
-    deadline = time.monotonic() + 60
-    while _receipts(url, moto.url) < 3 and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.02)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.communicate()
+    kill_when(_start_cli(url, moto.url, demo_inputs, {}), lambda: _receipts(url, moto.url) >= 3, poll=0.02)
     store = ObjectStore(url, options(moto.url))
     assert store.exists(LOCK_NAME)  # the dead builder's lease is still there...
     res = build(url, CFG, *demo_inputs, progress=False, storage_options=options(moto.url))
