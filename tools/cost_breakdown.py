@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -30,15 +29,12 @@ from builder.demo import write_demo_inputs
 from builder.encode import encode_jpeg_bgr, encode_mask_png
 from builder.manifest import read_json
 from builder.storage import LocalStore
+from tools.bench import _rate
 
 
 def _best(n: int, fn: Callable[[], object]) -> float:
-    best = float("inf")
-    for _ in range(3):
-        t = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t)
-    return best / n * 1e6
+    """Microseconds per item, best of 3 runs (bench's measure, inverted)."""
+    return 1e6 / _rate(n, fn)
 
 
 def _bound(worker: shard_module.ShardBuilder, shards: list[int], n: int) -> tuple[float, bytes, bytes]:

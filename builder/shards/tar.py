@@ -100,12 +100,10 @@ class TarShardWriter(ShardWriter):
 
     def add(self, sample: EncodedSample) -> None:
         self._offsets.append(self._pos + self._pending_bytes)
-        parts = self._pending
-        start = len(parts)
         for suffix, data in sample.files.items():
-            parts += (ustar_header(f"{sample.key}.{suffix}", len(data)), data, _ZEROS[: -len(data) % BLOCK])
-        for part in parts[start:]:
-            self._pending_bytes += len(part)
+            padding = _ZEROS[: -len(data) % BLOCK]
+            self._pending += (ustar_header(f"{sample.key}.{suffix}", len(data)), data, padding)
+            self._pending_bytes += BLOCK + len(data) + len(padding)
         if self._pending_bytes >= FLUSH_BYTES:
             self._flush()
 
