@@ -14,20 +14,20 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .append import append
 from .build import BuildResult, build
+from .commands.append import append
+from .commands.convert import convert
+from .commands.export import export
+from .commands.importer import import_seed
+from .commands.info import describe
+from .commands.preview import preview
+from .commands.repair import repair
+from .commands.verify import verify
 from .config import BuildConfig, parse_range, parse_size
-from .convert import convert
 from .demo import write_demo_inputs
 from .depth import BACKENDS
 from .errors import FgbgError
-from .export import export
-from .importer import import_seed
-from .info import describe
-from .preview import preview
-from .repair import repair
 from .shards import HDF5_LAYOUTS, parse_formats
-from .verify import verify
 
 __all__ = ["main"]
 

@@ -9,7 +9,7 @@ import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's start-up chatter
 
-from builder.demo import write_demo_inputs
+from fgbg.builder.demo import write_demo_inputs
 
 
 @pytest.fixture(scope="session")

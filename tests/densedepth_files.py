@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from builder.depth.densedepth.model import DecoderSpec
-from builder.depth.densedepth.synthetic import make_random_weights, randomise
+from fgbg.builder.depth.densedepth.model import DecoderSpec
+from fgbg.builder.depth.densedepth.synthetic import make_random_weights, randomise
 
 __all__ = ["SIDE", "make_weights", "randomise"]
 

@@ -27,7 +27,7 @@ def snapshot(root: Path) -> dict[str, str]:
 def reference_snapshot(out: Path, cfg: Any, inputs: tuple[Path, Path]) -> dict[str, str]:
     """The snapshot of ``cfg`` built at ``out`` the plainest way (one process, local disk):
     what every other way of building the same dataset must reproduce byte for byte."""
-    from builder import build
+    from fgbg.builder import build
 
     build(out, cfg, *inputs, progress=False, workers=1)
     return snapshot(out)
@@ -36,7 +36,7 @@ def reference_snapshot(out: Path, cfg: Any, inputs: tuple[Path, Path]) -> dict[s
 def start_fgbg(args: list[str], env: dict[str, str] | None = None, capture: bool = False) -> subprocess.Popen[str]:
     """``python -m builder ARGS`` in its own process group (so its workers can be killed with it)."""
     out = subprocess.PIPE if capture else subprocess.DEVNULL
-    return subprocess.Popen([sys.executable, "-m", "builder", *args], cwd=ROOT, env=env, start_new_session=True,
+    return subprocess.Popen([sys.executable, "-m", "fgbg.builder", *args], cwd=ROOT, env=env, start_new_session=True,
                             stdout=out, stderr=out, text=True)
 
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from builder import BuildConfig, build
-from readers import open_dataset
+from fgbg.builder import BuildConfig, build
+from fgbg.readers import open_dataset
 
 CFG = BuildConfig(placements=3, shard_size=20)  # 54 samples
 

@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 from helpers import kill_when, local_receipts, snapshot, start_fgbg
 
-from builder import BuildConfig, build
-from builder.append import append
-from builder.demo import write_demo_inputs
-from builder.errors import FgbgError
-from builder.verify import verify
-from readers import open_dataset
+from fgbg.builder import BuildConfig, build
+from fgbg.builder.commands.append import append
+from fgbg.builder.commands.verify import verify
+from fgbg.builder.demo import write_demo_inputs
+from fgbg.builder.errors import FgbgError
+from fgbg.readers import open_dataset
 
 CFG = BuildConfig(placements=3, shard_size=8)
 
@@ -76,7 +76,7 @@ def test_append_killed_then_rerun(tmp_path: Path, folders: dict[str, Path]) -> N
 def test_repair_recovers_the_record_of_an_appended_dataset(tmp_path: Path, folders: dict[str, Path]) -> None:
     """build.json lost after an append: the record (with its segments and lineage) comes back
     from the manifest, and a lost shard of the appended segment is rebuilt byte-identical."""
-    from builder.repair import repair
+    from fgbg.builder.commands.repair import repair
 
     out = tmp_path / "ds"
     build(out, CFG, folders["bg"], folders["fg"], progress=False)

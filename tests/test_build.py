@@ -11,13 +11,13 @@ import pytest
 from helpers import snapshot
 from PIL import Image
 
-from builder import BuildConfig, build
-from builder.encode import encode_jpeg, encode_mask_png, encode_png
-from builder.errors import ConfigMismatchError, InputError, LockedError, OutputError
-from builder.manifest import read_json
-from builder.shard import ShardBuilder
-from builder.storage import DatasetLock, LocalStore
-from readers import open_dataset
+from fgbg.builder import BuildConfig, build
+from fgbg.builder.encode import encode_jpeg, encode_mask_png, encode_png
+from fgbg.builder.errors import ConfigMismatchError, InputError, LockedError, OutputError
+from fgbg.builder.manifest import read_json
+from fgbg.builder.shard import ShardBuilder
+from fgbg.builder.storage import DatasetLock, LocalStore
+from fgbg.readers import open_dataset
 
 CFG = BuildConfig(placements=4, shard_size=10)  # 3 bg x 3 fg x 2 x 4 = 72 samples, 8 shards
 
@@ -223,7 +223,7 @@ def test_other_config_refused(existing, demo_inputs) -> None:  # type: ignore[no
 def test_meta_json_is_canonical_json() -> None:
     import json as _json
 
-    from builder.shard import meta_json
+    from fgbg.builder.shard import meta_json
 
     for name in ("room.jpg", "salle à manger \"1\".png", "人.webp"):
         meta = {"index": 12, "bg": {"index": 3, "name": name}, "fg": {"index": 0, "name": "p\\q.png"}, "flip": 1,
@@ -272,7 +272,7 @@ def test_run_record_shares_the_cores_between_densedepth_workers(monkeypatch: pyt
     import importlib
     import os
 
-    build_module = importlib.import_module("builder.build")  # the attribute builder.build is the function
+    build_module = importlib.import_module("fgbg.builder.build")  # the attribute builder.build is the function
     seen: list[dict[str, object]] = []
     monkeypatch.setattr(build_module, "local_runner", lambda factory, workers, pool=None: seen.append(factory.args[2]))
     monkeypatch.setattr(build_module, "complete", lambda *args: None)

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from helpers import kill_when, local_receipts, reference_snapshot, snapshot, start_fgbg
 
-from builder import BuildConfig, build
-from builder.storage import LocalStore
+from fgbg.builder import BuildConfig, build
+from fgbg.builder.storage import LocalStore
 
 CFG = BuildConfig(placements=4, shard_size=4)  # 72 samples in 18 shards
 

@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from builder.cli import main
+from fgbg.builder.cli import main
 
 
 def test_demo_build_and_info(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -42,7 +42,7 @@ def test_demo_inputs_command(tmp_path: Path) -> None:
 
 def test_progress_bar_on_request(tmp_path: Path, demo_inputs: tuple[Path, Path],
                                  capsys: pytest.CaptureFixture[str]) -> None:
-    from builder import BuildConfig, build
+    from fgbg.builder import BuildConfig, build
 
     build(tmp_path / "p", BuildConfig(placements=1, shard_size=4), *demo_inputs, progress=True, workers=1)
     err = capsys.readouterr().err

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from builder.composite import blend_box, composite, div255, mask_box
+from fgbg.builder.composite import blend_box, composite, div255, mask_box
 
 
 def test_div255_is_exact_rounding() -> None:
@@ -57,7 +57,7 @@ def test_mask_box_threshold() -> None:
 
 def test_prepared_composite_is_byte_identical() -> None:
     """The edge-only paste equals the full-box blend for any alpha mix and any position."""
-    from builder.composite import composite_prepared, prepare
+    from fgbg.builder.composite import composite_prepared, prepare
 
     rng = np.random.default_rng(7)
     bg = rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)
@@ -80,7 +80,7 @@ def test_prepared_composite_is_byte_identical() -> None:
 
 
 def test_prepared_checks_the_canvas() -> None:
-    from builder.composite import composite_prepared, prepare
+    from fgbg.builder.composite import composite_prepared, prepare
 
     fg = np.full((4, 4, 4), 255, np.uint8)
     with pytest.raises(ValueError, match="canvas 32 wide, background is 40 wide"):

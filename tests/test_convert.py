@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from helpers import snapshot
 
-from builder import BuildConfig, build
-from builder.convert import convert
-from builder.errors import FgbgError
-from readers import open_dataset
+from fgbg.builder import BuildConfig, build
+from fgbg.builder.commands.convert import convert
+from fgbg.builder.errors import FgbgError
+from fgbg.readers import open_dataset
 
 CFG = BuildConfig(placements=3, shard_size=20)  # 54 samples, 3 shards
 

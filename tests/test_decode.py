@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from builder.encode import encode_jpeg, encode_png
-from readers.decode import DecodeError, decode_member, image_size
+from fgbg.builder.encode import encode_jpeg, encode_png
+from fgbg.readers.decode import DecodeError, decode_member, image_size
 
 
 def test_image_size_from_headers() -> None:

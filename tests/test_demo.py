@@ -1,6 +1,6 @@
 import numpy as np
 
-from builder.demo import make_person, make_room, write_demo_inputs
+from fgbg.builder.demo import make_person, make_room, write_demo_inputs
 
 
 def test_demo_is_deterministic_and_varied() -> None:

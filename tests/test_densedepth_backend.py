@@ -11,9 +11,9 @@ import h5py
 import numpy as np
 import pytest
 
-from builder.depth import DepthBatch, make_backend, to_seed_uint8
-from builder.depth.densedepth.backend import pred_to_metres
-from builder.errors import FgbgError
+from fgbg.builder.depth import DepthBatch, make_backend, to_seed_uint8
+from fgbg.builder.depth.densedepth.backend import pred_to_metres
+from fgbg.builder.errors import FgbgError
 
 pytestmark = pytest.mark.xdist_group("densedepth")
 
@@ -41,7 +41,7 @@ def weights(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Any]:
     pytest.importorskip("keras")
     from densedepth_files import make_weights
 
-    from builder.depth.densedepth.model import DecoderSpec
+    from fgbg.builder.depth.densedepth.model import DecoderSpec
 
     path = tmp_path_factory.mktemp("dd") / "nyu_like.h5"
     return path, make_weights(path, DecoderSpec.released(), seed=3)
@@ -68,8 +68,8 @@ def test_backend_batches_and_resizes(weights: tuple[Path, Any]) -> None:
 
 
 def test_build_with_densedepth(weights: tuple[Path, Any], tmp_path: Path, demo_inputs: tuple[Path, Path]) -> None:
-    from builder import BuildConfig, build
-    from readers import open_dataset
+    from fgbg.builder import BuildConfig, build
+    from fgbg.readers import open_dataset
 
     path, _ = weights
     cfg = BuildConfig(size=64, fg_size=(20, 14), placements=1, flips=1, shard_size=5, depth="densedepth")
@@ -92,7 +92,7 @@ def test_build_with_densedepth(weights: tuple[Path, Any], tmp_path: Path, demo_i
 @pytest.mark.skipif(not os.environ.get("FGBG_NYU_WEIGHTS"), reason="set FGBG_NYU_WEIGHTS to a real nyu.h5")
 def test_real_nyu_weights_on_a_synthetic_floor() -> None:
     """The released nyu.h5 on a rendered floor: the bottom is nearer than the top, 0.1-10 m."""
-    from builder.depth.densedepth.backend import DenseDepthBackend
+    from fgbg.builder.depth.densedepth.backend import DenseDepthBackend
 
     backend = DenseDepthBackend((112, 112), weights=os.environ["FGBG_NYU_WEIGHTS"], input_size=(224, 224))
     yy, xx = np.mgrid[0:224, 0:224].astype(np.float64)

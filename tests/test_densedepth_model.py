@@ -3,7 +3,12 @@ import pytest
 
 pytest.importorskip("keras")
 
-from builder.depth.densedepth.model import DecoderSpec, align_corners_indices, bilinear_upsampling_layer, build_model
+from fgbg.builder.depth.densedepth.model import (
+    DecoderSpec,
+    align_corners_indices,
+    bilinear_upsampling_layer,
+    build_model,
+)
 
 pytestmark = pytest.mark.xdist_group("densedepth")
 

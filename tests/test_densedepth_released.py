@@ -15,8 +15,8 @@ pytest.importorskip("keras")
 
 from densedepth_files import SIDE, make_weights, randomise
 
-from builder.depth.densedepth.model import DecoderSpec, build_model
-from builder.depth.densedepth.released import WeightsError, load_strict, read_released
+from fgbg.builder.depth.densedepth.model import DecoderSpec, build_model
+from fgbg.builder.depth.densedepth.released import WeightsError, load_strict, read_released
 
 pytestmark = pytest.mark.xdist_group("densedepth")
 

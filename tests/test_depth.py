@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 
-from builder.depth import DepthBatch, make_backend, to_seed_uint8
-from builder.depth.plane import HORIZON, WALL_M, PlaneDepth, floor_depth
-from builder.errors import FgbgError
+from fgbg.builder.depth import DepthBatch, make_backend, to_seed_uint8
+from fgbg.builder.depth.plane import HORIZON, WALL_M, PlaneDepth, floor_depth
+from fgbg.builder.errors import FgbgError
 
 
 def test_seed_postprocessing_minmax() -> None:

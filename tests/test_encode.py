@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from builder.encode import (
+from fgbg.builder.encode import (
     decode_jpeg,
     decode_png,
     decode_png_color,

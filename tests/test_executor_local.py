@@ -10,8 +10,8 @@ import time
 
 import pytest
 
-from builder.build import run_shards
-from builder.errors import FgbgError
+from fgbg.builder.build import run_shards
+from fgbg.builder.errors import FgbgError
 
 
 class _Broken:
@@ -44,7 +44,7 @@ def test_a_dead_worker_fails_the_build_instead_of_hanging() -> None:
 
 
 def test_a_started_pool_runs_once_and_closes_idle_workers() -> None:
-    from builder.build import LocalPool
+    from fgbg.builder.build import LocalPool
 
     pool = LocalPool(2)
     try:
@@ -76,7 +76,7 @@ class _Busy:
 def test_close_kills_workers_in_the_middle_of_a_shard() -> None:
     """A failed or interrupted build stops its workers before it lets go of the lock: none
     may go on to commit a shard afterwards."""
-    from builder.build import LocalPool
+    from fgbg.builder.build import LocalPool
 
     pool = LocalPool(2)
 

@@ -5,11 +5,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from builder import BuildConfig, build
-from builder.cli import main
-from builder.encode import decode_png, decode_png_color
-from builder.export import safe_stems, sample_name
-from readers import open_dataset
+from fgbg.builder import BuildConfig, build
+from fgbg.builder.cli import main
+from fgbg.builder.commands.export import safe_stems, sample_name
+from fgbg.builder.encode import decode_png, decode_png_color
+from fgbg.readers import open_dataset
 
 
 @pytest.fixture(scope="module")
@@ -58,8 +58,8 @@ def test_export_and_preview_of_an_imported_dataset(ds: Path, tmp_path: Path) -> 
     backgrounds, no foreground masks): export and preview show what is there."""
     import shutil
 
-    from builder.export import export
-    from builder.importer import import_seed
+    from fgbg.builder.commands.export import export
+    from fgbg.builder.commands.importer import import_seed
 
     first = tmp_path / "seed" / "Dataset"
     export(str(ds), first)

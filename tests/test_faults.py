@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 from helpers import kill_when, local_receipts, snapshot, start_fgbg
 
-from builder import BuildConfig, build
-from builder.convert import convert
-from builder.repair import repair
-from builder.verify import verify
-from readers import open_dataset
+from fgbg.builder import BuildConfig, build
+from fgbg.builder.commands.convert import convert
+from fgbg.builder.commands.repair import repair
+from fgbg.builder.commands.verify import verify
+from fgbg.readers import open_dataset
 
 CFG = BuildConfig(placements=4, shard_size=4)  # 72 samples, 18 shards
 

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from helpers import snapshot
 
-from builder import BuildConfig, build
-from builder.encode import encode_png
-from readers import DatasetError, open_dataset
+from fgbg.builder import BuildConfig, build
+from fgbg.builder.encode import encode_png
+from fgbg.readers import DatasetError, open_dataset
 
 
 class _Boom:

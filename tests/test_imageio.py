@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from builder.errors import InputError
-from builder.imageio import list_images, read_image
+from fgbg.builder.errors import InputError
+from fgbg.builder.imageio import list_images, read_image
 
 
 def _save(img: Image.Image, path: Path, **kw: object) -> Path:

@@ -11,13 +11,13 @@ import cv2
 import numpy as np
 import pytest
 
-from builder import BuildConfig, build
-from builder.errors import FgbgError, InputError
-from builder.export import export
-from builder.importer import import_seed, parse_name
-from builder.repair import repair
-from builder.verify import verify
-from readers import open_dataset
+from fgbg.builder import BuildConfig, build
+from fgbg.builder.commands.export import export
+from fgbg.builder.commands.importer import import_seed, parse_name
+from fgbg.builder.commands.repair import repair
+from fgbg.builder.commands.verify import verify
+from fgbg.builder.errors import FgbgError, InputError
+from fgbg.readers import open_dataset
 
 
 @pytest.fixture(scope="module")
@@ -106,7 +106,7 @@ def test_rerun_resumes_without_rereading_done_shards(seed: tuple[Path, Path], tm
     """A rerun keeps committed shards: it reads only the masks (their boxes make the index rows)."""
     from helpers import snapshot
 
-    from builder.importer import _Source
+    from fgbg.builder.commands.importer import _Source
 
     _, layout = seed
     first, _ = import_seed(layout.parent, tmp_path / "imp", shard_size=16)

@@ -3,9 +3,9 @@ import io
 import json
 from pathlib import Path
 
-from builder import BuildConfig, build
-from builder.manifest import ANNOTATION_COLUMNS
-from readers import open_dataset
+from fgbg.builder import BuildConfig, build
+from fgbg.builder.manifest import ANNOTATION_COLUMNS
+from fgbg.readers import open_dataset
 
 
 def test_manifest_and_index_agree_with_samples(tmp_path: Path, demo_inputs: tuple[Path, Path]) -> None:

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from builder.config import BuildConfig
-from builder.plan import Plan, feistel_permute, hash_words, mix64
+from fgbg.builder.config import BuildConfig
+from fgbg.builder.plan import Plan, feistel_permute, hash_words, mix64
 
 
 @pytest.mark.parametrize("n", [1, 2, 3, 7, 64, 100, 1000, 4097])

@@ -6,7 +6,7 @@ import ctypes
 import os
 import signal
 
-from builder.processes import spawn_executor, worker_count
+from fgbg.builder.processes import spawn_executor, worker_count
 
 
 def _settings() -> tuple[int, int, int]:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from helpers import reference_snapshot, snapshot
 
-from builder import BuildConfig, build
+from fgbg.builder import BuildConfig, build
 
 ray = pytest.importorskip("ray")
 psutil = pytest.importorskip("psutil")
@@ -88,8 +88,8 @@ def test_densedepth_in_ray_actor_matches_local(local_ray: None, tmp_path: Path,
                                                demo_inputs: tuple[Path, Path]) -> None:
     """The model runs in a Ray actor fed by CPU tasks; the bytes equal a local build's."""
     pytest.importorskip("keras")
-    from builder.depth.densedepth.model import DecoderSpec
-    from builder.depth.densedepth.synthetic import make_random_weights
+    from fgbg.builder.depth.densedepth.model import DecoderSpec
+    from fgbg.builder.depth.densedepth.synthetic import make_random_weights
 
     weights = tmp_path / "w.h5"
     make_random_weights(weights, DecoderSpec.repository(), side=64, seed=4)

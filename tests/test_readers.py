@@ -3,8 +3,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from builder import BuildConfig, build
-from readers import DatasetError, open_dataset
+from fgbg.builder import BuildConfig, build
+from fgbg.readers import DatasetError, open_dataset
 
 
 @pytest.fixture(scope="module")

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from helpers import snapshot
 
-from builder import BuildConfig, build
-from readers import Dataset, DatasetError, open_dataset
+from fgbg.builder import BuildConfig, build
+from fgbg.readers import Dataset, DatasetError, open_dataset
 
 CFG = BuildConfig(placements=2, shard_size=9)  # 36 samples, 4 shards
 

@@ -1,7 +1,7 @@
 from pathlib import Path
 
-from builder.receipts import Receipt, check_shard, load_receipt, receipt_name, write_receipt
-from builder.storage import LocalStore
+from fgbg.builder.receipts import Receipt, check_shard, load_receipt, receipt_name, write_receipt
+from fgbg.builder.storage import LocalStore
 
 
 def _setup(tmp_path: Path) -> tuple[LocalStore, Receipt]:

@@ -1,6 +1,6 @@
 import numpy as np
 
-from builder.resize import attach_mask, fit_box, resize_rgb, resize_rgba
+from fgbg.builder.resize import attach_mask, fit_box, resize_rgb, resize_rgba
 
 
 def test_premultiplied_resize_has_no_dark_halo() -> None:

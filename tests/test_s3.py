@@ -20,12 +20,12 @@ pytest.importorskip("moto")
 from helpers import kill_when, reference_snapshot, snapshot, start_fgbg
 from s3server import MotoServer, Proxy, apply_env, s3_env
 
-from builder import BuildConfig, build
-from builder.errors import LockedError
-from builder.repair import repair
-from builder.storage import LOCK_NAME, ObjectLock, ObjectStore
-from builder.verify import verify
-from readers import open_dataset
+from fgbg.builder import BuildConfig, build
+from fgbg.builder.commands.repair import repair
+from fgbg.builder.commands.verify import verify
+from fgbg.builder.errors import LockedError
+from fgbg.builder.storage import LOCK_NAME, ObjectLock, ObjectStore
+from fgbg.readers import open_dataset
 
 CFG = BuildConfig(placements=4, shard_size=6)  # 72 samples, 12 shards
 pytestmark = pytest.mark.xdist_group("s3")

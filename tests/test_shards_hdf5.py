@@ -8,8 +8,8 @@ import hdf5plugin  # noqa: F401
 import numpy as np
 import pytest
 
-from builder.shards import EncodedSample, ShardMeta
-from builder.shards.hdf5 import Hdf5ShardWriter
+from fgbg.builder.shards import EncodedSample, ShardMeta
+from fgbg.builder.shards.hdf5 import Hdf5ShardWriter
 
 
 def _samples(n: int) -> list[EncodedSample]:

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from builder.shards import EncodedSample, ShardFile, ShardMeta, TarShardWriter
-from builder.shards.tar import RECORD, ustar_header
+from fgbg.builder.shards import EncodedSample, ShardFile, ShardMeta, TarShardWriter
+from fgbg.builder.shards.tar import RECORD, ustar_header
 
 META = ShardMeta(shard=0, first=0, count=3, key_width=8, size=224, depth_size=None)
 
@@ -54,7 +54,7 @@ def _write_big(path: Path, n: int, writes: list[int] | None = None) -> ShardFile
 def test_members_span_several_write_stretches(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Samples are gathered into stretches of FLUSH_BYTES and written at once: offsets, bytes
     and hash must not depend on where a stretch ends, and the file is written a stretch at a time."""
-    import builder.shards.tar as tar_module
+    import fgbg.builder.shards.tar as tar_module
 
     path, n, writes = tmp_path / "s.tar", 40, list[int]()
     info = _write_big(path, n, writes)
@@ -92,8 +92,8 @@ def test_header_checks() -> None:
 
 
 def test_format_registry_extensions_match_the_writers() -> None:
-    from builder.errors import FgbgError
-    from builder.shards import FORMATS, shard_name, writer_class
+    from fgbg.builder.errors import FgbgError
+    from fgbg.builder.shards import FORMATS, shard_name, writer_class
 
     for fmt, extension in FORMATS.items():
         assert writer_class(fmt).extension == extension

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from builder.config import BuildConfig
-from builder.errors import InputError
-from builder.sources import load_backgrounds, load_foregrounds
+from fgbg.builder.config import BuildConfig
+from fgbg.builder.errors import InputError
+from fgbg.builder.sources import load_backgrounds, load_foregrounds
 
 
 def _rgba(path: Path, w: int = 30, h: int = 50) -> None:

@@ -1,6 +1,6 @@
 import numpy as np
 
-from builder.stats import PixelSums, region_sums
+from fgbg.builder.stats import PixelSums, region_sums
 
 
 def test_sums_merge_and_match_bruteforce() -> None:
@@ -35,7 +35,7 @@ def test_exact_for_large_counts() -> None:
 
 
 def test_float_sums_exact() -> None:
-    from builder.stats import float_sums
+    from fgbg.builder.stats import float_sums
 
     rng = np.random.default_rng(3)
     img = rng.integers(0, 256, (224, 224, 3), dtype=np.uint8)
@@ -51,7 +51,7 @@ def test_float_sums_exact() -> None:
 
 
 def test_opencv_sums_exact_on_views_and_large_regions() -> None:
-    from builder.stats import opencv_sums, square_table
+    from fgbg.builder.stats import opencv_sums, square_table
 
     rng = np.random.default_rng(5)
     img = rng.integers(0, 256, (224, 224, 3), dtype=np.uint8)

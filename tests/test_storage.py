@@ -3,8 +3,8 @@ from pathlib import Path
 
 import pytest
 
-from builder.errors import LockedError, OutputError
-from builder.storage import DatasetLock, LocalStore
+from fgbg.builder.errors import LockedError, OutputError
+from fgbg.builder.storage import DatasetLock, LocalStore
 
 
 def test_write_atomic_and_stale_temps(tmp_path: Path) -> None:

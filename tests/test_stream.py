@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from builder import BuildConfig, build
-from readers import open_dataset
-from readers.stream import StreamSpec, buffer_order, consumer_plan
+from fgbg.builder import BuildConfig, build
+from fgbg.readers import open_dataset
+from fgbg.readers.stream import StreamSpec, buffer_order, consumer_plan
 
 CFG = BuildConfig(placements=5, shard_size=40)  # 90 samples in 3 shards: fewer shards than most consumers
 

@@ -3,7 +3,7 @@ import tarfile
 
 import pytest
 
-from readers.tarwalk import TarFormatError, member_name_ok, walk_tar
+from fgbg.readers.tarwalk import TarFormatError, member_name_ok, walk_tar
 
 
 def _tar(entries: list[tuple[str, bytes, bytes]]) -> bytes:

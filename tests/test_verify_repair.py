@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 from helpers import snapshot
 
-from builder import BuildConfig, build
-from builder.cli import main
-from builder.errors import FgbgError
-from builder.repair import repair
-from builder.verify import verify
+from fgbg.builder import BuildConfig, build
+from fgbg.builder.cli import main
+from fgbg.builder.commands.repair import repair
+from fgbg.builder.commands.verify import verify
+from fgbg.builder.errors import FgbgError
 
 CFG = BuildConfig(placements=4, shard_size=10)  # 72 samples, 8 shards
 
@@ -49,7 +49,7 @@ def test_index_files_are_read_once(ds: Path, monkeypatch: pytest.MonkeyPatch) ->
     to the shard checks (on object storage the index of a large dataset is tens of MB)."""
     from collections import Counter
 
-    from builder.storage import LocalStore
+    from fgbg.builder.storage import LocalStore
 
     reads: Counter[str] = Counter()
     real = LocalStore.read_bytes
@@ -103,9 +103,9 @@ def test_each_fault_is_named(ds: Path, pristine: Path, capsys: pytest.CaptureFix
 
 
 def test_deep_finds_a_wrong_mask(ds: Path) -> None:
-    from builder.shards import EncodedSample, TarShardWriter
-    from builder.shards.base import ShardMeta
-    from readers import open_dataset
+    from fgbg.builder.shards import EncodedSample, TarShardWriter
+    from fgbg.builder.shards.base import ShardMeta
+    from fgbg.readers import open_dataset
 
     rd = open_dataset(ds, format="tar")
     members = list(rd.iter_members(0))

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from builder.shards import writeback
-from builder.shards.writeback import Writeback
+from fgbg.builder.shards import writeback
+from fgbg.builder.shards.writeback import Writeback
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="sync_file_range is Linux-only")

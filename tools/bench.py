@@ -25,14 +25,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from builder import BuildConfig, build  # noqa: E402
-from builder.demo import write_demo_inputs  # noqa: E402
-from builder.manifest import read_json  # noqa: E402
-from builder.shard import ShardBuilder  # noqa: E402
-from builder.shards import ShardMeta, TarShardWriter, writer_class  # noqa: E402
-from builder.storage import LocalStore  # noqa: E402
-from readers import open_dataset  # noqa: E402
-from readers.formats.base import MEMBER_OF_FIELD  # noqa: E402
+from fgbg.builder import BuildConfig, build  # noqa: E402
+from fgbg.builder.demo import write_demo_inputs  # noqa: E402
+from fgbg.builder.manifest import read_json  # noqa: E402
+from fgbg.builder.shard import ShardBuilder  # noqa: E402
+from fgbg.builder.shards import ShardMeta, TarShardWriter, writer_class  # noqa: E402
+from fgbg.builder.storage import LocalStore  # noqa: E402
+from fgbg.readers import open_dataset  # noqa: E402
+from fgbg.readers.formats.base import MEMBER_OF_FIELD  # noqa: E402
 
 
 def _rate(n: int, fn: Callable[[], object], repeat: int = 3) -> float:
@@ -102,9 +102,9 @@ def bench_depth(side: int, batches: list[int], n_samples: int, work: Path, devic
     """
     import numpy as np
 
-    from builder.depth import make_backend
-    from builder.depth.densedepth.model import DecoderSpec
-    from builder.depth.densedepth.synthetic import make_random_weights
+    from fgbg.builder.depth import make_backend
+    from fgbg.builder.depth.densedepth.model import DecoderSpec
+    from fgbg.builder.depth.densedepth.synthetic import make_random_weights
 
     weights = work / "nyu_layout_random.h5"
     make_random_weights(weights, DecoderSpec.released(), side=64)
@@ -252,8 +252,8 @@ def _encode_only(args: tuple[str, list[int]]) -> tuple[float, float, int]:
     import cv2
     import numpy as np
 
-    from builder.encode import encode_jpeg_bgr, encode_mask_png, encode_png
-    from builder.shards import EncodedSample
+    from fgbg.builder.encode import encode_jpeg_bgr, encode_mask_png, encode_png
+    from fgbg.builder.shards import EncodedSample
 
     cv2.setNumThreads(1)
     root, shards = args
@@ -294,8 +294,8 @@ def _seed_way(args: tuple[str, list[int], str]) -> int:
     import numpy as np
     from PIL import Image
 
-    from builder.depth import DepthBatch
-    from builder.encode import decode_png_color
+    from fgbg.builder.depth import DepthBatch
+    from fgbg.builder.encode import decode_png_color
 
     root, shards, out = args
     store = LocalStore(root)
@@ -361,8 +361,9 @@ def _cli_build_peak_rss(work: Path, bg: Path, fg: Path, cfg: BuildConfig, worker
     fgbg command and its spawned workers, which import only fgbg, not this benchmark)."""
     import subprocess
 
-    cmd = [sys.executable, "-m", "builder", "build", "--bg", str(bg), "--fg", str(fg), "--out", str(work / "ds_rss"),
-           "--placements", str(cfg.placements), "--shard-size", str(cfg.shard_size), "--depth", cfg.depth,
+    cmd = [sys.executable, "-m", "fgbg.builder", "build", "--bg", str(bg), "--fg", str(fg),
+           "--out", str(work / "ds_rss"), "--placements", str(cfg.placements),
+           "--shard-size", str(cfg.shard_size), "--depth", cfg.depth,
            "--workers", str(workers), "--no-progress"]
     # Through a small wrapper process: a child forked from this (large) benchmark would count
     # the benchmark's own pages in its peak RSS until it execs.

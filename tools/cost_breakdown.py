@@ -23,12 +23,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import builder.shard as shard_module
-from builder import BuildConfig, build
-from builder.demo import write_demo_inputs
-from builder.encode import encode_jpeg_bgr, encode_mask_png
-from builder.manifest import read_json
-from builder.storage import LocalStore
+import fgbg.builder.shard as shard_module
+from fgbg.builder import BuildConfig, build
+from fgbg.builder.demo import write_demo_inputs
+from fgbg.builder.encode import encode_jpeg_bgr, encode_mask_png
+from fgbg.builder.manifest import read_json
+from fgbg.builder.storage import LocalStore
 from tools.bench import _rate
 
 

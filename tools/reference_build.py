@@ -38,7 +38,7 @@ def main() -> int:
     ap.add_argument("--depth", default="plane", help="plane (issue #8 figure 7) or none")
     ap.add_argument("--workers", type=int, default=None)
     a = ap.parse_args()
-    fgbg = [sys.executable, "-m", "builder"]
+    fgbg = [sys.executable, "-m", "fgbg.builder"]
     inputs, out = a.work / "inputs", a.work / "ds"
     shutil.rmtree(out, ignore_errors=True)
     subprocess.run([*fgbg, "demo-inputs", "--out", str(inputs), "--bg", str(a.bg), "--fg", str(a.fg)], check=True)

@@ -19,7 +19,7 @@ __all__ = [
 ]
 
 FORMATS = {"tar": ".tar", "hdf5": ".h5"}  # format -> shard file extension
-_WRITERS = {"tar": ("builder.shards.tar", "TarShardWriter"), "hdf5": ("builder.shards.hdf5", "Hdf5ShardWriter")}
+_WRITERS = {"tar": (".tar", "TarShardWriter"), "hdf5": (".hdf5", "Hdf5ShardWriter")}
 HDF5_LAYOUTS = ("encoded", "raw")
 
 
@@ -27,7 +27,7 @@ def writer_class(fmt: str) -> type[ShardWriter]:
     if fmt not in _WRITERS:
         raise FgbgError(f"unknown shard format {fmt!r}; choose one of {', '.join(FORMATS)}")
     module, name = _WRITERS[fmt]
-    cls: type[ShardWriter] = getattr(importlib.import_module(module), name)
+    cls: type[ShardWriter] = getattr(importlib.import_module(module, __name__), name)
     return cls
 
 

@@ -29,7 +29,7 @@ import h5py
 import hdf5plugin
 import numpy as np
 
-from readers.formats.base import MEMBER_OF_FIELD
+from fgbg.readers.formats.base import MEMBER_OF_FIELD
 
 from ..config import FORMAT_VERSION
 from .base import EncodedSample, ShardFile, ShardMeta, ShardWriter

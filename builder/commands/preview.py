@@ -12,8 +12,8 @@ from typing import Any
 import cv2
 import numpy as np
 
-from .encode import decode_png, decode_png_color, encode_png_color
-from .storage import ObjectStore, open_store
+from ..encode import decode_png, decode_png_color, encode_png_color
+from ..storage import ObjectStore, open_store
 
 __all__ = ["preview"]
 
@@ -42,7 +42,7 @@ def _over_checker(rgba: np.ndarray) -> np.ndarray:
 
 def preview(url: str, out: str | Path, columns: int = 8, storage_options: dict[str, Any] | None = None) -> Path:
     """Write the collage PNG to ``out`` and return its path."""
-    from readers import open_dataset
+    from fgbg.readers import open_dataset
 
     store = open_store(url, storage_options)
     options = store.storage_options if isinstance(store, ObjectStore) else None

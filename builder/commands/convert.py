@@ -16,18 +16,18 @@ import time
 from pathlib import Path
 from typing import Any
 
-from readers.dataset import open_dataset
-from readers.decode import decode_member
-from readers.formats.base import MEMBER_OF_FIELD
+from fgbg.readers.dataset import open_dataset
+from fgbg.readers.decode import decode_member
+from fgbg.readers.formats.base import MEMBER_OF_FIELD
 
-from .build import BuildResult, check_output, complete, local_runner, record_differences
-from .config import BuildConfig
-from .errors import ConfigMismatchError, FgbgError
-from .manifest import BUILD_RECORD, dumps, make_record, read_json
-from .receipts import Receipt, check_shard, load_receipt
-from .shard import commit_shard, shard_meta
-from .shards import HDF5_LAYOUTS, EncodedSample, shard_name, writer_class
-from .storage import LocalStore, ObjectStore, Store, open_store
+from ..build import BuildResult, check_output, complete, local_runner, record_differences
+from ..config import BuildConfig
+from ..errors import ConfigMismatchError, FgbgError
+from ..manifest import BUILD_RECORD, dumps, make_record, read_json
+from ..receipts import Receipt, check_shard, load_receipt
+from ..shard import commit_shard, shard_meta
+from ..shards import HDF5_LAYOUTS, EncodedSample, shard_name, writer_class
+from ..storage import LocalStore, ObjectStore, Store, open_store
 
 __all__ = ["convert"]
 

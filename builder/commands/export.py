@@ -15,8 +15,8 @@ import re
 from pathlib import Path
 from typing import Any
 
-from .errors import OutputError
-from .storage import ObjectStore, open_store
+from ..errors import OutputError
+from ..storage import ObjectStore, open_store
 
 __all__ = ["export", "safe_stems", "sample_name"]
 
@@ -33,7 +33,7 @@ def sample_name(bg: str, fg: str, flip: int, placement: int) -> str:
 
 def export(url: str, out: str | Path, storage_options: dict[str, Any] | None = None) -> int:
     """Write the seed layout under ``out``; returns the number of samples written."""
-    from readers import open_dataset
+    from fgbg.readers import open_dataset
 
     out = Path(out)
     if out.exists() and any(out.iterdir()):

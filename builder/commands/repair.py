@@ -13,10 +13,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from .build import BuildResult, build
-from .errors import FgbgError
-from .manifest import BUILD_RECORD, MANIFEST, dumps, fingerprint, read_json, record_from_manifest
-from .storage import open_store
+from ..build import BuildResult, build
+from ..errors import FgbgError
+from ..manifest import BUILD_RECORD, MANIFEST, dumps, fingerprint, read_json, record_from_manifest
+from ..storage import open_store
 from .verify import VerifyReport, verify
 
 __all__ = ["repair"]

@@ -23,11 +23,11 @@ from typing import Any
 
 import numpy as np
 
-from .errors import FgbgError
-from .manifest import ANNOTATIONS, BUILD_RECORD, MANIFEST
-from .processes import init_worker_process, spawn_executor, worker_count
-from .receipts import load_receipt, receipt_name
-from .storage import TMP_MARK, ObjectStore, Store, open_store
+from ..errors import FgbgError
+from ..manifest import ANNOTATIONS, BUILD_RECORD, MANIFEST
+from ..processes import init_worker_process, spawn_executor, worker_count
+from ..receipts import load_receipt, receipt_name
+from ..storage import TMP_MARK, ObjectStore, Store, open_store
 
 __all__ = ["Problem", "VerifyReport", "verify"]
 
@@ -132,10 +132,10 @@ class _ShardChecker:
     """Checks whole shards; built once per process (verify runs shards in a process pool)."""
 
     def __init__(self, ctx: _Context):
-        from readers import open_dataset
+        from fgbg.readers import open_dataset
 
-        from .inputs import load_inputs
-        from .shard import Foregrounds
+        from ..inputs import load_inputs
+        from ..shard import Foregrounds
 
         self.store = open_store(ctx.url, ctx.storage_options)
         self.manifest = ctx.manifest
@@ -151,7 +151,7 @@ class _ShardChecker:
                          for fmt in self.manifest["shards"]}
 
     def check(self, fmt: str, s: int) -> tuple[list[Problem], int]:
-        from readers.formats import ShardReadError
+        from fgbg.readers.formats import ShardReadError
 
         store, entry = self.store, self.manifest["shards"][fmt][s]
         name = entry["name"]

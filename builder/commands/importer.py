@@ -31,11 +31,11 @@ from typing import Any
 import cv2
 import numpy as np
 
-from .build import BuildResult, check_output
-from .config import FORMAT_VERSION
-from .encode import encode_jpeg_bgr, encode_png, encode_png_color
-from .errors import FgbgError, InputError
-from .manifest import (
+from ..build import BuildResult, check_output
+from ..config import FORMAT_VERSION
+from ..encode import encode_jpeg_bgr, encode_png, encode_png_color
+from ..errors import FgbgError, InputError
+from ..manifest import (
     ANNOTATION_COLUMNS,
     ANNOTATIONS,
     BUILD_RECORD,
@@ -46,11 +46,11 @@ from .manifest import (
     fingerprint,
     make_manifest,
 )
-from .receipts import Receipt, check_shard
-from .shard import commit_shard
-from .shards import EncodedSample, ShardMeta, shard_name
-from .stats import PixelSums
-from .storage import open_store
+from ..receipts import Receipt, check_shard
+from ..shard import commit_shard
+from ..shards import EncodedSample, ShardMeta, shard_name
+from ..stats import PixelSums
+from ..storage import open_store
 
 __all__ = ["import_seed", "parse_name"]
 

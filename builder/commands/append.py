@@ -17,13 +17,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .build import BuildResult, run_record
-from .config import BuildConfig
-from .errors import FgbgError
-from .inputs import encode_inputs
-from .manifest import BUILD_RECORD, dumps, fingerprint, read_json
-from .sources import PreparedInput, load_backgrounds, load_foregrounds
-from .storage import open_store
+from ..build import BuildResult, run_record
+from ..config import BuildConfig
+from ..errors import FgbgError
+from ..inputs import encode_inputs
+from ..manifest import BUILD_RECORD, dumps, fingerprint, read_json
+from ..sources import PreparedInput, load_backgrounds, load_foregrounds
+from ..storage import open_store
 
 __all__ = ["append"]
 
