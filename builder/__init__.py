@@ -7,6 +7,7 @@ Pipeline, one module per stage: ``sources`` -> ``plan`` -> ``composite`` -> ``de
 from .build import BuildResult, build
 from .config import BuildConfig
 from .errors import FgbgError
+from .manifest import TOOL_VERSION
 
 __all__ = ["BuildConfig", "BuildResult", "FgbgError", "build"]
-__version__ = "0.1.0"
+__version__ = TOOL_VERSION

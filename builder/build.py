@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from fgbg.readers.extras import require
+
 from .config import BuildConfig
 from .depth import describe_backend
 from .errors import ConfigMismatchError, FgbgError, OutputError
@@ -331,6 +333,8 @@ def build(
     """
     if executor not in ("local", "ray"):
         raise FgbgError(f"--executor must be local or ray, got {executor!r}")
+    if executor == "ray":
+        require("ray", "ray", "--executor ray")  # before anything is created: a missing extra costs nothing
     t0 = time.monotonic()
     if hdf5_layout not in HDF5_LAYOUTS:
         raise FgbgError(f"--hdf5-layout must be one of {', '.join(HDF5_LAYOUTS)}, got {hdf5_layout!r}")

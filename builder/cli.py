@@ -1,25 +1,31 @@
-"""The ``fgbg`` command line: build, convert, info, demo-inputs.
+"""The ``fgbg`` command line: build, and the lifecycle commands above it.
 
-Errors a user can fix (``FgbgError``) print as one ``fgbg: error: ...`` line with exit
-status 2; anything else is a bug and keeps its traceback.
+Errors a user can fix (``FgbgError``, ``DatasetError``, a missing optional extra) print as
+one ``fgbg: error: ...`` line with exit status 2; anything else is a bug and keeps its
+traceback. Every option's help shows its default.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import signal
 import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from fgbg.readers.dataset import DatasetError
+from fgbg.readers.extras import MissingExtra
+
 from .build import BuildResult, build
 from .commands.append import append
 from .commands.convert import convert
 from .commands.export import export
 from .commands.importer import import_seed
-from .commands.info import describe
+from .commands.info import describe, human_bytes
 from .commands.preview import preview
 from .commands.repair import repair
 from .commands.verify import verify
@@ -27,122 +33,173 @@ from .config import BuildConfig, parse_range, parse_size
 from .demo import write_demo_inputs
 from .depth import BACKENDS
 from .errors import FgbgError
+from .manifest import TOOL_VERSION
 from .shards import HDF5_LAYOUTS, parse_formats
 
 __all__ = ["main"]
 
 
-def _build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="fgbg", description="Build fg-on-bg datasets straight into shards.")
-    sub = p.add_subparsers(dest="command", required=True)
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Every option's help ends with its default (when it has one worth showing); epilogs keep
+    their line breaks. argparse's ArgumentDefaultsHelpFormatter would also print ``None`` and
+    ``False`` defaults, which say nothing."""
 
-    b = sub.add_parser("build", help="build (or resume) a dataset")
-    b.add_argument("--out", required=True, help="dataset folder")
-    src = b.add_argument_group("inputs")
-    src.add_argument("--bg", help="folder of background images")
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        if ("%(default)" not in text and action.option_strings
+                and not (default is None or default is False or default is argparse.SUPPRESS)):
+            text += " (default: %(default)s)"
+        return text
+
+
+def _add_storage_option(p: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    p.add_argument("--storage-option", action="append", metavar="KEY=VALUE",
+                   help="fsspec option for s3:// and other URLs (repeatable; dotted keys nest, values parsed "
+                        "as JSON when they can be), e.g. client_kwargs.endpoint_url=http://127.0.0.1:9000")
+
+
+def _add_workers(p: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    p.add_argument("--workers", type=int, default=None, help="worker processes (default: one per core)")
+
+
+def _add_no_progress(p: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+_BUILD_EPILOG = """what is required when:
+  a new dataset        --out and either --bg and --fg (RGBA foregrounds, or RGB + --fg-masks) or --demo
+  resume / finish one  --out alone: the dataset's own inputs/ and recorded settings are used; giving
+                       the same inputs and settings again also resumes, other ones are refused
+  --depth densedepth   needs --depth-weights (the released nyu.h5 or kitti.h5; nothing is downloaded)
+
+examples:
+  fgbg build --demo --out demo_dataset
+  fgbg build --bg rooms/ --fg people/ --out s3://bucket/ds --format tar,hdf5
+"""
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="fgbg", formatter_class=_HelpFormatter,
+                                description="Build fg-on-bg depth/mask datasets straight into verified shards, "
+                                            "and check, repair, extend and convert them.")
+    p.add_argument("--version", action="version", version=f"fgbg {TOOL_VERSION}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, text: str, epilog: str | None = None) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=text, description=text, epilog=epilog, formatter_class=_HelpFormatter)
+
+    b = command("build", "build a dataset, or resume/finish one", _BUILD_EPILOG)
+    b.add_argument("--out", required=True, help="dataset folder or URL (s3://bucket/prefix)")
+    src = b.add_argument_group("inputs (a new dataset: --bg and --fg, or --demo)")
+    src.add_argument("--bg", help="folder of background images (jpg/png/webp/bmp/tiff, any size)")
     src.add_argument("--fg", help="folder of foreground images (RGBA, or RGB with --fg-masks)")
     src.add_argument("--fg-masks", help="folder of masks for RGB foregrounds (matched by file stem)")
     src.add_argument("--demo", action="store_true", help="use the built-in synthetic rooms and people")
-    src.add_argument("--demo-bg", type=int, default=8, help="number of demo backgrounds (default 8)")
-    src.add_argument("--demo-fg", type=int, default=8, help="number of demo foregrounds (default 8)")
+    src.add_argument("--demo-bg", type=int, default=8, help="number of demo backgrounds")
+    src.add_argument("--demo-fg", type=int, default=8, help="number of demo foregrounds")
     src.add_argument("--skip-invalid", action="store_true", help="skip non-image files instead of failing")
     d = BuildConfig()
     g = b.add_argument_group("dataset")
-    g.add_argument("--placements", type=int, default=d.placements, help="placements per bg x fg x flip")
+    g.add_argument("--placements", type=int, default=d.placements, help="random placements per bg x fg x flip")
     g.add_argument("--flips", type=int, default=d.flips, choices=(1, 2), help="2 = also the mirrored fg")
-    g.add_argument("--seed", type=int, default=d.seed)
-    g.add_argument("--size", type=int, default=d.size, help="composite side in pixels (default 224)")
-    g.add_argument("--fg-size", default="100x70", help="foreground box WIDTHxHEIGHT (default 100x70)")
+    g.add_argument("--seed", type=int, default=d.seed, help="seed of the plan: same seed, same bytes")
+    g.add_argument("--size", type=int, default=d.size, help="composite side in pixels")
+    g.add_argument("--fg-size", default="100x70", help="foreground box WIDTHxHEIGHT")
     g.add_argument("--keep-aspect", action="store_true", help="fit fg inside --fg-size keeping its aspect")
     g.add_argument("--fg-scale", default="1", help="random per-sample scale range, e.g. 0.7-1.3")
     g.add_argument("--quality", type=int, default=d.quality, help="JPEG quality of composites")
-    g.add_argument("--mask-threshold", type=int, default=d.mask_threshold, help="mask = alpha > this")
+    g.add_argument("--mask-threshold", type=int, default=d.mask_threshold, help="mask = 255 where fg alpha > this")
     g.add_argument("--soft-mask", action="store_true", help="store alpha in the mask instead of 0/255")
-    g.add_argument("--depth", default=d.depth, choices=BACKENDS, help="depth backend (default plane)")
-    g.add_argument("--depth-size", help="stored depth map WIDTHxHEIGHT (default half the size)")
-    g.add_argument("--depth-weights", help="densedepth: path to the released nyu.h5 / kitti.h5")
+    g.add_argument("--depth", default=d.depth, choices=BACKENDS,
+                   help="depth backend: plane (a geometric prior, not a model), densedepth, none")
+    g.add_argument("--depth-size", help="stored depth map WIDTHxHEIGHT (default: half the composite size)")
+    g.add_argument("--depth-weights", help="densedepth: path to the released nyu.h5 / kitti.h5 (required)")
     g.add_argument("--depth-input", help="densedepth: model input WIDTHxHEIGHT, multiples of 32 "
                                          "(default: --size rounded to 32; 640x480 for sharper maps)")
     g.add_argument("--depth-batch", type=int, default=32, help="densedepth: images per model call")
-    g.add_argument("--depth-device", default="auto", choices=("auto", "cpu", "gpu"))
+    g.add_argument("--depth-device", default="auto", choices=("auto", "cpu", "gpu"),
+                   help="densedepth: where the model runs (auto: a GPU when TensorFlow sees one)")
     g.add_argument("--depth-dtype", default="float32", choices=("float32", "float16", "bfloat16"),
-                   help="densedepth: mixed precision on GPU (see README for the measured error)")
+                   help="densedepth: precision; lower ones change depth maps (see README for the measured error)")
     o = b.add_argument_group("output")
     o.add_argument("--shard-size", type=int, default=d.shard_size, help="samples per shard")
     o.add_argument("--format", default="tar", help="tar, hdf5, or both: tar,hdf5 (one pass)")
     o.add_argument("--hdf5-layout", default="encoded", choices=HDF5_LAYOUTS,
                    help="HDF5: encoded JPEG/PNG bytes (small) or raw Zstd pixels (no decoding)")
-    o.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
+    _add_workers(o)
     o.add_argument("--executor", default="local", choices=("local", "ray"),
-                   help="local process pool (default) or Ray tasks/actors (pip install 'fgbg[ray]')")
-    o.add_argument("--ray-address", help="existing Ray cluster, e.g. ray://head:10001 or auto (default: local Ray)")
-    o.add_argument("--no-progress", action="store_true", help="no progress bar")
-    o.add_argument("--storage-option", action="append", metavar="KEY=VALUE",
-                   help="fsspec option for URLs (repeatable), e.g. client_kwargs.endpoint_url=http://127.0.0.1:9000")
+                   help="local process pool, or Ray tasks/actors (pip install \"fgbg[ray]\")")
+    o.add_argument("--ray-address", help="existing Ray cluster, e.g. ray://head:10001 or auto (default: a local Ray)")
+    _add_no_progress(o)
+    _add_storage_option(o)
 
-    c = sub.add_parser("convert", help="write a dataset's samples in another shard format (no re-compositing)")
-    c.add_argument("dataset", help="source dataset")
+    c = command("convert", "write a dataset's samples in another shard format (no re-compositing)")
+    c.add_argument("dataset", help="source dataset folder or URL")
     c.add_argument("--to", required=True, choices=("tar", "hdf5"), help="target format")
-    c.add_argument("--out", required=True, help="new dataset folder")
-    c.add_argument("--hdf5-layout", default="encoded", choices=HDF5_LAYOUTS)
-    c.add_argument("--from", dest="source_format", choices=("tar", "hdf5"), help="source copy, if it has both")
-    c.add_argument("--workers", type=int, default=None)
-    c.add_argument("--no-progress", action="store_true")
-    c.add_argument("--storage-option", action="append", metavar="KEY=VALUE")
+    c.add_argument("--out", required=True, help="new dataset folder or URL")
+    c.add_argument("--hdf5-layout", default="encoded", choices=HDF5_LAYOUTS,
+                   help="HDF5 target: encoded bytes (copied as they are) or raw pixels (decoded)")
+    c.add_argument("--from", dest="source_format", choices=("tar", "hdf5"),
+                   help="which copy to read when the source holds both (default: tar)")
+    _add_workers(c)
+    _add_no_progress(c)
+    _add_storage_option(c)
 
-    v = sub.add_parser("verify", help="check sizes, hashes, receipts, decoding, counts, annotations")
-    v.add_argument("dataset")
-    v.add_argument("--deep", action="store_true", help="also compare every mask with its annotation")
-    v.add_argument("--json", action="store_true", help="machine-readable report")
-    v.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
-    v.add_argument("--storage-option", action="append", metavar="KEY=VALUE")
+    v = command("verify", "check sizes, hashes, receipts, decoding, counts and annotations; exit 0 only when clean")
+    v.add_argument("dataset", help="dataset folder or URL")
+    v.add_argument("--deep", action="store_true", help="also compare every mask with the one its annotation implies")
+    v.add_argument("--json", action="store_true", help="print the report as JSON")
+    _add_workers(v)
+    _add_storage_option(v)
 
-    rp = sub.add_parser("repair", help="rebuild missing or corrupt shards (byte-identical), rewrite the manifest")
-    rp.add_argument("dataset")
-    rp.add_argument("--workers", type=int, default=None)
+    rp = command("repair", "rebuild missing or corrupt shards (byte-identical) and rewrite the manifest")
+    rp.add_argument("dataset", help="dataset folder or URL")
+    _add_workers(rp)
     rp.add_argument("--depth-weights", help="densedepth datasets: the weights they were built with")
-    rp.add_argument("--no-progress", action="store_true")
-    rp.add_argument("--storage-option", action="append", metavar="KEY=VALUE")
+    _add_no_progress(rp)
+    _add_storage_option(rp)
 
-    ap = sub.add_parser("append", help="add the combinations of new backgrounds/foregrounds in new shards")
-    ap.add_argument("dataset")
-    ap.add_argument("--bg", help="folder of new backgrounds")
-    ap.add_argument("--fg", help="folder of new foregrounds")
+    ap = command("append", "add the combinations of new backgrounds and/or foregrounds in new shards")
+    ap.add_argument("dataset", help="dataset folder or URL")
+    ap.add_argument("--bg", help="folder of new backgrounds (at least one of --bg/--fg)")
+    ap.add_argument("--fg", help="folder of new foregrounds (at least one of --bg/--fg)")
     ap.add_argument("--fg-masks", help="masks for RGB foregrounds (matched by stem)")
-    ap.add_argument("--workers", type=int, default=None)
+    _add_workers(ap)
     ap.add_argument("--depth-weights", help="densedepth datasets: the weights they were built with")
-    ap.add_argument("--skip-invalid", action="store_true")
-    ap.add_argument("--no-progress", action="store_true")
-    ap.add_argument("--storage-option", action="append", metavar="KEY=VALUE")
+    ap.add_argument("--skip-invalid", action="store_true", help="skip non-image files instead of failing")
+    _add_no_progress(ap)
+    _add_storage_option(ap)
 
-    im = sub.add_parser("import", help="turn a seed-layout dataset (folders or zips) into shards")
+    im = command("import", "turn a seed-layout dataset (folders or per-background zips) into shards")
     im.add_argument("source", help="folder with fg_bg/, fg_bg_masks/, depth_maps/ (or Dataset/, Compressed_Dataset/)")
-    im.add_argument("--out", required=True)
-    im.add_argument("--shard-size", type=int, default=1000)
-    im.add_argument("--mask-threshold", type=int, default=127, help="lossy JPEG masks: 255 where value > this")
-    im.add_argument("--storage-option", action="append", metavar="KEY=VALUE")
+    im.add_argument("--out", required=True, help="new dataset folder or URL")
+    im.add_argument("--shard-size", type=int, default=1000, help="samples per shard")
+    im.add_argument("--mask-threshold", type=int, default=127,
+                    help="masks saved as lossy JPEG become 255 where value > this")
+    _add_storage_option(im)
 
-    ex = sub.add_parser("export", help="write the dataset as loose folders in the seeds' layout")
-    ex.add_argument("dataset")
-    ex.add_argument("--out", required=True)
-    ex.add_argument("--storage-option", action="append", metavar="KEY=VALUE")
+    ex = command("export", "write the dataset as loose folders in the seeds' layout")
+    ex.add_argument("dataset", help="dataset folder or URL")
+    ex.add_argument("--out", required=True, help="folder to write (fg_bg/, fg_bg_masks/, depth_maps/, inp_*)")
+    _add_storage_option(ex)
 
-    pv = sub.add_parser("preview", help="a collage PNG: backgrounds, foregrounds, masks, composites, depth")
-    pv.add_argument("dataset")
+    pv = command("preview", "a collage PNG: backgrounds, foregrounds, masks, composites, depth")
+    pv.add_argument("dataset", help="dataset folder or URL")
     pv.add_argument("--out", required=True, help="PNG file to write")
-    pv.add_argument("--columns", type=int, default=8)
-    pv.add_argument("--storage-option", action="append", metavar="KEY=VALUE")
+    pv.add_argument("--columns", type=int, default=8, help="images per row")
+    _add_storage_option(pv)
 
-    i = sub.add_parser("info", help="what a dataset holds")
-    i.add_argument("dataset")
+    i = command("info", "what a dataset holds: counts, shards, config, statistics")
+    i.add_argument("dataset", help="dataset folder or URL")
     i.add_argument("--json", action="store_true", help="print the manifest")
-    i.add_argument("--storage-option", action="append", metavar="KEY=VALUE")
+    _add_storage_option(i)
 
-    m = sub.add_parser("demo-inputs", help="write the synthetic demo inputs to a folder")
-    m.add_argument("--out", required=True)
+    m = command("demo-inputs", "write the synthetic demo inputs to a folder")
+    m.add_argument("--out", required=True, help="folder to write bg/ and fg/ into")
     m.add_argument("--bg", type=int, default=8, help="number of backgrounds")
     m.add_argument("--fg", type=int, default=8, help="number of foregrounds")
-    m.add_argument("--seed", type=int, default=0)
+    m.add_argument("--seed", type=int, default=0, help="seed of the generator")
     return p
 
 
@@ -192,6 +249,8 @@ def _cmd_build(a: argparse.Namespace) -> int:
     opts = {"workers": a.workers, "progress": progress, "formats": parse_formats(a.format),
             "hdf5_layout": a.hdf5_layout, "depth_options": depth_options, "storage_options": _storage_options(a),
             "executor": a.executor, "ray_address": a.ray_address}
+    if (a.bg is None) != (a.fg is None) and not a.demo:
+        raise FgbgError("--bg and --fg go together (a new dataset needs both; to resume one, give --out alone)")
     if a.demo:
         if a.bg or a.fg:
             raise FgbgError("--demo builds from the built-in inputs; drop --bg/--fg")
@@ -207,10 +266,10 @@ def _cmd_build(a: argparse.Namespace) -> int:
 
 
 def _summary(r: BuildResult) -> None:
-    gib = sum(r.manifest["totals"]["bytes"].values()) / 2**30
+    size = human_bytes(sum(r.manifest["totals"]["bytes"].values()))
     rate = f", {r.built_samples / r.seconds:.0f} samples/s" if r.built_samples and r.seconds > 0 else ""
     print(f"fgbg: {r.samples} samples in {r.shards} shards ({r.built} built, {r.reused} already done), "
-          f"{gib:.2f} GiB, {r.seconds:.1f} s{rate} -> {r.url}")
+          f"{size}, {r.seconds:.1f} s{rate} -> {r.url}")
 
 
 def _cmd_convert(a: argparse.Namespace) -> int:
@@ -293,13 +352,21 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "preview": _cmd_preview, "import": _cmd_import}
     handler = handlers[args.command]
     try:
-        return handler(args)
-    except FgbgError as e:
+        status = handler(args)
+        sys.stdout.flush()  # a closed pipe shows here, inside the try, not at interpreter exit
+        return status
+    except (FgbgError, DatasetError, MissingExtra) as e:
         print(f"fgbg: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("fgbg: interrupted; rerun the same command to resume", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader went away (``fgbg info DATASET | head -1``): nothing left to say to it. Point
+        # stdout at /dev/null so Python's final flush does not fail again, and exit as a program
+        # killed by SIGPIPE would.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + signal.SIGPIPE
 
 
 if __name__ == "__main__":

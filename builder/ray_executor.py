@@ -18,6 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from fgbg.readers.extras import require
+
 from .build import Runner
 from .config import BuildConfig
 from .depth import DepthBackend, DepthBatch, make_backend
@@ -86,6 +88,7 @@ def _ensure(store: Store, record: dict[str, Any], depth_options: dict[str, Any],
 def ray_runner(store: Store, record: dict[str, Any], depth_options: dict[str, Any], workers: int | None,
                address: str | None) -> Runner:
     """A runner that builds shards as Ray tasks on the cluster at ``address`` (or a local one)."""
+    require("ray", "ray", "--executor ray")  # before anything is written: the missing extra is named
 
     def run(shards: list[int]) -> Iterator[list[tuple[Receipt, bool]]]:
         import ray

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .extras import require
 from .stream import worker_context
 
 if TYPE_CHECKING:
@@ -44,7 +45,7 @@ def tf_dataset(ds: Dataset, batch_size: int, *, normalize: bool = True, shuffle:
     With ``tf.distribute``, pass its ``InputContext``: the pipeline id and count become
     rank and world, so each input pipeline reads a disjoint share.
     """
-    import tensorflow as tf
+    tf = require("tensorflow", "tensorflow", "tf_dataset()")
 
     if input_context is not None:
         rank, world = input_context.input_pipeline_id, input_context.num_input_pipelines
@@ -72,8 +73,8 @@ def torch_dataset(ds: Dataset, *, shuffle: bool = True, seed: int = 0, rank: int
     ``rank``/``world`` default to ``torch.distributed`` when it is initialised. Call
     ``set_epoch(e)`` before each epoch for a new order. ``len()`` is this rank's count.
     """
-    import torch
-    import torch.distributed as dist
+    torch = require("torch", "torch", "torch_dataset()")
+    dist = torch.distributed
 
     the_rank, the_world = rank or 0, world or 1
     if (rank is None or world is None) and dist.is_available() and dist.is_initialized():

@@ -38,12 +38,17 @@ class Location:
         if self._fs is None:
             import fsspec
 
+            from .extras import filesystem_error
+
             protocol = self.url.split("://", 1)[0]
-            if self.cache_dir:
-                self._fs = fsspec.filesystem("filecache", target_protocol=protocol,
-                                             target_options=self.storage_options, cache_storage=self.cache_dir)
-            else:
-                self._fs = fsspec.filesystem(protocol, **self.storage_options)
+            try:
+                if self.cache_dir:
+                    self._fs = fsspec.filesystem("filecache", target_protocol=protocol,
+                                                 target_options=self.storage_options, cache_storage=self.cache_dir)
+                else:
+                    self._fs = fsspec.filesystem(protocol, **self.storage_options)
+            except ImportError as e:
+                raise filesystem_error(protocol, e) from e
         return self._fs
 
     def path(self, rel: str) -> str:

@@ -1,9 +1,18 @@
+import argparse
+import importlib.metadata
 import json
+import os
+import signal
+import subprocess
+import sys
+import tomllib
 from pathlib import Path
 
 import pytest
 
-from fgbg.builder.cli import main
+import fgbg.builder
+from fgbg.builder.cli import _build_parser, main
+from fgbg.builder.commands.info import human_bytes
 
 
 def test_demo_build_and_info(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -47,3 +56,68 @@ def test_progress_bar_on_request(tmp_path: Path, demo_inputs: tuple[Path, Path],
     build(tmp_path / "p", BuildConfig(placements=1, shard_size=4), *demo_inputs, progress=True, workers=1)
     err = capsys.readouterr().err
     assert "fgbg build" in err and "18/18" in err and "sample/s" in err
+
+
+def _all_parsers() -> list[tuple[str, argparse.ArgumentParser]]:
+    parser = _build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return [("fgbg", parser), *((f"fgbg {n}", p) for n, p in sub.choices.items())]
+
+
+def test_version_is_the_distributions(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0
+    pyproject = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())
+    assert capsys.readouterr().out.strip() == f"fgbg {pyproject['project']['version']}"
+    assert importlib.metadata.version("fgbg") == pyproject["project"]["version"] == fgbg.builder.__version__
+
+
+def test_every_option_has_help_and_shows_its_default() -> None:
+    for name, parser in _all_parsers():
+        text = parser.format_help()
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction) or action.dest in ("help", "version"):
+                continue
+            assert action.help, f"{name} {action.option_strings or action.dest}: no help text"
+            shown = action.default is not None and action.default is not False
+            if action.option_strings and shown:
+                # argparse wraps long lines: compare with whitespace collapsed
+                assert f"(default: {action.default})" in " ".join(text.split()), (name, action.option_strings)
+    build_help = dict(_all_parsers())["fgbg build"].format_help()
+    assert "(default: 20)" in build_help and "(default: 0)" in build_help  # --placements; --seed and threshold 0
+    assert "what is required when:" in build_help and "--out alone" in build_help
+
+
+def test_bg_without_fg_is_refused(tmp_path: Path, demo_inputs: tuple[Path, Path],
+                                  capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["build", "--out", str(tmp_path / "x"), "--bg", str(demo_inputs[0])]) == 2
+    assert "--bg and --fg go together" in capsys.readouterr().err and not (tmp_path / "x").exists()
+
+
+def test_sizes_use_one_unit_convention(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "demo"
+    assert main(["build", "--demo", "--demo-bg", "2", "--demo-fg", "2", "--placements", "3",
+                 "--out", str(out), "--no-progress"]) == 0
+    build_line = capsys.readouterr().out
+    size = sum(f.stat().st_size for f in (out / "shards").glob("*.tar"))
+    assert f", {human_bytes(size)}, " in build_line and human_bytes(size).endswith(" KiB")
+    assert main(["info", str(out)]) == 0
+    assert f"{human_bytes(size)}" in capsys.readouterr().out
+    assert [human_bytes(n) for n in (0, 1023, 1024, 38_168_166, 5 * 2**40)] == [
+        "0 B", "1023 B", "1.0 KiB", "36.4 MiB", "5.0 TiB"]
+
+
+def test_closed_pipe_exits_quietly(tmp_path: Path) -> None:
+    """``fgbg info DATASET | head -1``: the reader is gone before fgbg writes; no traceback."""
+    out = tmp_path / "demo"
+    assert main(["build", "--demo", "--demo-bg", "2", "--demo-fg", "2", "--placements", "3",
+                 "--out", str(out), "--no-progress"]) == 0
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # nobody will ever read: the first write fails with EPIPE
+    try:
+        r = subprocess.run([sys.executable, "-m", "fgbg.builder", "info", str(out), "--json"], stdout=write_end,
+                           stderr=subprocess.PIPE, text=True, timeout=60)
+    finally:
+        os.close(write_end)
+    assert r.returncode == 128 + signal.SIGPIPE and r.stderr == "", r.stderr

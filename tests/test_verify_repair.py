@@ -38,10 +38,13 @@ def _problems(path: Path, deep: bool = False) -> set[tuple[str, str]]:
 
 def test_clean_dataset_verifies(ds: Path, capsys: pytest.CaptureFixture[str]) -> None:
     report = verify(str(ds), deep=True)
-    assert report.ok and report.shards == 16 and report.samples == 144
+    assert report.ok and report.shards == 16 and report.samples == 72  # tar + hdf5: each copy checked, counted once
+    assert report.samples_per_format == {"hdf5": 72, "tar": 72}
+    assert report.text().endswith(": 72 samples checked in each of hdf5 and tar (16 shards) (deep): OK")
     assert main(["verify", str(ds), "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert out["ok"] is True and out["problems"] == [] and out["samples_checked"] == 144
+    assert out["ok"] is True and out["problems"] == [] and out["samples_checked"] == 72
+    assert out["samples_checked_per_format"] == {"hdf5": 72, "tar": 72}
 
 
 def test_index_files_are_read_once(ds: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -60,7 +63,7 @@ def test_index_files_are_read_once(ds: Path, monkeypatch: pytest.MonkeyPatch) ->
 
     monkeypatch.setattr(LocalStore, "read_bytes", counted)
     report = verify(str(ds), deep=True, workers=1)
-    assert report.ok and report.samples == 144
+    assert report.ok and report.samples == 72
     assert reads["manifest.json"] == reads["annotations.csv"] == reads["build.json"] == 1
 
 
@@ -68,7 +71,7 @@ def test_deep_verify_without_a_build_record(ds: Path) -> None:
     """The manifest holds the record's fields: deep checks still run, the loss is reported."""
     (ds / "build.json").unlink()
     report = verify(str(ds), deep=True, workers=2)
-    assert report.samples == 144 and [(p.where, p.what) for p in report.problems] == [
+    assert report.samples == 72 and [(p.where, p.what) for p in report.problems] == [
         ("build.json", "missing or unreadable (repair needs it)")]
 
 

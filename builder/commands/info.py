@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["describe", "statistics_table"]
+__all__ = ["describe", "human_bytes", "statistics_table"]
+
+
+def human_bytes(n: float) -> str:
+    """Sizes the one way fgbg prints them: binary units, one decimal (``36.4 MiB``)."""
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    raise AssertionError("unreachable")
 
 
 def statistics_table(stats: dict[str, Any]) -> str:
@@ -28,7 +37,7 @@ def describe(m: dict[str, Any]) -> str:
         return "\n".join([
             f"fgbg dataset v{m['format_version']} (fgbg {m['tool']['fgbg']}), imported from {c['source']}",
             f"samples   {m['totals']['samples']} ({len(m.get('left_out', []))} left out: missing counterparts)",
-            *(f"shards    {m['totals']['shards']} {fmt}, {size / 2**20:.1f} MiB"
+            *(f"shards    {m['totals']['shards']} {fmt}, {human_bytes(size)}"
               for fmt, size in m["totals"]["bytes"].items()),
             "", statistics_table(m["statistics"])])
     t = m["totals"]
@@ -37,7 +46,7 @@ def describe(m: dict[str, Any]) -> str:
         f"fgbg dataset v{m['format_version']} (fgbg {m['tool']['fgbg']})",
         f"samples   {t['samples']} = {n_bg} bg x {n_fg} fg x {c['flips']} flips x {c['placements']} placements",
         *(f"shards    {t['shards']} {fmt}{_layout(m, fmt)} x up to {c['shard_size']} samples, "
-          f"{size / 2**20:.1f} MiB" for fmt, size in t["bytes"].items()),
+          f"{human_bytes(size)}" for fmt, size in t["bytes"].items()),
         f"image     {c['size']}x{c['size']} JPEG q{c['quality']}; fg box {c['fg_size'][0]}x{c['fg_size'][1]}"
         f"{' (aspect kept)' if c['keep_aspect'] else ''}, scale {c['fg_scale'][0]}-{c['fg_scale'][1]}",
         f"mask      {'alpha' if c['soft_mask'] else '0/255'} where alpha > {c['mask_threshold']}",

@@ -44,8 +44,13 @@ class VerifyReport:
     url: str
     problems: list[Problem] = field(default_factory=list)
     shards: int = 0
-    samples: int = 0
+    samples_per_format: dict[str, int] = field(default_factory=dict)  # a tar+hdf5 dataset is checked twice
     deep: bool = False
+
+    @property
+    def samples(self) -> int:
+        """Samples of the dataset checked: the most any one format's copy yielded (each copy holds them all)."""
+        return max(self.samples_per_format.values(), default=0)
 
     @property
     def ok(self) -> bool:
@@ -56,13 +61,21 @@ class VerifyReport:
 
     def to_json(self) -> dict[str, Any]:
         return {"url": self.url, "ok": self.ok, "shards_checked": self.shards, "samples_checked": self.samples,
+                "samples_checked_per_format": self.samples_per_format,
                 "deep": self.deep, "problems": [asdict(p) for p in self.problems]}
+
+    def _counts(self) -> str:
+        """``72 samples in 8 tar shards`` -- per format, so a two-format dataset is not counted twice."""
+        per = self.samples_per_format
+        if len(set(per.values())) == 1 and len(per) > 1:
+            return f"{self.samples} samples checked in each of {' and '.join(per)} ({self.shards} shards)"
+        counts = ", ".join(f"{n} {fmt}" for fmt, n in per.items()) or "0"
+        return f"{counts} samples checked ({self.shards} shards)"
 
     def text(self) -> str:
         lines = [f"{p.where}{f' sample {p.sample}' if p.sample else ''}: {p.what}" for p in self.problems]
         verdict = "OK" if self.ok else f"{len(self.problems)} problem(s)"
-        lines.append(f"fgbg verify {self.url}: {self.shards} shards, {self.samples} samples checked"
-                     f"{' (deep)' if self.deep else ''}: {verdict}")
+        lines.append(f"fgbg verify {self.url}: {self._counts()}{' (deep)' if self.deep else ''}: {verdict}")
         return "\n".join(lines)
 
 
@@ -248,9 +261,10 @@ def verify(url: str, deep: bool = False, storage_options: dict[str, Any] | None 
             stack.callback(pool.shutdown, cancel_futures=True)  # on an error or Ctrl-C too: no waiting for the rest
             results = pool.map(_check, tasks)
         try:
-            for problems, seen in results:
+            report.samples_per_format = {fmt: 0 for fmt in manifest["shards"]}
+            for (fmt, _), (problems, seen) in zip(tasks, results, strict=False):
                 report.problems += problems
-                report.samples += seen
+                report.samples_per_format[fmt] += seen
         except BrokenProcessPool as e:
             raise FgbgError(f"{store.url}: a verify worker process died (killed, or out of memory?); "
                             "nothing was changed: run verify again") from e

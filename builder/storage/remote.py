@@ -72,7 +72,12 @@ class ObjectStore(Store):
         if self._fs is None:
             import fsspec
 
-            self._fs = fsspec.filesystem(self.protocol, **self.storage_options)
+            from fgbg.readers.extras import filesystem_error
+
+            try:
+                self._fs = fsspec.filesystem(self.protocol, **self.storage_options)
+            except ImportError as e:
+                raise filesystem_error(self.protocol, e) from e
         return self._fs
 
     def _path(self, rel: str) -> str:

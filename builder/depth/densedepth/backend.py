@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Any
 import cv2
 import numpy as np
 
+from fgbg.readers.extras import require
+
 from ...errors import FgbgError
 from ..base import DepthBackend, DepthBatch, to_seed_uint8
 
@@ -64,7 +66,7 @@ def describe_weights(weights: str | Path | None, input_size: tuple[int, int], dt
 def _configure_runtime(device: str, threads: int | None, dtype: str) -> None:
     """Device, threads and precision, set before the first op (Keras/TF read them once)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import keras
+    keras = require("keras", "densedepth", "--depth densedepth")
 
     if keras.backend.backend() == "tensorflow":
         import tensorflow as tf
