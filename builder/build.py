@@ -26,6 +26,7 @@ from typing import Any, Protocol
 
 from fgbg.readers.extras import require
 
+from .card import CARD, PREVIEW, write_card
 from .config import BuildConfig
 from .depth import describe_backend
 from .errors import ConfigMismatchError, FgbgError, OutputError
@@ -45,7 +46,7 @@ __all__ = [
     "record_differences", "run_record", "run_shards",
 ]
 
-_DATASET_ENTRIES = {BUILD_RECORD, MANIFEST, ANNOTATIONS, "shards", "inputs", ".fgbg.lock"}
+_DATASET_ENTRIES = {BUILD_RECORD, MANIFEST, ANNOTATIONS, CARD, PREVIEW, "shards", "inputs", ".fgbg.lock"}
 
 
 @dataclass(frozen=True)
@@ -282,6 +283,7 @@ def complete(
     stats = stats_job.result() if stats_job else make_stats()
     store.write_atomic(ANNOTATIONS, annotations)
     manifest = make_manifest(record, receipts, annotations, stats)
+    write_card(store, manifest)
     store.write_atomic(MANIFEST, dumps(manifest))
     return BuildResult(store.url, plan.n_samples, plan.n_shards, built, plan.n_shards - built, built_samples,
                        time.monotonic() - t0, manifest)

@@ -25,7 +25,7 @@ from .commands.append import append
 from .commands.convert import convert
 from .commands.export import export
 from .commands.importer import import_seed
-from .commands.info import describe, human_bytes
+from .commands.info import describe
 from .commands.preview import preview
 from .commands.repair import repair
 from .commands.verify import verify
@@ -35,6 +35,7 @@ from .depth import BACKENDS
 from .errors import FgbgError
 from .manifest import TOOL_VERSION
 from .shards import HDF5_LAYOUTS, parse_formats
+from .summary import human_bytes
 
 __all__ = ["main"]
 
@@ -268,7 +269,8 @@ def _cmd_build(a: argparse.Namespace) -> int:
 def _summary(r: BuildResult) -> None:
     size = human_bytes(sum(r.manifest["totals"]["bytes"].values()))
     rate = f", {r.built_samples / r.seconds:.0f} samples/s" if r.built_samples and r.seconds > 0 else ""
-    print(f"fgbg: {r.samples} samples in {r.shards} shards ({r.built} built, {r.reused} already done), "
+    shards = f"{r.shards} shard{'' if r.shards == 1 else 's'}"
+    print(f"fgbg: {r.samples} samples in {shards} ({r.built} built, {r.reused} already done), "
           f"{size}, {r.seconds:.1f} s{rate} -> {r.url}")
 
 

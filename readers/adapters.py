@@ -81,7 +81,9 @@ def torch_dataset(ds: Dataset, *, shuffle: bool = True, seed: int = 0, rank: int
         the_rank, the_world = dist.get_rank(), dist.get_world_size()
     fields = tuple(f for f in ds.fields if f in _ARRAYS)
 
-    class FgbgIterableDataset(torch.utils.data.IterableDataset):  # type: ignore[misc,type-arg,unused-ignore]
+    iterable_dataset: Any = torch.utils.data.IterableDataset  # torch is optional: typed as a plain module here
+
+    class FgbgIterableDataset(iterable_dataset):  # type: ignore[misc]
         def __init__(self) -> None:
             self.epoch = 0
 

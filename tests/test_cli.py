@@ -12,7 +12,7 @@ import pytest
 
 import fgbg.builder
 from fgbg.builder.cli import _build_parser, main
-from fgbg.builder.commands.info import human_bytes
+from fgbg.builder.summary import human_bytes
 
 
 def test_demo_build_and_info(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -20,7 +20,7 @@ def test_demo_build_and_info(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert main(["build", "--demo", "--demo-bg", "2", "--demo-fg", "2", "--placements", "3",
                  "--out", str(out), "--no-progress"]) == 0
     line = capsys.readouterr().out.strip()
-    assert line.startswith("fgbg: 24 samples in 1 shards (1 built, 0 already done)") and str(out) in line
+    assert line.startswith("fgbg: 24 samples in 1 shard (1 built, 0 already done)") and str(out) in line
     assert main(["info", str(out)]) == 0
     text = capsys.readouterr().out
     assert "samples   24 = 2 bg x 2 fg x 2 flips x 3 placements" in text

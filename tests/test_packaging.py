@@ -75,7 +75,7 @@ def test_fresh_venv_builds_verifies_and_reads(wheel: Path, tmp_path: Path) -> No
 
     fgbg = str(venv / "bin" / "fgbg")
     assert run(fgbg, "--version").strip() == f"fgbg {VERSION}"
-    assert "fgbg: 16 samples in 1 shards (1 built" in run(fgbg, "build", "--demo", "--demo-bg", "2", "--demo-fg", "2",
+    assert "fgbg: 16 samples in 1 shard (1 built" in run(fgbg, "build", "--demo", "--demo-bg", "2", "--demo-fg", "2",
                                                             "--placements", "2", "--out", "ds", "--no-progress")
     assert run(fgbg, "verify", "ds").strip().endswith(": OK")
     probe = ("import json, fgbg.builder, fgbg.readers\n"

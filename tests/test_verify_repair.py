@@ -96,9 +96,10 @@ def test_each_fault_is_named(ds: Path, pristine: Path, capsys: pytest.CaptureFix
         ("shards/000005.tar.json", "receipt missing or unreadable"),
         ("shards/000001.tar.tmp-4242-deadbeef", "stale temporary file"),
         ("manifest.json", "field 'config' differs from build.json"),
+        ("README.md", "dataset card differs from the one the manifest makes"),  # it shows quality 90
     }
     assert main(["verify", str(ds)]) == 1
-    assert "7 problem(s)" in capsys.readouterr().out
+    assert "8 problem(s)" in capsys.readouterr().out
     assert main(["repair", str(ds), "--no-progress"]) == 0
     out = capsys.readouterr().out
     assert "rebuilt 4 of 8 shards; dataset verifies clean" in out and "found: shards/000004.h5: missing" in out

@@ -32,6 +32,7 @@ import cv2
 import numpy as np
 
 from ..build import BuildResult, check_output
+from ..card import write_card
 from ..config import FORMAT_VERSION
 from ..encode import encode_jpeg_bgr, encode_png, encode_png_color
 from ..errors import FgbgError, InputError
@@ -261,6 +262,7 @@ def _import(source: _Source, src: str | Path, out: str | Path, shard_size: int, 
         annotations = index.getvalue().encode("ascii")
         store.write_atomic(ANNOTATIONS, annotations)
         manifest = make_manifest(record, receipts, annotations, {})
+        write_card(store, manifest)
         store.write_atomic(MANIFEST, dumps(manifest))
     n = len(receipts)
     return BuildResult(store.url, len(parsed), n, built, n - built, 0, time.monotonic() - t0, manifest), left_out

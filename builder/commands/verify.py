@@ -23,6 +23,8 @@ from typing import Any
 
 import numpy as np
 
+from ..card import CARD, PREVIEW, dataset_card
+from ..collage import collage
 from ..errors import FgbgError
 from ..manifest import ANNOTATIONS, BUILD_RECORD, MANIFEST
 from ..processes import init_worker_process, spawn_executor, worker_count
@@ -113,6 +115,26 @@ def _index_problems(data: bytes | None, manifest: dict[str, Any], report: Verify
         report.add(ANNOTATIONS, "missing")
     elif hashlib.sha256(data).hexdigest() != manifest.get("annotations", {}).get("sha256"):
         report.add(ANNOTATIONS, "sha256 differs from the manifest")
+
+
+def _card_problems(store: Store, manifest: dict[str, Any], report: VerifyReport) -> None:
+    """The dataset card and its collage must be what the manifest and the shards make: a card
+    edited by hand, or left from before an append, would tell users the wrong counts."""
+    card = _read_optional(store, CARD)
+    if card is None:
+        report.add(CARD, "dataset card missing (fgbg repair writes it)")
+    elif card != dataset_card(manifest, has_preview=True):
+        report.add(CARD, "dataset card differs from the one the manifest makes (fgbg repair rewrites it)")
+    picture = _read_optional(store, PREVIEW)
+    if picture is None:
+        report.add(PREVIEW, "preview collage missing (fgbg repair writes it)")
+    elif report.ok:  # drawn from the shards: only worth comparing when they are sound
+        from fgbg.readers import Dataset
+        from fgbg.readers.fs import Location
+
+        options = store.storage_options if isinstance(store, ObjectStore) else None
+        if picture != collage(store, Dataset(Location(store.url, options), manifest)):
+            report.add(PREVIEW, "preview collage differs from the one the shards make (fgbg repair redraws it)")
 
 
 def _record_problems(store: Store, manifest: dict[str, Any], report: VerifyReport) -> dict[str, Any] | None:
@@ -272,6 +294,7 @@ def verify(url: str, deep: bool = False, storage_options: dict[str, Any] | None 
     total = sum(e["count"] for e in next(iter(manifest["shards"].values()), []))
     if total != manifest["totals"]["samples"]:
         report.add(MANIFEST, f"totals say {manifest['totals']['samples']} samples, shards hold {total}")
+    _card_problems(store, manifest, report)
     for entry_name in store.listdir("shards"):
         rel = f"shards/{entry_name}"
         if TMP_MARK in entry_name:

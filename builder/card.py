@@ -1,0 +1,188 @@
+"""The dataset card: ``README.md`` in every dataset, so the tools people have open it as it is.
+
+Its YAML front matter tells Hugging Face ``datasets`` (``load_dataset(DATASET_DIR)``, or the
+same folder pushed to a dataset hub) which files are the samples -- the tar shards, read by
+its WebDataset loader -- so it never falls back to loading the stored *input* images as an
+image folder. The body is for people: counts, config, statistics, provenance, the preview
+collage and how to read the dataset with fgbg, stock webdataset, ``datasets``, PyTorch and
+h5py.
+
+The card is a pure function of the manifest (no dates, no paths of the machine), written just
+before the manifest at every commit, so a resumed or repaired build writes it byte for byte
+again and ``verify`` can prove it current.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from .collage import collage
+from .manifest import dumps
+from .storage import ObjectStore, Store
+from .summary import human_bytes, statistics_table
+
+__all__ = ["CARD", "PREVIEW", "dataset_card", "write_card"]
+
+CARD = "README.md"
+PREVIEW = "preview.png"
+
+# Hugging Face's size buckets (the hub's `size_categories` tag).
+_SIZE_BUCKETS = ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M"),
+                 (10_000_000, "1M<n<10M"), (100_000_000, "10M<n<100M"), (1_000_000_000, "100M<n<1B"))
+
+
+def _size_category(n: int) -> str:
+    return next((label for bound, label in _SIZE_BUCKETS if n < bound), "n>1T")
+
+
+def front_matter(manifest: dict[str, Any]) -> str:
+    """YAML for ``datasets``: the tar shards are the default (and only) config.
+
+    ``datasets`` picks one loader for a whole folder, so ``annotations.csv`` cannot be a second
+    config read as CSV (it would go through the WebDataset loader); the card points to pandas for
+    it. A dataset with HDF5 shards alone still names a config -- the index -- so that
+    ``load_dataset`` never falls back to loading the stored *input* images as an image folder
+    (the CSV reader's dtype comes only from features in code, not from the card: keys come back
+    as integers there, which the card says).
+    """
+    n = int(manifest["totals"]["samples"])
+    data = "shards/*.tar" if "tar" in manifest["shards"] else "annotations.csv"
+    lines = ["---", "pretty_name: fgbg composites", "task_categories:", "- depth-estimation",
+             "- image-segmentation", "tags:", "- fgbg", "- synthetic", "- webdataset", "size_categories:",
+             f"- {_size_category(n)}", "configs:", "- config_name: default", "  data_files:", "  - split: train",
+             f"    path: {data}"]
+    lines.append("---")
+    return "\n".join(lines) + "\n"
+
+
+_FIELD_ORDER = ("image", "mask", "depth", "meta")
+
+
+def _fields(manifest: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """The manifest's fields in reading order (image, mask, depth, meta, then any other)."""
+    fields = manifest["fields"]
+    return [(n, fields[n]) for n in (*_FIELD_ORDER, *sorted(set(fields) - set(_FIELD_ORDER))) if n in fields]
+
+
+def _fields_table(manifest: dict[str, Any]) -> list[str]:
+    what = {"image": "composite, RGB uint8 (JPEG)", "mask": "foreground mask, uint8 (lossless PNG)",
+            "depth": "depth map, uint8, far = bright (PNG)", "meta": "the annotation (JSON)"}
+    rows = ["| field | tar member | `datasets` column | shape | content |", "|---|---|---|---|---|"]
+    for name, spec in _fields(manifest):
+        shape = "×".join(str(v) for v in spec.get("shape", [])) or "-"
+        rows.append(f"| {name} | `KEY.{spec['member']}` | `{spec['member']}` | {shape} | {what.get(name, '')} |")
+    return rows
+
+
+def _config_lines(manifest: dict[str, Any]) -> list[str]:
+    c = manifest["config"]
+    if c.get("kind") == "imported":
+        return [f"Imported from the seed layout at `{c.get('source', '?')}` by `fgbg import` "
+                f"({len(manifest.get('left_out', []))} samples left out for a missing counterpart)."]
+    depth = manifest["depth"]
+    lines = [
+        f"- composites {c['size']}×{c['size']}, JPEG quality {c['quality']}; foreground box "
+        f"{c['fg_size'][0]}×{c['fg_size'][1]}{' (aspect kept)' if c['keep_aspect'] else ''}, "
+        f"scale {c['fg_scale'][0]}–{c['fg_scale'][1]}",
+        f"- {c['flips']} flip(s) × {c['placements']} placements per background × foreground; seed {c['seed']}",
+        f"- masks: {'alpha' if c['soft_mask'] else '0/255'} where foreground alpha > {c['mask_threshold']}",
+        f"- depth: `{depth.get('backend')}`"
+        + ("" if depth.get("backend") == "none" else f", stored {c['depth_size'][0]}×{c['depth_size'][1]}"),
+    ]
+    if depth.get("backend") == "plane":
+        lines.append("  (a non-learned geometric prior, not a model: it ignores the pixels)")
+    if depth.get("weights_sha256"):
+        lines.append(f"  weights sha256 `{depth['weights_sha256']}`, input {depth.get('input')}, "
+                     f"dtype {depth.get('dtype')}")
+    return lines
+
+
+def _cell(text: str) -> str:
+    """A file name as a Markdown table cell: pipes escaped, line breaks flattened."""
+    return text.replace("|", "\\|").replace("\n", " ").replace("\r", " ")
+
+
+def _provenance(manifest: dict[str, Any]) -> list[str]:
+    tool = ", ".join(f"{k} {v}" for k, v in manifest["tool"].items())
+    lines = [f"Built by {tool}; format version {manifest['format_version']}; build fingerprint "
+             f"`{manifest.get('fingerprint', '-')}`. Same inputs, config and seed give byte-identical shards.", ""]
+    for kind, label in (("bg", "backgrounds"), ("fg", "foregrounds")):
+        entries = manifest["inputs"].get(kind, [])
+        lines += [f"<details><summary>{len(entries)} {label} (original name, sha256 of the original file)"
+                  "</summary>", "", "| index | name | sha256 |", "|---|---|---|"]
+        lines += [f"| {e.get('index', i)} | {_cell(str(e.get('name', '')))} | `{e.get('sha256', '')}` |"
+                  for i, e in enumerate(entries)]
+        lines += ["", "</details>", ""]
+    return lines
+
+
+def _reading(manifest: dict[str, Any]) -> list[str]:
+    lines = ["```python", "from fgbg.readers import open_dataset   # pip install fgbg",
+             'ds = open_dataset(".")                 # this folder, or its s3:// URL',
+             'sample = ds[0]                         # image, mask, depth (NumPy uint8), meta (dict)',
+             "for sample in ds.stream(shuffle=True, seed=0, epoch=0):  # exactly once per epoch, resumable",
+             "    ...", "```", ""]
+    if "tar" in manifest["shards"]:
+        last = manifest["shards"]["tar"][-1]["name"].rsplit("/", 1)[-1].removesuffix(".tar")
+        members = ", ".join(f'"{spec["member"]}"' for _, spec in _fields(manifest))
+        lines += ["Stock WebDataset (`rgb8` keeps masks and depth maps single-channel):", "", "```python",
+                  "import webdataset as wds",
+                  f'ds = wds.WebDataset("shards/{{000000..{last}}}.tar", shardshuffle=False).decode("rgb8")'
+                  f".to_tuple({members})",
+                  "```", "", "Hugging Face `datasets` (the front matter of this card names the shards):", "",
+                  "```python", "from datasets import load_dataset",
+                  'ds = load_dataset("path/to/this/folder", split="train")   # columns as in the table above',
+                  "```", ""]
+    else:
+        lines += ["Hugging Face `datasets` reads tar shards, not these HDF5 ones: `load_dataset(folder)` gives the "
+                  "annotation index (its CSV reader makes the key `00000042` the number 42, the sample's index); "
+                  "`fgbg convert . --to tar --out DIR` makes a copy it loads whole.", ""]
+    if "hdf5" in manifest["shards"]:
+        layout = manifest.get("hdf5_layout", "encoded")
+        lines += [f"h5py (HDF5 shards, {layout} layout"
+                  + ("; `import hdf5plugin` first for the Zstd filter" if layout == "raw" else "") + "):", "",
+                  "```python", "import h5py", 'with h5py.File("shards/000000.h5") as f:',
+                  '    print(f.attrs["count"], list(f))', "```", ""]
+    lines += ["PyTorch: `ds.torch_dataset()` (an `IterableDataset` split across ranks and loader workers; "
+              'needs `pip install "fgbg[torch]"`).', "",
+              "The index `annotations.csv` has one row per sample; read its `key` column as text "
+              '(pandas: `dtype={"key": str}`).', ""]
+    return lines
+
+
+def dataset_card(manifest: dict[str, Any], has_preview: bool) -> bytes:
+    """The dataset's ``README.md`` for ``manifest`` (a pure function of it as stored: the same
+    text whether made from the in-memory manifest at commit or from ``manifest.json`` later)."""
+    manifest = json.loads(dumps(manifest))  # key order as stored (sorted), tuples as lists
+    t = manifest["totals"]
+    n_bg, n_fg = len(manifest["inputs"].get("bg", [])), len(manifest["inputs"].get("fg", []))
+    shards = ", ".join(f"{len(manifest['shards'][fmt])} {fmt} ({human_bytes(t['bytes'][fmt])})"
+                       for fmt in sorted(manifest["shards"], key=lambda f: (f != "tar", f)))
+    lines = [front_matter(manifest).rstrip("\n"), "",
+             f"# fgbg dataset: {t['samples']:,} samples",
+             "",
+             f"Foregrounds (people, {n_fg}) pasted onto backgrounds ({n_bg}), each sample a composite, its mask, "
+             "a depth map and an annotation; written by fgbg straight into "
+             f"shards: {shards}. `fgbg verify .` proves every byte against `manifest.json`.",
+             "", "## Samples", "", *_fields_table(manifest), "",
+             "KEY is the zero-padded sample position (`00000042`); `ds[i]` is the sample with KEY i.", "",
+             "## Config", "", *_config_lines(manifest), ""]
+    if has_preview:
+        lines += ["## Preview", "", f"![rows: backgrounds, foregrounds, masks, composites, depth]({PREVIEW})", ""]
+    lines += ["## Statistics", "", "Exact per-channel mean and std on the [0, 1] scale, over every pixel:", "",
+              "```", statistics_table(manifest["statistics"]), "```", "",
+              "## Provenance", "", *_provenance(manifest),
+              "## Reading it", "", *_reading(manifest)]
+    return ("\n".join(lines).rstrip("\n") + "\n").encode("utf-8")
+
+
+def write_card(store: Store, manifest: dict[str, Any]) -> None:
+    """Store ``preview.png`` and ``README.md`` for ``manifest`` (called just before the manifest
+    itself is written, with every shard done)."""
+    from fgbg.readers import Dataset
+    from fgbg.readers.fs import Location
+
+    options = store.storage_options if isinstance(store, ObjectStore) else None
+    store.write_atomic(PREVIEW, collage(store, Dataset(Location(store.url, options), manifest)))
+    store.write_atomic(CARD, dataset_card(manifest, has_preview=True))

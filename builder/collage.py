@@ -1,0 +1,73 @@
+"""One collage to see a dataset at a glance, like the seeds' overviews: ``fgbg preview``
+writes it where asked, and every commit stores it as ``preview.png`` for the dataset card.
+
+Rows: backgrounds, foregrounds (over a checkerboard, so transparency shows), foreground
+masks, composites, composite masks, depth maps -- ``columns`` of each, with row labels.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import cv2
+import numpy as np
+
+from .encode import decode_png, decode_png_color, encode_png_color
+from .storage import Store
+
+if TYPE_CHECKING:
+    from fgbg.readers import Dataset
+
+__all__ = ["collage"]
+
+TILE = 128
+LABEL = 150
+
+
+def _tile(img: np.ndarray) -> np.ndarray:
+    if img.ndim == 2:
+        img = np.dstack([img] * 3)
+    h, w = img.shape[:2]
+    s = TILE / max(h, w)
+    small = cv2.resize(img, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
+    out = np.full((TILE, TILE, 3), 255, np.uint8)
+    y, x = (TILE - small.shape[0]) // 2, (TILE - small.shape[1]) // 2
+    out[y : y + small.shape[0], x : x + small.shape[1]] = small
+    return out
+
+
+def _over_checker(rgba: np.ndarray) -> np.ndarray:
+    yy, xx = np.mgrid[0 : rgba.shape[0], 0 : rgba.shape[1]]
+    checker = np.where(((yy // 8 + xx // 8) % 2)[..., None] == 0, 200, 150).astype(np.float32)
+    a = rgba[..., 3:4].astype(np.float32) / 255
+    return np.clip(np.rint(rgba[..., :3] * a + checker * (1 - a)), 0, 255).astype(np.uint8)
+
+
+def collage(store: Store, ds: Dataset, columns: int = 8) -> bytes:
+    """The collage of ``ds`` (whose inputs are read from ``store``) as PNG bytes: a pure
+    function of the dataset's bytes, so a resumed build stores the same file again."""
+    inputs = ds.manifest["inputs"]
+
+    def stored(kind: str, field: str) -> list[bytes]:  # an imported dataset may lack some inputs
+        return [store.read_bytes(r[field]) for r in [r for r in inputs.get(kind, []) if field in r][:columns]]
+
+    rows: dict[str, list[np.ndarray]] = {
+        "backgrounds": [decode_png_color(b) for b in stored("bg", "file")],
+        "foregrounds": [_over_checker(decode_png_color(b)) for b in stored("fg", "file")],
+        "fg masks": [decode_png(b) for b in stored("fg", "mask_file")],
+    }
+    step = max(1, len(ds) // columns)
+    samples = [ds[i] for i in range(0, len(ds), step)][:columns]
+    rows["composites"] = [s["image"] for s in samples]
+    rows["composite masks"] = [s["mask"] for s in samples]
+    if "depth" in ds.fields:
+        rows["depth maps"] = [s["depth"] for s in samples]
+    rows = {label: images for label, images in rows.items() if images}
+    canvas = np.full((TILE * len(rows) + 8 * (len(rows) + 1), LABEL + (TILE + 8) * columns, 3), 255, np.uint8)
+    for r, (label, images) in enumerate(rows.items()):
+        y = 8 + r * (TILE + 8)
+        cv2.putText(canvas, label, (8, y + TILE // 2), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (30, 30, 30), 1, cv2.LINE_AA)
+        for c, img in enumerate(images):
+            x = LABEL + c * (TILE + 8)
+            canvas[y : y + TILE, x : x + TILE] = _tile(img)
+    return encode_png_color(canvas)
