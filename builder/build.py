@@ -1,6 +1,6 @@
 """Orchestration of a build: check inputs, claim the dataset, build missing shards, commit.
 
-Order matters for the guarantees in DESIGN §7:
+Order matters for the guarantees in docs/FORMAT.md §5:
 1. every input is read and checked before anything is written (bad input never touches
    an existing dataset);
 2. the dataset lock is taken, and the build record is compared with the one already there

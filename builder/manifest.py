@@ -1,4 +1,4 @@
-"""The build record, the annotations index and the manifest (DESIGN §4, §6).
+"""The build record, the annotations index and the manifest (docs/FORMAT.md §3-§6).
 
 * ``build.json`` -- written when a build starts (under the lock): config, inputs, depth
   source and their fingerprint. A rerun with other settings is refused against it; workers

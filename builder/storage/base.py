@@ -4,7 +4,7 @@ Two implementations: ``LocalStore`` (a folder; temp file + fsync + rename) and
 ``ObjectStore`` (any fsspec URL such as ``s3://bucket/prefix``; shards are written to a
 local temp file and uploaded to their final key in one PUT or a completed multipart upload
 -- object stores have no rename -- so a key either holds a whole object or nothing).
-Both keep the commit protocol of DESIGN §7: shard first, receipt after, manifest last.
+Both keep the commit protocol of docs/FORMAT.md §5: shard first, receipt after, manifest last.
 
 Paths inside a store are relative POSIX strings such as ``"shards/000000.tar"``.
 """

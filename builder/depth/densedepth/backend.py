@@ -1,6 +1,6 @@
 """The ``densedepth`` depth backend: the released DenseDepth weights, batched, CPU or GPU.
 
-Seed semantics (DESIGN §5): the model sees the *encoded* composite decoded back, as RGB in
+Seed semantics (docs/FORMAT.md §2): the model sees the *encoded* composite decoded back, as RGB in
 [0, 1]; its output ``pred`` becomes ``clip(1000 / pred, 10, 1000) / 1000`` and each map is
 stretched to 0..255. Inputs must be multiples of 32: composites are resized to
 ``--depth-input`` (default: the composite size rounded to a multiple of 32), and the
