@@ -1,5 +1,6 @@
 """fgbg readers: open a dataset from its manifest and read samples back for training."""
 
-from .dataset import Dataset, DatasetError, open_dataset
+from .dataset import Dataset, open_dataset
+from .errors import DatasetError, MetadataError, ShardReadError
 
-__all__ = ["Dataset", "DatasetError", "open_dataset"]
+__all__ = ["Dataset", "DatasetError", "MetadataError", "ShardReadError", "open_dataset"]

@@ -10,50 +10,57 @@ HDF5: one slice). The same dict comes back from either format.
 from __future__ import annotations
 
 import bisect
-import json
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from .decode import MAX_PIXELS, DecodeError, decode_member
-from .formats import Member, ShardReader, ShardReadError, reader_class
+from .errors import DatasetError, MetadataError, ShardReadError
+from .formats import Member, ShardReader, reader_class
 from .fs import Location
+from .schema import Manifest, ShardEntry, parse_manifest
 from .stream import Stream, StreamSpec, worker_context
 from .transform import SampleTransform
 
-__all__ = ["Dataset", "DatasetError", "open_dataset"]
+__all__ = ["Dataset", "DatasetError", "MetadataError", "ShardReadError", "open_dataset"]
 
 MANIFEST = "manifest.json"
-
-
-class DatasetError(ValueError):
-    """The dataset or one of its shards is missing or malformed; the message names it."""
+# What reading a damaged or lying file can raise below the readers' own checks (h5py, zlib,
+# OS errors on flaky storage...): always turned into a DatasetError naming shard and sample.
+_READ_ERRORS = (OSError, ValueError, KeyError, IndexError, TypeError, RuntimeError, EOFError, MemoryError)
 
 
 class Dataset:
     """A finished fgbg dataset (local folder), read through one of its formats."""
 
-    def __init__(self, location: Location, manifest: dict[str, Any], format: str | None = None,
+    def __init__(self, location: Location, manifest: dict[str, Any] | Manifest, format: str | None = None,
                  fields: Sequence[str] | None = None, max_pixels: int = MAX_PIXELS):
+        """``manifest``: the parsed ``manifest.json`` -- a checked :class:`Manifest`, or the JSON
+        object a builder is about to commit (checked here the same way)."""
         self.location = location
         self.root = location.url
-        self.manifest = manifest
-        formats = list(manifest["shards"])
+        where = location.path(MANIFEST)
+        self.metadata = manifest if isinstance(manifest, Manifest) else parse_manifest(
+            msgspec.json.encode(manifest), where)
+        self.manifest = manifest if isinstance(manifest, dict) else msgspec.to_builtins(manifest)
+        formats = list(self.metadata.shards)
         self.format = format or formats[0]
         if self.format not in formats:
             raise DatasetError(f"{self.root}: no {self.format} shards; this dataset has {', '.join(formats)}")
-        available = tuple(manifest["fields"])
+        available = tuple(self.metadata.fields)
         self.fields = tuple(fields) if fields is not None else available
         unknown = [f for f in self.fields if f not in available]
         if unknown:
             raise DatasetError(
                 f"{self.root}: no field(s) {', '.join(unknown)}; this dataset has {', '.join(available)}")
         self.max_pixels = max_pixels
-        self.shards: list[dict[str, Any]] = manifest["shards"][self.format]
-        self._firsts = [int(s["first"]) for s in self.shards]
-        key_width = int(manifest["key_width"])
+        self.shards: list[ShardEntry] = self.metadata.shards[self.format]
+        self._firsts = [s.first for s in self.shards]
+        self.key_width = self.metadata.key_width
         reader = reader_class(self.format)
-        self._readers: list[ShardReader] = [reader(location, s, key_width) for s in self.shards]
+        self._readers: list[ShardReader] = [reader(location, s, self.key_width) for s in self.shards]
 
     @property
     def statistics(self) -> dict[str, Any]:
@@ -61,7 +68,7 @@ class Dataset:
         return stats
 
     def __len__(self) -> int:
-        return int(self.manifest["totals"]["samples"])
+        return self.metadata.totals.samples
 
     def __repr__(self) -> str:
         return f"Dataset({self.root!r}, format={self.format!r}, samples={len(self)}, shards={len(self.shards)})"
@@ -93,18 +100,22 @@ class Dataset:
     def iter_shard(self, s: int) -> Iterator[dict[str, Any]]:
         """Decoded samples of shard ``s`` (its position in the manifest) in key order."""
         reader = self._readers[s]
-        try:
-            for key, members in reader.iter_members(self.fields):
-                yield self._decode(reader, key, members)
-        except ShardReadError as e:
-            raise DatasetError(str(e)) from None
+        for key, members in self.iter_members(s):
+            yield self._decode(reader, key, members)
 
     def iter_members(self, s: int) -> Iterator[tuple[str, dict[str, Member]]]:
         """Undecoded members of shard ``s`` (bytes, or arrays for the raw HDF5 layout)."""
+        reader = self._readers[s]
+        last = None
         try:
-            yield from self._readers[s].iter_members(self.fields)
-        except ShardReadError as e:
-            raise DatasetError(str(e)) from None
+            for key, members in reader.iter_members(self.fields):
+                last = key
+                yield key, members
+        except DatasetError:
+            raise
+        except _READ_ERRORS as e:
+            after = f" after sample {last}" if last else ""
+            raise ShardReadError(f"{reader.path}: unreadable{after} ({type(e).__name__}: {e})") from None
 
     # -- training streams ---------------------------------------------------------------
     def stream(self, shuffle: bool = False, seed: int = 0, epoch: int = 0, rank: int = 0, world: int = 1,
@@ -145,20 +156,24 @@ class Dataset:
         reader = self._readers[s]
         try:
             key, members = reader.read_members(index - self._firsts[s], self.fields)
-        except ShardReadError as e:
-            raise DatasetError(str(e)) from None
+        except DatasetError:
+            raise
+        except _READ_ERRORS as e:
+            raise ShardReadError(f"{reader.path}: sample {reader.key(index - self._firsts[s])} unreadable "
+                                 f"({type(e).__name__}: {e})") from None
         return self._decode(reader, key, members)
 
 
-def read_manifest(location: Location) -> dict[str, Any]:
+def read_manifest(location: Location) -> Manifest:
+    """``manifest.json`` of the dataset at ``location``, parsed and checked."""
     path = location.path(MANIFEST)
     try:
-        manifest: dict[str, Any] = json.loads(location.read_bytes(MANIFEST))
+        data = location.read_bytes(MANIFEST)
     except FileNotFoundError:
         raise DatasetError(f"{path}: no manifest; not a finished fgbg dataset") from None
-    except ValueError as e:
-        raise DatasetError(f"{path}: manifest is not valid JSON ({e})") from None
-    return manifest
+    except OSError as e:
+        raise DatasetError(f"{path}: cannot be read ({e})") from None
+    return parse_manifest(data, path)
 
 
 def open_dataset(url: str | Path, format: str | None = None, fields: Sequence[str] | None = None,

@@ -8,10 +8,16 @@ afterwards (fsspec's ``filecache``), so later epochs do not touch the network.
 
 from __future__ import annotations
 
+import errno
+import os
 from pathlib import Path
 from typing import IO, Any
 
-__all__ = ["Location"]
+from .errors import DatasetError
+
+__all__ = ["MAX_METADATA_BYTES", "Location"]
+
+MAX_METADATA_BYTES = 1 << 28  # 256 MiB: a 100M-sample manifest is far below; a hostile file is refused
 
 
 class Location:
@@ -54,18 +60,48 @@ class Location:
     def path(self, rel: str) -> str:
         return f"{self.url}/{rel}" if self.remote else str(self.root / rel)
 
+    def _inside(self, rel: str) -> str:
+        """``rel`` if it names a file inside the dataset: relative, POSIX, no ``..`` or empty parts.
+        Every open goes through here, so no name from a metadata file can reach outside."""
+        parts = rel.split("/")
+        if not rel or rel.startswith("/") or "\\" in rel or ":" in parts[0] or any(p in ("", ".", "..") for p in parts):
+            raise DatasetError(f"{self.url}: {rel!r} is not a file name inside the dataset")
+        return rel
+
     def open(self, rel: str, buffering: int = 1 << 20) -> IO[bytes]:
-        """Open ``rel`` for reading; FileNotFoundError if it is missing."""
+        """Open ``rel`` for reading; FileNotFoundError if it is missing. Locally a symbolic link
+        is refused (O_NOFOLLOW): a dataset's files are its own, never links to elsewhere."""
+        self._inside(rel)
         if not self.remote:
-            return open(self.root / rel, "rb", buffering=buffering)
+            try:
+                fd = os.open(self.root / rel, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+            except OSError as e:
+                if e.errno == errno.ELOOP:
+                    raise DatasetError(f"{self.path(rel)}: is a symbolic link; fgbg reads only the dataset's "
+                                       "own files") from None
+                raise
+            return os.fdopen(fd, "rb", buffering=buffering)
         f: IO[bytes] = self.fs.open(self.path(rel), "rb", block_size=max(buffering, 1 << 16))
         return f
 
-    def read_bytes(self, rel: str) -> bytes:
+    def read_bytes(self, rel: str, limit: int = MAX_METADATA_BYTES) -> bytes:
+        """The whole of a (metadata) file, refused when larger than ``limit``: its size is
+        checked before anything is read, so a huge file costs nothing."""
         with self.open(rel) as f:
-            return f.read()
+            data = f.read(limit + 1)
+        if len(data) > limit:
+            raise DatasetError(f"{self.path(rel)}: larger than {limit} bytes; not an fgbg metadata file")
+        return data
+
+    def size(self, rel: str) -> int:
+        """The file's size in bytes (a fact metadata is checked against)."""
+        self._inside(rel)
+        if not self.remote:
+            return os.lstat(self.root / rel).st_size
+        return int(self.fs.size(self.path(rel)))
 
     def exists(self, rel: str) -> bool:
+        self._inside(rel)
         if not self.remote:
             return (self.root / rel).is_file()
         return bool(self.fs.exists(self.path(rel)))

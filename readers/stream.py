@@ -31,7 +31,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .formats import Member, ShardReadError
+from .errors import DatasetError, ShardReadError
+from .formats import Member
 
 if TYPE_CHECKING:
     from .dataset import Dataset
@@ -167,7 +168,7 @@ class Stream:
         self.spec = spec
         self.transform = transform
         self.firsts = np.asarray(ds._firsts, dtype=np.int64)
-        self.plan = consumer_plan(ds._firsts, [int(s["count"]) for s in ds.shards], spec)
+        self.plan = consumer_plan(ds._firsts, [s.count for s in ds.shards], spec)
         self.yielded = 0
         if resume is not None:
             self.yielded = self._check_resume(resume)
@@ -201,7 +202,7 @@ class Stream:
         while i < len(inputs):
             g = int(inputs[i])
             s = int(np.searchsorted(firsts, g, side="right")) - 1
-            end_of_shard = int(firsts[s]) + int(self.ds.shards[s]["count"])
+            end_of_shard = int(firsts[s]) + self.ds.shards[s].count
             j = i + 1
             while j < len(inputs) and int(inputs[j]) == int(inputs[j - 1]) + 1 and int(inputs[j]) < end_of_shard:
                 j += 1
@@ -234,17 +235,19 @@ class Stream:
             for p in plan.order[c:]:
                 p = int(p)
                 while p not in cache:
-                    pos, members = next(source)
-                    cache[pos] = members
+                    got = next(source, None)
+                    if got is None:  # the shards held fewer samples than the plan (readers check keys)
+                        raise ShardReadError(f"{ds.root}: the shards ended before sample {int(plan.inputs[p])}")
+                    cache[got[0]] = got[1]
                 members = cache.pop(p)
                 g = int(plan.inputs[p])
                 s = int(np.searchsorted(firsts, g, side="right")) - 1
-                sample = ds._decode(ds._readers[s], f"{g:0{ds.manifest['key_width']}d}", members)
+                sample = ds._decode(ds._readers[s], f"{g:0{ds.key_width}d}", members)
                 if plan.padding[p]:
                     sample["padding"] = True
                 self.yielded += 1
                 yield self.transform(sample) if self.transform is not None else sample
-        except ShardReadError as e:
-            from .dataset import DatasetError
-
-            raise DatasetError(str(e)) from None
+        except DatasetError:
+            raise
+        except (OSError, ValueError, KeyError, IndexError, TypeError, RuntimeError, EOFError, MemoryError) as e:
+            raise ShardReadError(f"{ds.root}: unreadable ({type(e).__name__}: {e})") from None

@@ -53,10 +53,10 @@ class ConvertWorker:
         if done is not None:
             return [(done, False)]
         entry = self.src.shards[shard]
-        source = load_receipt(self.src_store, entry["name"])
+        source = load_receipt(self.src_store, entry.name)
         if source is None:
-            raise FgbgError(f"{self.src_store.url}/{entry['name']}: source shard has no receipt; verify it first")
-        meta = shard_meta(self.record, shard, entry["first"], entry["count"])
+            raise FgbgError(f"{self.src_store.url}/{entry.name}: source shard has no receipt; verify it first")
+        meta = shard_meta(self.record, shard, entry.first, entry.count)
         pixels = writer_class(self.fmt).needs_pixels(meta)
         samples = (self._sample(key, members, pixels) for key, members in self.src.iter_members(shard))
         return [(r, True) for r in commit_shard(self.store, self.record, meta, [self.fmt], samples, source.stats)]

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
-from typing import Any
 
 import numpy as np
 
+from ..errors import ShardReadError
 from ..fs import Location
+from ..schema import ShardEntry
 
 __all__ = ["MEMBER_OF_FIELD", "Member", "ShardReadError", "ShardReader"]
 
@@ -24,16 +25,12 @@ MEMBER_OF_FIELD = {"image": "jpg", "mask": "mask.png", "depth": "depth.png", "me
 Member = bytes | np.ndarray
 
 
-class ShardReadError(ValueError):
-    """A shard is missing, truncated or corrupt; the message names the file."""
-
-
 class ShardReader(ABC):
     """Reads one shard file of a dataset; opened lazily, safe to pickle (no handles kept)."""
 
-    def __init__(self, location: Location, entry: dict[str, Any], key_width: int):
+    def __init__(self, location: Location, entry: ShardEntry, key_width: int):
         self.location = location
-        self.rel = entry["name"]
+        self.rel = entry.name
         self.path = location.path(self.rel)  # for messages
         self.entry = entry
         self.key_width = key_width
@@ -50,3 +47,7 @@ class ShardReader(ABC):
 
     def close(self) -> None:
         """Drop open handles (they are reopened on demand)."""
+
+    def key(self, local: int) -> str:
+        """The key the ``local``-th sample of this shard must have."""
+        return f"{self.entry.first + local:0{self.key_width}d}"

@@ -15,7 +15,8 @@ import h5py
 import hdf5plugin  # noqa: F401  (registers the Zstd filter used by the raw layout)
 import numpy as np
 
-from .base import Member, ShardReader, ShardReadError
+from ..errors import MetadataError, ShardReadError
+from .base import Member, ShardReader
 
 __all__ = ["Hdf5ShardReader"]
 
@@ -45,10 +46,43 @@ class Hdf5ShardReader(ShardReader):
                 count = int(f.attrs["count"])
             except _H5_ERRORS as e:
                 raise ShardReadError(f"{self.path}: not a readable HDF5 shard ({e})") from None
-            if count != self.entry["count"]:
-                raise ShardReadError(f"{self.path}: holds {count} samples, the manifest says {self.entry['count']}")
+            if count != self.entry.count:
+                f.close()
+                raise ShardReadError(f"{self.path}: holds {count} samples, the manifest says {self.entry.count}")
+            try:
+                self._check_layout(f)
+            except BaseException:
+                f.close()
+                raise
             self._file, self._pid = f, os.getpid()
         return self._file
+
+    def _check_layout(self, f: h5py.File) -> None:
+        """Declared shapes against the count, before any data is read: a 200 KB file whose
+        ``keys`` claims 2*10^8 entries must cost nothing. Offsets are read (count + 1 numbers,
+        bounded by the count the manifest and the file agree on) and must run from 0 up to the
+        blob's length without going back."""
+        count = self.entry.count
+        problems: list[str] = []
+        keys = f.get("keys")
+        if not isinstance(keys, h5py.Dataset) or keys.shape != (count,):
+            problems.append(f"keys has shape {getattr(keys, 'shape', None)}, expected ({count},)")
+        for name, node in f.items():
+            if name in ("keys", "annotations"):
+                continue
+            if isinstance(node, h5py.Group):
+                offsets, blob = node.get("offsets"), node.get("bytes")
+                if not isinstance(offsets, h5py.Dataset) or offsets.shape != (count + 1,) or \
+                        not isinstance(blob, h5py.Dataset) or len(blob.shape) != 1:
+                    problems.append(f"{name}: offsets/bytes do not describe {count} samples")
+                    continue
+                o = offsets[:].astype(np.int64)
+                if count and (o[0] != 0 or o[-1] != blob.shape[0] or bool(np.any(np.diff(o) < 0))):
+                    problems.append(f"{name}: offsets do not run from 0 to the end of its bytes")
+            elif isinstance(node, h5py.Dataset) and (not node.shape or node.shape[0] != count):
+                problems.append(f"{name} has shape {node.shape}, expected {count} samples")
+        if problems:
+            raise MetadataError(f"{self.path}: " + "; ".join(problems))
 
     def close(self) -> None:
         if self._file is not None and self._pid == os.getpid():
@@ -59,7 +93,10 @@ class Hdf5ShardReader(ShardReader):
         """Keys, offsets of every encoded field and the datasets, looked up once per open file
         (h5py path lookups cost more than reading a small sample)."""
         if self._cache is None or self._cache[0] is not f:
-            keys = [k.decode("ascii") for k in f["keys"][:]]
+            keys = [k.decode("ascii", "replace") for k in f["keys"][:]]
+            for local, key in enumerate(keys):
+                if key != self.key(local):
+                    raise ShardReadError(f"{self.path}: sample {self.key(local)} expected, /keys holds {key!r}")
             offsets = {name: node["offsets"][:] for name, node in f.items() if isinstance(node, h5py.Group)}
             data = {name: node["bytes"] if isinstance(node, h5py.Group) else node
                     for name, node in f.items() if name not in ("keys", "annotations")}

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import warnings
 from collections.abc import Iterator
 from typing import IO
 
+from ..errors import MetadataError, ShardReadError
+from ..schema import parse_receipt
 from ..tarwalk import TarFormatError, walk_tar
-from .base import MEMBER_OF_FIELD, Member, ShardReader, ShardReadError
+from .base import MEMBER_OF_FIELD, Member, ShardReader
 
 __all__ = ["FIELD_OF_SUFFIX", "TarShardReader"]
 
@@ -55,34 +56,51 @@ class TarShardReader(ShardReader):
 
     def iter_members(self, fields: tuple[str, ...], start: int = 0,
                      stop: int | None = None) -> Iterator[tuple[str, dict[str, Member]]]:
-        count = int(self.entry["count"])
-        stop = count if stop is None else stop
+        count = self.entry.count
+        stop = count if stop is None else min(stop, count)
         if start >= stop:
             return
         with self._open() as f:
             if start:
                 f.seek(self._offset(start))
-            for i, item in enumerate(self._group(walk_tar(f, str(self.path)), fields)):
-                yield item
-                if start + i + 1 >= stop:
+            local = start
+            for key, members in self._group(walk_tar(f, str(self.path)), fields):
+                if key != self.key(local):  # a reader never hands out a sample under another key
+                    raise ShardReadError(f"{self.path}: sample {self.key(local)} expected, found {key!r}")
+                yield key, members
+                local += 1
+                if local >= stop:
                     return
+        raise ShardReadError(f"{self.path}: ends after {local - start} of samples {self.key(start)}-"
+                             f"{self.key(stop - 1)} (the manifest says {count} samples)")
 
     def _offset(self, local: int) -> int:
+        """The byte offset of sample ``local``, from the receipt -- checked once against the
+        shard's real size (strictly increasing, on block boundaries, inside the file)."""
         if self._offsets is None:
             receipt = self.rel + ".json"
+            where = str(self.location.path(receipt))
             try:
-                self._offsets = json.loads(self.location.read_bytes(receipt))["offsets"]
-            except (OSError, ValueError, KeyError) as e:
-                raise ShardReadError(f"{self.location.path(receipt)}: cannot read the shard's offset index "
-                                     f"({e})") from None
+                data = self.location.read_bytes(receipt)
+                size = self.location.size(self.rel)
+            except FileNotFoundError as e:
+                raise ShardReadError(f"{where}: cannot read the shard's offset index ({e})") from None
+            except OSError as e:
+                raise ShardReadError(f"{where}: cannot read the shard's offset index ({e})") from None
+            record = parse_receipt(data, where, size=size, fmt="tar")
+            if (record.count, record.first) != (self.entry.count, self.entry.first):
+                raise MetadataError(f"{where}: samples {record.first}+{record.count}, the manifest says "
+                                    f"{self.entry.first}+{self.entry.count}")
+            self._offsets = record.offsets
         return self._offsets[local]
 
     def read_members(self, local: int, fields: tuple[str, ...]) -> tuple[str, dict[str, Member]]:
-        key = f"{self.entry['first'] + local:0{self.key_width}d}"
+        key = self.key(local)
         offset = self._offset(local)
         with self._open(buffering=65536) as f:
             f.seek(offset)
             for got, members in self._group(walk_tar(f, str(self.path)), fields, stop_after_one=True):
                 if got == key:
                     return got, members
+                raise ShardReadError(f"{self.path}: sample {key} expected at byte {offset}, found {got!r}")
         raise ShardReadError(f"{self.path}: no sample {key} at byte {offset}")
