@@ -12,6 +12,12 @@ import json
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+import msgspec
+
+from fgbg.readers.errors import MetadataError
+from fgbg.readers.fs import MAX_METADATA_BYTES
+from fgbg.readers.schema import parse_receipt
+
 from .config import FORMAT_VERSION
 from .storage import Store
 
@@ -46,16 +52,25 @@ def write_receipt(store: Store, receipt: Receipt) -> None:
     store.write_atomic(receipt_name(receipt.name), data)
 
 
-def load_receipt(store: Store, shard_rel: str) -> Receipt | None:
-    """The receipt of a shard, or None if absent or unreadable (then the shard is redone)."""
+def read_receipt(store: Store, shard_rel: str, size: int | None = None) -> tuple[Receipt | None, str]:
+    """The receipt of a shard, parsed and checked (with the shard's real ``size``, its count
+    and offsets are held to what the file can hold); or None and why not."""
     rel = receipt_name(shard_rel)
     if not store.exists(rel):
-        return None
+        return None, "receipt missing"
+    if store.size(rel) > MAX_METADATA_BYTES:
+        return None, f"receipt larger than {MAX_METADATA_BYTES} bytes"
     try:
-        d = json.loads(store.read_bytes(rel))
-        return Receipt(**d)
-    except (ValueError, TypeError):
-        return None
+        record = parse_receipt(store.read_bytes(rel), rel, size=size)
+    except MetadataError as e:
+        return None, f"receipt unreadable: {str(e).removeprefix(rel + ': ')}"
+    return Receipt(**msgspec.structs.asdict(record)), ""
+
+
+def load_receipt(store: Store, shard_rel: str) -> Receipt | None:
+    """The receipt of a shard, or None if absent or invalid (then the shard is redone)."""
+    size = store.size(shard_rel) if store.exists(shard_rel) else None
+    return read_receipt(store, shard_rel, size)[0]
 
 
 def check_shard(store: Store, shard_rel: str, fingerprint: str | set[str], full_hash: bool = True) -> Receipt | None:

@@ -187,28 +187,30 @@ def check_offsets(offsets: list[int], count: int, size: int, where: str) -> None
     at least a sample's minimum size, on 512-byte blocks, and inside the file."""
     if len(offsets) != count:
         raise MetadataError(f"{where}: {len(offsets)} offsets for {count} samples")
+    if offsets and offsets[0] != 0:
+        raise MetadataError(f"{where}: the first sample must start at byte 0, not {offsets[0]}")
     previous = -MIN_TAR_SAMPLE_BYTES
     for i, offset in enumerate(offsets):
         if offset % 512 or offset - previous < MIN_TAR_SAMPLE_BYTES or offset + MIN_TAR_SAMPLE_BYTES > size:
             raise MetadataError(f"{where}: offset {i} ({offset}) is not a sample start inside the "
                                 f"{size}-byte shard")
         previous = offset
-    if offsets and offsets[0] != 0:
-        raise MetadataError(f"{where}: the first sample must start at byte 0, not {offsets[0]}")
 
 
 def parse_receipt(data: bytes, where: str, *, size: int | None = None, fmt: str | None = None) -> ReceiptRecord:
-    """A receipt's bytes -> a checked :class:`ReceiptRecord`; with the shard's real ``size``
-    (a fact), its count and offsets are held to what that many bytes can hold."""
+    """A receipt's bytes -> a checked :class:`ReceiptRecord`: its count and offsets are held to
+    what its shard's bytes can hold -- the shard's real ``size`` (a fact) when given, which must
+    then be the size the receipt describes."""
     r: ReceiptRecord = _decode(data, ReceiptRecord, where)
     if not where.endswith(r.name + ".json"):
         raise MetadataError(f"{where}: describes {r.name}, not this shard")
-    if size is not None:
-        fmt = fmt or ("tar" if r.name.endswith(".tar") else "hdf5")
-        if r.count > max_samples(fmt, size):
-            raise MetadataError(f"{where}: {r.count} samples cannot fit in the {size}-byte shard")
-        if fmt == "tar":
-            check_offsets(r.offsets, r.count, size, where)
+    fmt = fmt or ("tar" if r.name.endswith(".tar") else "hdf5")
+    if size is not None and r.bytes != size:
+        raise MetadataError(f"{where}: describes a {r.bytes}-byte shard, the file has {size} bytes")
+    if r.count > max_samples(fmt, r.bytes):
+        raise MetadataError(f"{where}: {r.count} samples cannot fit in a {r.bytes}-byte shard")
+    if fmt == "tar":
+        check_offsets(r.offsets, r.count, r.bytes, where)
     return r
 
 

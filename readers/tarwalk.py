@@ -13,7 +13,7 @@ import warnings
 from collections.abc import Iterator
 from typing import IO
 
-__all__ = ["BLOCK", "TarFormatError", "member_name_ok", "walk_tar"]
+__all__ = ["BLOCK", "TarFormatError", "member_name_ok", "walk_headers", "walk_tar"]
 
 BLOCK = 512
 _REGULAR = (b"0", b"\0", b"7")
@@ -82,3 +82,27 @@ def walk_tar(f: IO[bytes], source: str = "tar") -> Iterator[tuple[str, bytes]]:
             warnings.warn(f"{source}: skipped {name!r}: unsafe member name", stacklevel=2)
             continue
         yield name, data[:size]
+
+
+def walk_headers(f: IO[bytes], source: str = "tar") -> Iterator[tuple[int, str]]:
+    """Yield ``(offset, name)`` of every member header in ``f``, data blocks skipped by seeking:
+    the layout of a shard without reading its contents. Names are reported as they are (a
+    non-UTF-8 one escaped), extended headers included, so nothing hides from a layout check."""
+    offset = 0
+    while True:
+        f.seek(offset)
+        header = f.read(BLOCK)
+        if not header or header == b"\0" * BLOCK:
+            return
+        if len(header) < BLOCK:
+            raise TarFormatError(f"{source}: truncated header at byte {offset}")
+        stored = _number(header[148:156], "checksum")
+        if stored != sum(header[:148]) + 8 * 32 + sum(header[156:]):
+            raise TarFormatError(f"{source}: bad header checksum at byte {offset}")
+        size = _number(header[124:136], "size")
+        if size < 0:
+            raise TarFormatError(f"{source}: negative member size at byte {offset}")
+        raw_name = _field(header[0:100])
+        prefix = _field(header[345:500]) if header[257:262] == b"ustar" else b""
+        yield offset, (prefix + b"/" + raw_name if prefix else raw_name).decode("utf-8", "backslashreplace")
+        offset += BLOCK + size + (-size % BLOCK)

@@ -1,36 +1,72 @@
-"""``fgbg repair``: rebuild exactly the missing or corrupt shards, from the dataset itself.
+"""``fgbg repair``: rebuild exactly the wrong shards, from the plan, and rewrite the rest.
 
 The dataset is self-contained (``inputs/`` + ``build.json``), so repair needs no original
-folders: the stored inputs are re-checked against their recorded sha256 (a changed input
-is a clear error, never silently used), every shard whose receipt does not match its bytes
--- missing, truncated, flipped, receipt lost -- is rebuilt by the same deterministic plan
-(so byte-identical to the original), stale temporaries are removed, and the annotations
-index and manifest are rewritten from the receipts (which also undoes a hand-edited
-manifest). A missing ``build.json`` is recovered from the manifest when that is intact.
+folders. What every shard must hold is the build record's plan (its fingerprint checked)
+over the stored inputs (their sha256 re-checked: a changed input is a clear error, never
+silently used). A receipt is a claim, not a proof: every shard that verify finds wrong in
+any way -- bytes, receipt, offsets, member layout, keys, annotations -- loses its receipt
+and is rebuilt by the same deterministic plan (so byte-identical to the original); stale
+temporaries are removed; index, card and manifest are rewritten from what was built or
+proven (which also undoes a hand-edited manifest). A missing or damaged ``build.json`` is
+recovered from the manifest's copy when that one is intact; otherwise repair says so.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from ..build import BuildResult, build
 from ..errors import FgbgError
-from ..manifest import BUILD_RECORD, MANIFEST, dumps, fingerprint, read_json, record_from_manifest
-from ..storage import open_store
+from ..manifest import ANNOTATIONS, BUILD_RECORD, MANIFEST, dumps, fingerprint, read_json, record_from_manifest
+from ..receipts import receipt_name
+from ..storage import Store, open_store
 from .verify import VerifyReport, verify
 
 __all__ = ["repair"]
 
+_SHARD = re.compile(r"shards/[0-9]{6,12}\.(tar|h5)")
+
+def _intact_record(store: Store) -> bool:
+    try:
+        record = read_json(store, BUILD_RECORD)
+    except (FileNotFoundError, ValueError):
+        return False
+    return isinstance(record, dict) and record.get("fingerprint") == fingerprint(record)
+
+
 def _recover_record(url: str, storage_options: dict[str, Any] | None) -> None:
+    """Make sure ``build.json`` is intact: from the manifest's copy when it is missing or damaged."""
     store = open_store(url, storage_options)
-    if store.exists(BUILD_RECORD):
+    if _intact_record(store):
         return
-    if not store.exists(MANIFEST):
-        raise FgbgError(f"{url}: neither {BUILD_RECORD} nor {MANIFEST}: nothing to repair from")
-    record = record_from_manifest(read_json(store, MANIFEST))
-    if fingerprint(record) != record.get("fingerprint"):
-        raise FgbgError(f"{url}: {BUILD_RECORD} is missing and the manifest's copy does not match its fingerprint")
+    state = "damaged (its fingerprint does not match its content)" if store.exists(BUILD_RECORD) else "missing"
+    try:
+        record = record_from_manifest(read_json(store, MANIFEST)) if store.exists(MANIFEST) else None
+    except ValueError:
+        record = None
+    if not isinstance(record, dict) or fingerprint(record) != record.get("fingerprint"):
+        raise FgbgError(f"{store.url}/{BUILD_RECORD} is {state} and the manifest holds no intact copy: "
+                        "repair cannot know what the shards must hold (restore build.json from a backup)")
     store.write_atomic(BUILD_RECORD, dumps(record))
+
+
+def _distrust(url: str, storage_options: dict[str, Any] | None, before: VerifyReport) -> list[str]:
+    """Remove the receipt of every shard verify found wrong, so the build redoes it from the
+    plan; returns those shards. Per-sample index mismatches are the index's fault when the
+    index itself is damaged (it is rewritten), not the shards'."""
+    store = open_store(url, storage_options)
+    index_damaged = any(p.where == ANNOTATIONS for p in before.problems)
+    shards = set()
+    for p in before.problems:
+        name = p.where.removesuffix(".json")
+        if not _SHARD.fullmatch(name) or (index_damaged and "index" in p.what):
+            continue
+        shards.add(name)
+    for name in sorted(shards):
+        if store.exists(receipt_name(name)):
+            store.remove(receipt_name(name))
+    return sorted(shards)
 
 
 def repair(url: str, *, workers: int | None = None, storage_options: dict[str, Any] | None = None,
@@ -39,6 +75,7 @@ def repair(url: str, *, workers: int | None = None, storage_options: dict[str, A
     """Verify, rebuild what is broken, verify again. Returns (before, build result, after)."""
     before = verify(url, storage_options=storage_options)
     _recover_record(url, storage_options)
+    _distrust(url, storage_options, before)
     result = build(url, None, workers=workers, storage_options=storage_options, depth_options=depth_options,
                    progress=progress)
     after = verify(url, storage_options=storage_options)

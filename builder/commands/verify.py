@@ -23,12 +23,18 @@ from typing import Any
 
 import numpy as np
 
+from fgbg.readers.errors import MetadataError
+from fgbg.readers.fs import MAX_METADATA_BYTES, Location
+from fgbg.readers.schema import MEMBERS, parse_manifest
+
 from ..card import CARD, PREVIEW, dataset_card
 from ..collage import collage
+from ..config import BuildConfig
 from ..errors import FgbgError
-from ..manifest import ANNOTATIONS, BUILD_RECORD, MANIFEST
+from ..inputs import input_statistics, load_inputs
+from ..manifest import ANNOTATIONS, BUILD_RECORD, MANIFEST, dumps, fingerprint, make_manifest
 from ..processes import init_worker_process, spawn_executor, worker_count
-from ..receipts import load_receipt, receipt_name
+from ..receipts import read_receipt, receipt_name
 from ..storage import TMP_MARK, ObjectStore, Store, open_store
 
 __all__ = ["Problem", "VerifyReport", "verify"]
@@ -117,6 +123,35 @@ def _index_problems(data: bytes | None, manifest: dict[str, Any], report: Verify
         report.add(ANNOTATIONS, "sha256 differs from the manifest")
 
 
+def _made_problems(store: Store, data: bytes, manifest: dict[str, Any], record: dict[str, Any] | None,
+                   annotations: bytes | None, report: VerifyReport) -> None:
+    """The manifest must be exactly what the build record, the receipts and the index make:
+    its shard list, totals and statistics are derived data, so an edit to any of them (which
+    no hash covers) is found here. Skipped when a part it needs is already reported broken."""
+    if record is None or annotations is None or not report.ok:
+        return
+    receipts = []
+    for entries in manifest["shards"].values():
+        for entry in entries:
+            receipt, _ = read_receipt(store, entry["name"])
+            if receipt is None:
+                return
+            receipts.append(receipt)
+    if manifest["config"].get("kind") == "imported":
+        extra: dict[str, Any] = {}
+    else:
+        try:
+            extra = input_statistics(load_inputs(store, record["inputs"]), BuildConfig.from_json(record["config"]))
+        except FgbgError as e:
+            report.add("inputs/", str(e))
+            return
+    made = make_manifest(record, receipts, annotations, extra)
+    if dumps(made) != data:
+        fields = sorted(k for k in set(made) | set(manifest) if made.get(k) != manifest.get(k) and k not in record)
+        report.add(MANIFEST, f"differs from what {BUILD_RECORD}, the receipts and the index make"
+                             f" ({', '.join(fields) if fields else 'not in canonical form'})")
+
+
 def _card_problems(store: Store, manifest: dict[str, Any], report: VerifyReport) -> None:
     """The dataset card and its collage must be what the manifest and the shards make: a card
     edited by hand, or left from before an append, would tell users the wrong counts."""
@@ -137,15 +172,20 @@ def _card_problems(store: Store, manifest: dict[str, Any], report: VerifyReport)
             report.add(PREVIEW, "preview collage differs from the one the shards make (fgbg repair redraws it)")
 
 
-def _record_problems(store: Store, manifest: dict[str, Any], report: VerifyReport) -> dict[str, Any] | None:
-    """Compare the build record with the manifest's copy of it; returns the record."""
+def _record_problems(store: Store, manifest: dict[str, Any] | None, report: VerifyReport) -> dict[str, Any] | None:
+    """Check the build record's own fingerprint and compare it with the manifest's copy of it
+    (``manifest`` None: the manifest is unusable, the record alone is checked); returns it."""
     try:
-        record: dict[str, Any] = json.loads(store.read_bytes(BUILD_RECORD))
+        record = json.loads(store.read_bytes(BUILD_RECORD)) if store.size(BUILD_RECORD) <= MAX_METADATA_BYTES else None
     except (FileNotFoundError, ValueError):
+        record = None
+    if not isinstance(record, dict):
         report.add(BUILD_RECORD, "missing or unreadable (repair needs it)")
         return None
+    if record.get("fingerprint") != fingerprint(record):
+        report.add(BUILD_RECORD, "its fingerprint does not match its content (edited or damaged)")
     for key, value in record.items():
-        if manifest.get(key) != value:
+        if manifest is not None and manifest.get(key) != value:
             report.add(MANIFEST, f"field {key!r} differs from {BUILD_RECORD} (edited by hand?)")
     return record
 
@@ -186,9 +226,19 @@ class _ShardChecker:
                          for fmt in self.manifest["shards"]}
 
     def check(self, fmt: str, s: int) -> tuple[list[Problem], int]:
-        from fgbg.readers.formats import ShardReadError
+        """Every problem of shard ``s`` of ``fmt``; never raises for what a file holds."""
+        entry = self.manifest["shards"][fmt][s]
+        try:
+            return self._check_shard(fmt, s, entry)
+        except FgbgError:
+            raise
+        except Exception as e:  # a file that lies in a way no check foresaw: a finding, not a crash
+            return [Problem(entry["name"], f"cannot be checked ({type(e).__name__}: {e})")], 0
 
-        store, entry = self.store, self.manifest["shards"][fmt][s]
+    def _check_shard(self, fmt: str, s: int, entry: dict[str, Any]) -> tuple[list[Problem], int]:
+        from fgbg.readers import DatasetError
+
+        store = self.store
         name = entry["name"]
         out: list[Problem] = []
         if not store.exists(name):
@@ -199,22 +249,26 @@ class _ShardChecker:
             out.append(Problem(name, what))
         elif digest != entry["sha256"]:
             out.append(Problem(name, "sha256 differs from the manifest (bytes changed)"))
-        receipt = load_receipt(store, name)
+        receipt, why = read_receipt(store, name, size if size == entry["bytes"] else None)
         if receipt is None:
-            out.append(Problem(receipt_name(name), "receipt missing or unreadable"))
-        elif (receipt.bytes, receipt.sha256, receipt.count) != (entry["bytes"], entry["sha256"], entry["count"]):
+            out.append(Problem(receipt_name(name), why))
+        elif (receipt.bytes, receipt.sha256, receipt.count, receipt.first) != (
+                entry["bytes"], entry["sha256"], entry["count"], entry["first"]):
             out.append(Problem(receipt_name(name), "receipt disagrees with the manifest"))
-        width = int(self.manifest["key_width"])
-        expected = [f"{entry['first'] + i:0{width}d}" for i in range(entry["count"])]
-        seen: list[str] = []
-        unreadable = False
+        if fmt == "tar" and receipt is not None and not out:
+            members = [MEMBERS[f] for f in MEMBERS if f in self.manifest["fields"]]  # the order builds write
+            out += _tar_layout_problems(self.datasets[fmt].location, name, receipt.offsets, members,
+                                        int(self.manifest["key_width"]), int(entry["first"]))
+        seen = 0
+        last: str | None = None
         try:
-            for sample in self.datasets[fmt].iter_shard(s):
+            for sample in self.datasets[fmt].iter_shard(s):  # readers check each key against its position
                 key = sample["key"]
-                seen.append(key)
+                last, seen = key, seen + 1
                 meta = sample["meta"]
-                if meta.get("index") != int(key):
-                    out.append(Problem(name, f"annotation index {meta.get('index')} differs from its key", key))
+                if not isinstance(meta, dict) or meta.get("index") != int(key):
+                    out.append(Problem(name, "annotation index differs from its key", key))
+                    continue
                 problem = self.index.check(meta, key) if self.index is not None else None
                 if problem:
                     out.append(Problem(name, problem, key))
@@ -224,14 +278,41 @@ class _ShardChecker:
                     want[meta["y"] : meta["y"] + meta["h"], meta["x"] : meta["x"] + meta["w"]] = fg.mask
                     if not np.array_equal(want, sample["mask"]):
                         out.append(Problem(name, "mask differs from the one its annotation implies", key))
-        except (ShardReadError, ValueError, KeyError) as e:
-            unreadable = True
-            out.append(Problem(name, f"unreadable after sample {seen[-1] if seen else 'none'} ({e})"))
-        if seen and seen != expected[: len(seen)]:
-            out.append(Problem(name, "keys out of order or not the shard's range"))
-        if len(seen) != entry["count"] and not unreadable:
-            out.append(Problem(name, f"holds {len(seen)} samples, the manifest says {entry['count']}"))
-        return out, len(seen)
+        except DatasetError as e:
+            out.append(Problem(name, f"unreadable after sample {last or 'none'} ({e})"))
+        else:
+            if seen != entry["count"]:
+                out.append(Problem(name, f"holds {seen} samples, the manifest says {entry['count']}"))
+        return out, seen
+
+
+def _tar_layout_problems(location: Location, name: str, offsets: list[int], members: list[str], width: int,
+                         first: int) -> list[Problem]:
+    """What readers rely on beyond the bytes' hash: at each recorded offset starts the header
+    of the expected key, and every sample holds exactly the planned members (``members``, in
+    order), no extra and no duplicate. A shard rewritten together with its receipt hashes fine
+    and can still lie; this walk reads headers only (data blocks are skipped)."""
+    from fgbg.readers.tarwalk import TarFormatError, walk_headers
+
+    sample = member = 0
+    try:
+        with location.open(name) as f:
+            for offset, header_name in walk_headers(f, location.path(name)):
+                key = f"{first + sample:0{width}d}"
+                if member == 0 and (sample >= len(offsets) or offsets[sample] != offset):
+                    return [Problem(name, f"sample {key} does not start at the receipt's offset", key)]
+                want = f"{key}.{members[member]}"
+                if header_name != want:
+                    return [Problem(name, f"member {header_name!r} where {want!r} belongs", key)]
+                member += 1
+                if member == len(members):
+                    sample, member = sample + 1, 0
+    except TarFormatError as e:
+        return [Problem(name, f"not a well-formed tar ({e})")]
+    if (sample, member) != (len(offsets), 0):
+        return [Problem(name, f"holds {sample} whole samples, the receipt lists {len(offsets)}")]
+    return []
+
 
 
 _checker: _ShardChecker | None = None  # per worker process: made by its first task
@@ -259,14 +340,21 @@ def verify(url: str, deep: bool = False, storage_options: dict[str, Any] | None 
     """Check the dataset at ``url`` (shards in ``workers`` processes); the report lists every problem."""
     store = open_store(url, storage_options)
     report = VerifyReport(store.url, deep=deep)
-    try:
-        manifest = json.loads(store.read_bytes(MANIFEST))
-    except FileNotFoundError:
+    if not store.exists(MANIFEST):
         report.add(MANIFEST, "missing: the build never finished (rerun it, or fgbg repair)")
         return report
-    except ValueError as e:
-        report.add(MANIFEST, f"not valid JSON ({e})")
+    if store.size(MANIFEST) > MAX_METADATA_BYTES:
+        report.add(MANIFEST, f"larger than {MAX_METADATA_BYTES} bytes: not an fgbg manifest")
         return report
+    data = store.read_bytes(MANIFEST)
+    try:
+        parse_manifest(data, MANIFEST)  # types, ranges, names, counts: nothing below trusts it unchecked
+    except MetadataError as e:
+        report.add(MANIFEST, str(e).removeprefix(f"{MANIFEST}: "))
+        if store.exists(BUILD_RECORD):  # is the record intact? then repair can rewrite the manifest
+            _record_problems(store, None, report)
+        return report
+    manifest = json.loads(data)
     record = _record_problems(store, manifest, report)
     annotations = _read_optional(store, ANNOTATIONS)
     _index_problems(annotations, manifest, report)
@@ -294,6 +382,7 @@ def verify(url: str, deep: bool = False, storage_options: dict[str, Any] | None 
     total = sum(e["count"] for e in next(iter(manifest["shards"].values()), []))
     if total != manifest["totals"]["samples"]:
         report.add(MANIFEST, f"totals say {manifest['totals']['samples']} samples, shards hold {total}")
+    _made_problems(store, data, manifest, record, annotations, report)
     _card_problems(store, manifest, report)
     for entry_name in store.listdir("shards"):
         rel = f"shards/{entry_name}"
