@@ -29,7 +29,7 @@ from fgbg.readers.extras import require
 from .card import CARD, PREVIEW, write_card
 from .config import BuildConfig
 from .depth import describe_backend
-from .errors import ConfigMismatchError, FgbgError, OutputError
+from .errors import ConfigMismatchError, FgbgError, LockedError, OutputError
 from .inputs import encode_inputs, fg_boxes, input_statistics, load_inputs
 from .manifest import ANNOTATIONS, BUILD_RECORD, MANIFEST, annotations_csv, dumps, make_manifest, make_record, read_json
 from .plan import plan_for
@@ -353,16 +353,27 @@ def build(
                 raise FgbgError("a new build needs both --bg and --fg")
             sources = (load_backgrounds(bg_dir, cfg, skip_invalid, storage_options),
                        load_foregrounds(fg_dir, cfg, fg_mask_dir, skip_invalid, storage_options))
+        fresh = not store.existing()
         store.create()
-        with store.lock():
-            depth_options = dict(depth_options or {})
-            record, files = _prepare_record(store, cfg, sources, list(formats), hdf5_layout, depth_options)
-            store.remove_stale_temps()
-            for rel, data in files.items():
-                store.write_atomic(rel, data)
-            store.write_atomic(BUILD_RECORD, dumps(record))
-            return run_record(store, record, depth_options=depth_options, workers=workers, progress=progress,
-                              on_shard=on_shard, t0=t0, executor=executor, ray_address=ray_address, pool=pool)
+        started = False
+        try:
+            with store.lock():
+                depth_options = dict(depth_options or {})
+                record, files = _prepare_record(store, cfg, sources, list(formats), hdf5_layout, depth_options)
+                store.remove_stale_temps()
+                for rel, data in files.items():
+                    store.write_atomic(rel, data)
+                store.write_atomic(BUILD_RECORD, dumps(record))
+                started = True  # from here on a failure leaves a resumable dataset
+                return run_record(store, record, depth_options=depth_options, workers=workers, progress=progress,
+                                  on_shard=on_shard, t0=t0, executor=executor, ray_address=ray_address,
+                                  pool=pool)
+        except LockedError:
+            raise  # another builder's dataset: not ours to undo
+        except BaseException:
+            if fresh and not started:
+                store.discard_new()  # a failed start on a new dataset leaves no folder
+            raise
 
 
 class _NoBar:

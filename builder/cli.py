@@ -8,6 +8,7 @@ traceback. Every option's help shows its default.
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import os
 import signal
@@ -347,12 +348,48 @@ def _cmd_demo_inputs(a: argparse.Namespace) -> int:
     return 0
 
 
+class Terminated(BaseException):
+    """SIGTERM, raised in the main thread like Ctrl-C: ``with`` blocks unwind (the lock is
+    released, worker processes are stopped), so a terminated build resumes cleanly."""
+
+
+def _terminate_as_interrupt() -> Any:
+    """Make SIGTERM raise :class:`Terminated`; returns the previous handler (None off the
+    main thread, where Python cannot set handlers)."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def on_term(signum: int, frame: Any) -> None:
+        raise Terminated()
+
+    return signal.signal(signal.SIGTERM, on_term)
+
+
+_OS_HINTS = {errno.ENOSPC: "the disk is full; free space, then rerun the same command to resume",
+             errno.EDQUOT: "the disk quota is exceeded; free space, then rerun the same command to resume",
+             errno.EROFS: "the file system is read-only", errno.EACCES: "no permission",
+             errno.EPERM: "not permitted (immutable or protected file?)",
+             errno.ENAMETOOLONG: "the name is longer than the file system allows"}
+
+
+def os_error_text(e: OSError) -> str:
+    """One line for an operating-system error: the file it concerns, what went wrong, and what
+    to do about it where that is known."""
+    where = f"{e.filename}: " if e.filename else ""
+    hint = _OS_HINTS.get(e.errno or 0)
+    what = e.strerror or str(e)
+    return f"{where}{what}" + (f" ({hint})" if hint and hint.lower() != what.lower() else "")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _build_parser().parse_args(argv)
     handlers = {"build": _cmd_build, "convert": _cmd_convert, "info": _cmd_info, "demo-inputs": _cmd_demo_inputs,
                 "append": _cmd_append, "verify": _cmd_verify, "repair": _cmd_repair, "export": _cmd_export,
                 "preview": _cmd_preview, "import": _cmd_import}
     handler = handlers[args.command]
+    previous = _terminate_as_interrupt()
     try:
         status = handler(args)
         sys.stdout.flush()  # a closed pipe shows here, inside the try, not at interpreter exit
@@ -363,13 +400,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("fgbg: interrupted; rerun the same command to resume", file=sys.stderr)
         return 130
+    except Terminated:
+        print("fgbg: terminated (SIGTERM); rerun the same command to resume", file=sys.stderr)
+        return 128 + signal.SIGTERM
     except BrokenPipeError:
         # The reader went away (``fgbg info DATASET | head -1``): nothing left to say to it. Point
         # stdout at /dev/null so Python's final flush does not fail again, and exit as a program
         # killed by SIGPIPE would.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 128 + signal.SIGPIPE
-
+    except OSError as e:  # disk full, read-only, permissions, names too long: the user's to fix
+        print(f"fgbg: error: {os_error_text(e)}", file=sys.stderr)
+        return 2
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 if __name__ == "__main__":
     sys.exit(main())

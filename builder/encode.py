@@ -10,6 +10,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from fgbg.readers.decode import check_pixels
+
 __all__ = [
     "MASK_PNG", "decode_jpeg", "decode_png", "decode_png_color", "encode_jpeg", "encode_jpeg_bgr", "encode_mask_png",
     "encode_png", "encode_png_color", "encoder_versions",
@@ -73,6 +75,7 @@ def decode_png_color(data: bytes) -> np.ndarray:
 
 
 def decode_jpeg(data: bytes) -> np.ndarray:
+    check_pixels(data)  # a dataset's own files are untrusted too: the readers' pixel bound
     arr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     if arr is None:
         raise ValueError("not a decodable JPEG")
@@ -80,6 +83,7 @@ def decode_jpeg(data: bytes) -> np.ndarray:
 
 
 def decode_png(data: bytes) -> np.ndarray:
+    check_pixels(data)
     arr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     if arr is None:
         raise ValueError("not a decodable PNG")

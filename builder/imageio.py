@@ -90,7 +90,22 @@ def list_images(folder: str | Path, what: str, skip_invalid: bool = False,
     images = []
     for location, is_file in sorted(_entries(folder, what, storage_options)):
         f = InputFile(location, storage_options)
-        if f.name.startswith(".") or not is_file:
+        if f.name.startswith("."):
+            continue
+        problem = None
+        try:
+            f.name.encode("utf-8")
+        except UnicodeEncodeError:  # undecodable bytes, kept by Python as surrogates
+            raw = f.name.encode("utf-8", "surrogateescape")
+            problem = f"{folder}/{raw!r}: file name is not valid UTF-8 (rename it)"
+        if problem is None and not is_file:
+            if f.suffix.lower() not in IMAGE_EXTENSIONS:
+                continue  # sub-folders are no inputs
+            problem = f"{f}: named like an image but not a readable file (a folder, or a broken link)"
+        if problem is not None:
+            if not skip_invalid:
+                raise InputError(problem + " (or pass --skip-invalid)")
+            warnings.warn(f"skipped {problem}", stacklevel=2)
             continue
         if f.suffix.lower() in IMAGE_EXTENSIONS:
             images.append(f)

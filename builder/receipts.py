@@ -64,7 +64,7 @@ def read_receipt(store: Store, shard_rel: str, size: int | None = None) -> tuple
         record = parse_receipt(store.read_bytes(rel), rel, size=size)
     except MetadataError as e:
         return None, f"receipt unreadable: {str(e).removeprefix(rel + ': ')}"
-    return Receipt(**msgspec.structs.asdict(record)), ""
+    return Receipt(**{**msgspec.structs.asdict(record), "stats": msgspec.to_builtins(record.stats)}), ""
 
 
 def load_receipt(store: Store, shard_rel: str) -> Receipt | None:

@@ -16,7 +16,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-__all__ = ["MAX_PIXELS", "DecodeError", "decode_member", "image_size"]
+__all__ = ["MAX_PIXELS", "DecodeError", "check_pixels", "decode_member", "image_size"]
 
 MAX_PIXELS = 4096 * 4096
 
@@ -48,10 +48,15 @@ def image_size(data: bytes) -> tuple[int, int]:
     raise DecodeError("not a PNG or JPEG image")
 
 
-def _check(data: bytes, max_pixels: int) -> None:
+def check_pixels(data: bytes, max_pixels: int = MAX_PIXELS) -> None:
+    """Refuse an image whose header declares more than ``max_pixels`` (or zero) pixels, before
+    any decoding: a 900 KB PNG can declare 30000x30000 (15 GB once decoded)."""
     w, h = image_size(data)
     if w * h > max_pixels or w == 0 or h == 0:
         raise DecodeError(f"image declares {w}x{h} pixels, over the {max_pixels} pixel bound")
+
+
+_check = check_pixels
 
 
 def _decode_color(data: bytes, max_pixels: int) -> np.ndarray:

@@ -88,10 +88,11 @@ class Location:
         """The whole of a (metadata) file, refused when larger than ``limit``: its size is
         checked before anything is read, so a huge file costs nothing."""
         with self.open(rel) as f:
-            data = f.read(limit + 1)
-        if len(data) > limit:
-            raise DatasetError(f"{self.path(rel)}: larger than {limit} bytes; not an fgbg metadata file")
-        return data
+            size = f.seek(0, os.SEEK_END)  # a fact, before anything is allocated (read(n) allocates n)
+            if size > limit:
+                raise DatasetError(f"{self.path(rel)}: {size} bytes, over the {limit}-byte bound of a metadata file")
+            f.seek(0)
+            return f.read(size + 1)
 
     def size(self, rel: str) -> int:
         """The file's size in bytes (a fact metadata is checked against)."""

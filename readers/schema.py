@@ -26,8 +26,9 @@ from msgspec import Meta, Struct
 from .errors import MetadataError
 
 __all__ = [
-    "MAX_KEY_WIDTH", "MIN_TAR_SAMPLE_BYTES", "FieldSpec", "Manifest", "MetadataError", "ReceiptRecord",
-    "ShardEntry", "check_offsets", "json_schemas", "max_samples", "parse_manifest", "parse_receipt",
+    "MAX_KEY_WIDTH", "MIN_TAR_SAMPLE_BYTES", "FieldSpec", "Hdf5Attributes", "Manifest", "MetadataError",
+    "ReceiptRecord", "ShardEntry", "check_offsets", "json_schemas", "max_samples", "parse_hdf5_attributes",
+    "parse_manifest", "parse_receipt",
 ]
 
 FORMAT_VERSION = 1
@@ -108,6 +109,19 @@ class Manifest(Struct, frozen=True):
     left_out: list[str] | None = None
 
 
+class PixelSumsRecord(Struct, frozen=True, forbid_unknown_fields=True):
+    """Exact integer sums of one field's pixels in one shard (statistics are merged from them)."""
+
+    channels: Annotated[int, Meta(ge=1, le=4)]
+    count: NonNegative
+    sum: Annotated[list[Annotated[int, Meta(ge=0)]], Meta(min_length=1, max_length=4)]
+    sumsq: Annotated[list[Annotated[int, Meta(ge=0)]], Meta(min_length=1, max_length=4)]
+
+    def __post_init__(self) -> None:
+        if len(self.sum) != self.channels or len(self.sumsq) != self.channels:
+            raise ValueError(f"{self.channels} channels but {len(self.sum)} sums and {len(self.sumsq)} sums of squares")
+
+
 class ReceiptRecord(Struct, frozen=True):
     """``shards/NNNNNN.<ext>.json``: the proof a shard is complete (see docs/FORMAT.md §5)."""
 
@@ -118,9 +132,40 @@ class ReceiptRecord(Struct, frozen=True):
     bytes: NonNegative
     sha256: Sha256
     fingerprint: Sha256
-    stats: dict[str, Any]
+    stats: dict[str, PixelSumsRecord]
     offsets: list[NonNegative] = []
     format_version: Literal[1] = 1
+
+
+class Hdf5Attributes(Struct, frozen=True):
+    """The root attributes of an ``.h5`` shard (docs/FORMAT.md §8)."""
+
+    format: Literal["fgbg"]
+    format_version: Literal[1]
+    layout: Literal["encoded", "raw"]
+    shard: NonNegative
+    first: NonNegative
+    count: NonNegative
+    key_width: Annotated[int, Meta(ge=1, le=MAX_KEY_WIDTH)]
+    fields: list[FieldName]
+    image_size: Annotated[list[Dim], Meta(min_length=2, max_length=2)] | None = None
+    depth_size: Annotated[list[Dim], Meta(min_length=2, max_length=2)] | None = None
+    compression: str = "none"
+
+
+def parse_hdf5_attributes(attrs: Any, where: str) -> Hdf5Attributes:
+    """h5py's root attributes (NumPy scalars and arrays) -> checked :class:`Hdf5Attributes`."""
+    plain: dict[str, Any] = {}
+    for name in Hdf5Attributes.__struct_fields__:
+        if name in attrs:
+            value = attrs[name]
+            if hasattr(value, "tolist"):
+                value = value.tolist()
+            plain[name] = value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+    try:
+        return msgspec.convert(plain, Hdf5Attributes)
+    except msgspec.ValidationError as e:
+        raise MetadataError(f"{where}: HDF5 attributes: {e}") from None
 
 
 def _decode(data: bytes, kind: type[Any], where: str) -> Any:

@@ -13,9 +13,10 @@ import warnings
 from collections.abc import Iterator
 from typing import IO
 
-__all__ = ["BLOCK", "TarFormatError", "member_name_ok", "walk_headers", "walk_tar"]
+__all__ = ["BLOCK", "MAX_MEMBER_BYTES", "TarFormatError", "member_name_ok", "walk_headers", "walk_tar"]
 
 BLOCK = 512
+MAX_MEMBER_BYTES = 1 << 28  # 256 MiB: far above any sample member (images are bounded to 16 MP)
 _REGULAR = (b"0", b"\0", b"7")
 _SKIP_DATA = (b"x", b"g", b"L", b"K")  # PAX/GNU extended headers: data to skip
 
@@ -58,6 +59,9 @@ def walk_tar(f: IO[bytes], source: str = "tar") -> Iterator[tuple[str, bytes]]:
         if stored != computed:
             raise TarFormatError(f"{source}: bad header checksum at byte {offset}")
         size = _number(header[124:136], "size")
+        if not 0 <= size <= MAX_MEMBER_BYTES:  # read() would allocate what the header asks for
+            raise TarFormatError(f"{source}: member at byte {offset} declares {size} bytes "
+                                 f"(over the {MAX_MEMBER_BYTES}-byte bound)")
         kind = header[156:157]
         padded = size + (-size % BLOCK)
         data = f.read(padded)

@@ -2,10 +2,13 @@ import argparse
 import importlib.metadata
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import time
 import tomllib
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -121,3 +124,87 @@ def test_closed_pipe_exits_quietly(tmp_path: Path) -> None:
     finally:
         os.close(write_end)
     assert r.returncode == 128 + signal.SIGPIPE and r.stderr == "", r.stderr
+
+
+@pytest.fixture()
+def tiny_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 1 MiB tmpfs (root and a kernel that allow mounting), else the test is skipped."""
+    mnt = tmp_path / "tiny"
+    mnt.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mnt)], capture_output=True, text=True)
+    if r.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here ({r.stderr.strip()})")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+def test_disk_full_is_one_line_and_resumable(tiny_disk: Path, tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    out = tiny_disk / "ds"
+    assert main(["build", "--demo", "--demo-bg", "3", "--demo-fg", "3", "--placements", "4", "--shard-size", "20",
+                 "--out", str(out), "--no-progress", "--workers", "1"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("fgbg: error: ") and err.count("\n") == 1 and "No space left on device" in err
+    assert "rerun the same command to resume" in err and "Traceback" not in err
+    # what was committed is intact: the same build elsewhere gives the same bytes for every finished shard
+    done = sorted(p.name for p in (out / "shards").glob("*.tar.json"))
+    ref = tmp_path / "ref"
+    assert main(["build", "--demo", "--demo-bg", "3", "--demo-fg", "3", "--placements", "4", "--shard-size", "20",
+                 "--out", str(ref), "--no-progress", "--workers", "1"]) == 0
+    for name in done:
+        shard = name.removesuffix(".json")
+        assert (out / "shards" / shard).read_bytes() == (ref / "shards" / shard).read_bytes()
+
+
+def test_name_too_long_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["demo-inputs", "--out", str(tmp_path / ("x" * 300)), "--bg", "1", "--fg", "1"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("fgbg: error: ") and "File name too long" in err and "Traceback" not in err
+
+
+def test_sigterm_releases_the_lock_and_the_rerun_resumes(tmp_path: Path) -> None:
+    from helpers import snapshot, start_fgbg
+
+    out = tmp_path / "ds"
+    args = ["build", "--demo", "--demo-bg", "4", "--demo-fg", "4", "--placements", "10", "--shard-size", "40",
+            "--out", str(out), "--no-progress", "--workers", "1"]
+    proc = start_fgbg(args, capture=True)
+    deadline = time.monotonic() + 120
+    while proc.poll() is None and len(list(out.glob("shards/*.tar.json"))) < 2 and time.monotonic() < deadline:
+        time.sleep(0.005)
+    os.kill(proc.pid, signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    assert "fgbg: terminated (SIGTERM); rerun the same command to resume" in err and "Traceback" not in err
+    assert (out / ".fgbg.lock").read_bytes() == b""  # released: no stale pid left in it
+    assert main(args) == 0
+    ref = tmp_path / "ref"
+    assert main([*args[:-5], "--out", str(ref), "--no-progress", "--workers", "1"]) == 0
+    assert snapshot(out) == snapshot(ref)
+
+
+def test_lock_through_a_symlink_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "ds"
+    assert main(["build", "--demo", "--demo-bg", "2", "--demo-fg", "2", "--placements", "1", "--out", str(out),
+                 "--no-progress"]) == 0
+    precious = tmp_path / "precious.txt"
+    precious.write_text("do not truncate me")
+    (out / ".fgbg.lock").unlink()
+    (out / ".fgbg.lock").symlink_to(precious)
+    for args in (["build", "--out", str(out), "--no-progress"], ["repair", str(out), "--no-progress"]):
+        assert main(args) == 2
+        assert "is a symbolic link" in capsys.readouterr().err
+    assert precious.read_text() == "do not truncate me"
+
+
+def test_undecodable_input_name_leaves_nothing(tmp_path: Path, demo_inputs: tuple[Path, Path],
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    bg = tmp_path / "bg"
+    shutil.copytree(demo_inputs[0], bg)
+    os.rename(bg / sorted(os.listdir(bg))[0], os.fsencode(bg) + b"/caf\xe9.jpg")
+    assert main(["build", "--bg", str(bg), "--fg", str(demo_inputs[1]), "--out", str(tmp_path / "new"),
+                 "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "caf\\xe9.jpg': file name is not valid UTF-8" in err and not (tmp_path / "new").exists()

@@ -27,7 +27,7 @@ def ds(tmp_path_factory: pytest.TempPathFactory, demo_inputs: tuple[Path, Path])
 def test_published_json_schemas_are_the_records() -> None:
     for name, schema in json_schemas().items():
         published = json.loads((ROOT / "docs" / "schema" / f"{name}.schema.json").read_text())
-        assert published == schema, f"docs/schema/{name}.schema.json is stale: regenerate it from json_schemas()"
+        assert published == schema, f"docs/schema/{name}.schema.json is stale: regenerate it: python tools/schemas.py"
     manifest = json_schemas()["manifest"]
     entry = manifest["$defs"]["ShardEntry"]
     assert entry["properties"]["name"]["pattern"] == r"^shards/[0-9]{6,12}\.(tar|h5)$"

@@ -31,6 +31,8 @@ from typing import Any
 import cv2
 import numpy as np
 
+from fgbg.readers.decode import DecodeError, check_pixels
+
 from ..build import BuildResult, check_output
 from ..card import write_card
 from ..config import FORMAT_VERSION
@@ -119,7 +121,17 @@ def _find(src: Path) -> _Source:
     raise InputError(f"{src}: no fg_bg/ tree (looked in it, Dataset/ and Compressed_Dataset/)")
 
 
+def _bounded(data: bytes, where: str) -> None:
+    """The readers' pixel bound on every image of a seed folder, checked on its header."""
+    try:
+        check_pixels(data)
+    except DecodeError as e:
+        if data[:2] == b"\xff\xd8" or data[:8] == b"\x89PNG\r\n\x1a\n":  # other formats: OpenCV's own limits
+            raise InputError(f"{where}: {e}") from None
+
+
 def _gray(data: bytes, where: str) -> np.ndarray:
+    _bounded(data, where)
     arr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_GRAYSCALE)
     if arr is None:
         raise InputError(f"{where}: not a readable image")
@@ -177,6 +189,7 @@ def _import(source: _Source, src: str | Path, out: str | Path, shard_size: int, 
             rec: dict[str, Any] = {"index": i, "name": name}
             if name in given:
                 data = given[name].read_bytes()
+                _bounded(data, str(given[name]))
                 img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
                 if img is not None:
                     img = cv2.cvtColor(img, cv2.COLOR_BGRA2RGBA if img.ndim == 3 and img.shape[2] == 4
@@ -234,6 +247,7 @@ def _import(source: _Source, src: str | Path, out: str | Path, shard_size: int, 
                 if done is not None:
                     continue
                 jpg = source.read(lists["fg_bg"][(bg, stem)])
+                _bounded(jpg, str(lists["fg_bg"][(bg, stem)]))
                 image = cv2.imdecode(np.frombuffer(jpg, np.uint8), cv2.IMREAD_COLOR)
                 if image is None:
                     raise InputError(f"{lists['fg_bg'][(bg, stem)]}: not a readable image")

@@ -131,12 +131,16 @@ def _made_problems(store: Store, data: bytes, manifest: dict[str, Any], record: 
     if record is None or annotations is None or not report.ok:
         return
     receipts = []
+    stats_of_shard: dict[int, Any] = {}
     for entries in manifest["shards"].values():
         for entry in entries:
             receipt, _ = read_receipt(store, entry["name"])
             if receipt is None:
                 return
             receipts.append(receipt)
+            # every format of a shard holds the same samples: the same exact sums
+            if stats_of_shard.setdefault(receipt.shard, receipt.stats) != receipt.stats:
+                report.add(receipt_name(receipt.name), "statistic sums differ from the other format's receipt")
     if manifest["config"].get("kind") == "imported":
         extra: dict[str, Any] = {}
     else:
@@ -155,10 +159,15 @@ def _made_problems(store: Store, data: bytes, manifest: dict[str, Any], record: 
 def _card_problems(store: Store, manifest: dict[str, Any], report: VerifyReport) -> None:
     """The dataset card and its collage must be what the manifest and the shards make: a card
     edited by hand, or left from before an append, would tell users the wrong counts."""
+    try:
+        expected = dataset_card(manifest, has_preview=True)
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as e:  # settings the manifest garbles
+        report.add(MANIFEST, f"its settings cannot be read ({type(e).__name__}: {e})")
+        return
     card = _read_optional(store, CARD)
     if card is None:
         report.add(CARD, "dataset card missing (fgbg repair writes it)")
-    elif card != dataset_card(manifest, has_preview=True):
+    elif card != expected:
         report.add(CARD, "dataset card differs from the one the manifest makes (fgbg repair rewrites it)")
     picture = _read_optional(store, PREVIEW)
     if picture is None:

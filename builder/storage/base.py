@@ -67,6 +67,15 @@ class Store(ABC):
     @abstractmethod
     def remove(self, rel: str) -> None: ...
 
+    def existing(self) -> bool:
+        """Whether the dataset location holds anything yet (before ``create``)."""
+        return bool(self.listdir(""))
+
+    def discard_new(self) -> None:
+        """Undo ``create`` (and whatever a failed start wrote) for a dataset that held nothing
+        before: a failed first build leaves no folder behind. Object stores: nothing to undo
+        beyond the lock, which the lease releases."""
+
     @abstractmethod
     def remove_stale_temps(self) -> list[str]:
         """Delete temporaries left by dead builders (only while holding the lock)."""

@@ -14,6 +14,8 @@ import fcntl
 import hashlib
 import os
 import secrets
+import shutil
+import stat
 import tempfile
 from pathlib import Path
 from types import TracebackType
@@ -44,7 +46,17 @@ class DatasetLock:
         self._fd: int | None = None
 
     def __enter__(self) -> DatasetLock:
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:  # never through a symbolic link: truncating the lock must never reach another file
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+        except OSError as e:
+            if e.errno == errno.ELOOP:
+                raise OutputError(f"{self.path}: is a symbolic link; fgbg's lock must be a plain file in the "
+                                  "dataset (remove the link)") from None
+            raise
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_nlink > 1:  # a hard link would share its truncation too
+            os.close(fd)
+            raise OutputError(f"{self.path}: is not a plain file of its own (a device, or a hard link); remove it")
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as e:
@@ -103,6 +115,21 @@ class LocalStore(Store):
             (self.root / "inputs").mkdir(exist_ok=True)
         except OSError as e:
             raise OutputError(f"{self.root}: cannot create dataset folder ({e.strerror})") from None
+
+    def existing(self) -> bool:
+        self._existed = self.root.exists()
+        return self._existed and any(self.root.iterdir())
+
+    def discard_new(self) -> None:
+        if getattr(self, "_existed", True):  # an empty folder the user made stays; only our entries go
+            for name in ("shards", "inputs", LOCK_NAME):
+                path = self.root / name
+                if path.is_dir() and not path.is_symlink():
+                    shutil.rmtree(path, ignore_errors=True)
+                elif path.exists() or path.is_symlink():
+                    path.unlink(missing_ok=True)
+        else:
+            shutil.rmtree(self.root, ignore_errors=True)
 
     def lock(self) -> DatasetLock:
         return DatasetLock(self.root)

@@ -16,6 +16,7 @@ import hdf5plugin  # noqa: F401  (registers the Zstd filter used by the raw layo
 import numpy as np
 
 from ..errors import MetadataError, ShardReadError
+from ..schema import parse_hdf5_attributes
 from .base import Member, ShardReader
 
 __all__ = ["Hdf5ShardReader"]
@@ -43,12 +44,18 @@ class Hdf5ShardReader(ShardReader):
             try:
                 source = self.location.root / self.rel if not self.location.remote else self.location.open(self.rel)
                 f = h5py.File(source, "r")
-                count = int(f.attrs["count"])
+                attrs = dict(f.attrs)
             except _H5_ERRORS as e:
                 raise ShardReadError(f"{self.path}: not a readable HDF5 shard ({e})") from None
-            if count != self.entry.count:
+            try:
+                declared = parse_hdf5_attributes(attrs, str(self.path))
+            except MetadataError:
                 f.close()
-                raise ShardReadError(f"{self.path}: holds {count} samples, the manifest says {self.entry.count}")
+                raise
+            if (declared.count, declared.first) != (self.entry.count, self.entry.first):
+                f.close()
+                raise ShardReadError(f"{self.path}: holds samples {declared.first}+{declared.count}, the manifest "
+                                     f"says {self.entry.first}+{self.entry.count}")
             try:
                 self._check_layout(f)
             except BaseException:
