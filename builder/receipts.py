@@ -36,6 +36,7 @@ class Receipt:
     stats: dict[str, Any]
     offsets: list[int] = field(default_factory=list)
     format_version: int = FORMAT_VERSION
+    digests: list[str] = field(default_factory=list)  # per sample, see fgbg.readers.schema.sample_digest
 
     def to_json(self) -> dict[str, Any]:
         # shallow: dataclasses.asdict deep-copies every offset (milliseconds a shard)

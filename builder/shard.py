@@ -17,6 +17,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from fgbg.readers.schema import sample_digest
+
 from .composite import Prepared, paste, prepare
 from .config import BuildConfig
 from .depth import DepthBackend, DepthBatch, make_backend
@@ -112,10 +114,12 @@ def commit_shard(
     """
     temps = {fmt: store.temp_path(shard_name(meta.shard, fmt)) for fmt in formats}
     writers: dict[str, ShardWriter] = {}
+    digests: list[str] = []
     try:
         for fmt in formats:
             writers[fmt] = writer_class(fmt)(temps[fmt], meta)
         for sample in samples:
+            digests.append(sample_digest(sample.files))
             for w in writers.values():
                 w.add(sample)
         infos = {fmt: w.close() for fmt, w in writers.items()}
@@ -131,7 +135,7 @@ def commit_shard(
             shard=meta.shard, name=rel, first=meta.first, count=meta.count, bytes=info.bytes, sha256=info.sha256,
             fingerprint=record["fingerprint"], stats={k: v.to_json() if isinstance(v, PixelSums) else v
                                                       for k, v in stats.items()},
-            offsets=info.offsets,
+            offsets=info.offsets, digests=digests,
         )
         write_receipt(store, receipt)
         receipts.append(receipt)

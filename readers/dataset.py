@@ -20,7 +20,7 @@ from .decode import MAX_PIXELS, DecodeError, decode_member
 from .errors import DatasetError, MetadataError, ShardReadError
 from .formats import Member, ShardReader, reader_class
 from .fs import Location
-from .schema import Manifest, ShardEntry, parse_manifest
+from .schema import MEMBERS, Manifest, ShardEntry, parse_manifest, sample_digest
 from .stream import Stream, StreamSpec, worker_context
 from .transform import SampleTransform
 
@@ -36,9 +36,10 @@ class Dataset:
     """A finished fgbg dataset (local folder), read through one of its formats."""
 
     def __init__(self, location: Location, manifest: dict[str, Any] | Manifest, format: str | None = None,
-                 fields: Sequence[str] | None = None, max_pixels: int = MAX_PIXELS):
+                 fields: Sequence[str] | None = None, max_pixels: int = MAX_PIXELS, check: bool = False):
         """``manifest``: the parsed ``manifest.json`` -- a checked :class:`Manifest`, or the JSON
-        object a builder is about to commit (checked here the same way)."""
+        object a builder is about to commit (checked here the same way). ``check``: prove every
+        sample read against its receipt's digest (see :func:`open_dataset`)."""
         self.location = location
         self.root = location.url
         where = location.path(MANIFEST)
@@ -56,6 +57,9 @@ class Dataset:
             raise DatasetError(
                 f"{self.root}: no field(s) {', '.join(unknown)}; this dataset has {', '.join(available)}")
         self.max_pixels = max_pixels
+        self.check = check
+        # a checked read needs every member (the digest covers them all); only ``fields`` are decoded
+        self.read_fields = available if check else self.fields
         self.shards: list[ShardEntry] = self.metadata.shards[self.format]
         self._firsts = [s.first for s in self.shards]
         self.key_width = self.metadata.key_width
@@ -78,7 +82,22 @@ class Dataset:
             r.close()
 
     # -- decoding -----------------------------------------------------------------------
+    def _prove(self, reader: ShardReader, key: str, members: dict[str, Member]) -> None:
+        """``check`` mode: the members' digest must be the one the receipt recorded at build time."""
+        encoded = {MEMBERS[f]: m for f, m in members.items() if isinstance(m, bytes)}
+        if len(encoded) < len(members):
+            return  # raw HDF5 pixels: every chunk carries a Fletcher-32 checksum that HDF5 checks
+        digests = reader.receipt().digests
+        if not digests:
+            raise ShardReadError(f"{reader.path}: its receipt has no per-sample digests (written by an older fgbg); "
+                                 "read it without check=True and prove it whole with fgbg verify")
+        if sample_digest(encoded) != digests[int(key) - reader.entry.first]:
+            raise ShardReadError(f"{reader.path}: sample {key}: bytes differ from the receipt's digest "
+                                 "(damaged since it was built; fgbg repair rebuilds it)")
+
     def _decode(self, reader: ShardReader, key: str, members: dict[str, Member]) -> dict[str, Any]:
+        if self.check:
+            self._prove(reader, key, members)
         sample: dict[str, Any] = {"key": key}
         for field in self.fields:
             if field not in members:
@@ -108,7 +127,7 @@ class Dataset:
         reader = self._readers[s]
         last = None
         try:
-            for key, members in reader.iter_members(self.fields):
+            for key, members in reader.iter_members(self.read_fields):
                 last = key
                 yield key, members
         except DatasetError:
@@ -155,7 +174,7 @@ class Dataset:
         s = bisect.bisect_right(self._firsts, index) - 1
         reader = self._readers[s]
         try:
-            key, members = reader.read_members(index - self._firsts[s], self.fields)
+            key, members = reader.read_members(index - self._firsts[s], self.read_fields)
         except DatasetError:
             raise
         except _READ_ERRORS as e:
@@ -178,12 +197,16 @@ def read_manifest(location: Location) -> Manifest:
 
 def open_dataset(url: str | Path, format: str | None = None, fields: Sequence[str] | None = None,
                  max_pixels: int = MAX_PIXELS, storage_options: dict[str, Any] | None = None,
-                 cache_dir: str | Path | None = None) -> Dataset:
+                 cache_dir: str | Path | None = None, check: bool = False) -> Dataset:
     """Open the dataset at ``url``: a folder or an fsspec URL holding ``manifest.json``.
 
     ``format`` picks ``"tar"`` or ``"hdf5"`` when the dataset holds both (default: the
     first format it was built with). ``storage_options`` go to fsspec (endpoint,
     credentials); with ``cache_dir`` remote shards are cached on local disk on first read.
+    ``check=True`` proves every sample as it is read against the digest its shard's receipt
+    recorded at build time, so damage on flaky storage is a ``DatasetError`` naming the
+    sample instead of silently wrong data (cost: one sha256 of each sample's bytes, and
+    every member is read even when ``fields`` asks for fewer).
     """
     location = Location(url, storage_options, cache_dir)
-    return Dataset(location, read_manifest(location), format, fields, max_pixels)
+    return Dataset(location, read_manifest(location), format, fields, max_pixels, check)

@@ -17,6 +17,7 @@ published in ``docs/schema/`` are generated from these records (a test keeps the
 
 from __future__ import annotations
 
+import hashlib
 import re
 from typing import Annotated, Any, Literal
 
@@ -28,7 +29,7 @@ from .errors import MetadataError
 __all__ = [
     "MAX_KEY_WIDTH", "MIN_TAR_SAMPLE_BYTES", "FieldSpec", "Hdf5Attributes", "Manifest", "MetadataError",
     "ReceiptRecord", "ShardEntry", "check_offsets", "json_schemas", "max_samples", "parse_hdf5_attributes",
-    "parse_manifest", "parse_receipt",
+    "parse_manifest", "parse_receipt", "sample_digest",
 ]
 
 FORMAT_VERSION = 1
@@ -45,6 +46,7 @@ FormatName = Literal["tar", "hdf5"]
 FieldName = Literal["image", "mask", "depth", "meta"]
 EXTENSIONS = {"tar": ".tar", "hdf5": ".h5"}
 MEMBERS = {"image": "jpg", "mask": "mask.png", "depth": "depth.png", "meta": "json"}
+_SUFFIX_ORDER = tuple(MEMBERS.values())
 _SHARD_NAME = re.compile(r"shards/([0-9]{6,12})(\.tar|\.h5)")
 
 
@@ -122,6 +124,23 @@ class PixelSumsRecord(Struct, frozen=True, forbid_unknown_fields=True):
             raise ValueError(f"{self.channels} channels but {len(self.sum)} sums and {len(self.sumsq)} sums of squares")
 
 
+DIGEST_HEX = 32  # 128 bits of sha256: integrity, not secrecy
+
+
+def sample_digest(members: dict[str, bytes]) -> str:
+    """The per-sample digest a receipt records: sha256 over the sample's encoded members in
+    field order (image, mask, depth, meta), each as ``suffix NUL length data``, cut to 128 bits.
+    ``members`` maps tar member suffixes (``jpg``, ``mask.png``...) to their bytes; the same
+    bytes sit in a tar shard and in an encoded HDF5 shard, so the digest is format-independent."""
+    h = hashlib.sha256()
+    for suffix in _SUFFIX_ORDER:
+        data = members.get(suffix)
+        if data is not None:
+            h.update(suffix.encode() + b"\0" + len(data).to_bytes(8, "big"))
+            h.update(data)
+    return h.hexdigest()[:DIGEST_HEX]
+
+
 class ReceiptRecord(Struct, frozen=True):
     """``shards/NNNNNN.<ext>.json``: the proof a shard is complete (see docs/FORMAT.md §5)."""
 
@@ -135,6 +154,7 @@ class ReceiptRecord(Struct, frozen=True):
     stats: dict[str, PixelSumsRecord]
     offsets: list[NonNegative] = []
     format_version: Literal[1] = 1
+    digests: list[Annotated[str, Meta(pattern=r"^[0-9a-f]{32}$")]] = []  # one per sample (absent: older receipts)
 
 
 class Hdf5Attributes(Struct, frozen=True):
@@ -256,6 +276,8 @@ def parse_receipt(data: bytes, where: str, *, size: int | None = None, fmt: str 
         raise MetadataError(f"{where}: {r.count} samples cannot fit in a {r.bytes}-byte shard")
     if fmt == "tar":
         check_offsets(r.offsets, r.count, r.bytes, where)
+    if r.digests and len(r.digests) != r.count:
+        raise MetadataError(f"{where}: {len(r.digests)} sample digests for {r.count} samples")
     return r
 
 

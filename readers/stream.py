@@ -213,7 +213,7 @@ class Stream:
     def _sequential(self, start: int) -> Iterator[tuple[int, dict[str, Member]]]:
         for pos, s, lo, hi in self._runs(start):
             reader = self.ds._readers[s]
-            for k, (_key, members) in enumerate(reader.iter_members(self.ds.fields, lo, hi)):
+            for k, (_key, members) in enumerate(reader.iter_members(self.ds.read_fields, lo, hi)):
                 yield pos + k, members
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
@@ -230,7 +230,7 @@ class Stream:
                 if p < read and p not in cache:  # was in the buffer when the state was saved
                     g = int(plan.inputs[p])
                     s = int(np.searchsorted(firsts, g, side="right")) - 1
-                    cache[p] = ds._readers[s].read_members(g - int(firsts[s]), ds.fields)[1]
+                    cache[p] = ds._readers[s].read_members(g - int(firsts[s]), ds.read_fields)[1]
             source = self._sequential(read)
             for p in plan.order[c:]:
                 p = int(p)

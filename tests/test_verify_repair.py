@@ -90,6 +90,7 @@ def test_each_fault_is_named(ds: Path, pristine: Path, capsys: pytest.CaptureFix
     (ds / "manifest.json").write_text(json.dumps(manifest))
     assert _problems(ds) == {
         ("shards/000002.tar", "sha256 differs from the manifest"),
+        ("shards/000002.tar", "bytes differ from the receipt's digest"),  # named: see the sample below
         ("shards/000003.tar", "size 76800 differs from the manifest's 153600"),
         ("shards/000003.tar", "unreadable after sample 00000033"),
         ("shards/000004.h5", "missing"),
@@ -98,8 +99,10 @@ def test_each_fault_is_named(ds: Path, pristine: Path, capsys: pytest.CaptureFix
         ("manifest.json", "field 'config' differs from build.json"),
         ("README.md", "dataset card differs from the one the manifest makes"),  # it shows quality 90
     }
+    assert ("shards/000002.tar", "bytes differ from the receipt's digest", "00000020") in {
+        (p.where, p.what, p.sample) for p in verify(str(ds)).problems}  # the flipped bit is in sample 20
     assert main(["verify", str(ds)]) == 1
-    assert "8 problem(s)" in capsys.readouterr().out
+    assert "9 problem(s)" in capsys.readouterr().out
     assert main(["repair", str(ds), "--no-progress"]) == 0
     out = capsys.readouterr().out
     assert "rebuilt 4 of 8 shards; dataset verifies clean" in out and "found: shards/000004.h5: missing" in out

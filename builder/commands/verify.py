@@ -25,7 +25,7 @@ import numpy as np
 
 from fgbg.readers.errors import MetadataError
 from fgbg.readers.fs import MAX_METADATA_BYTES, Location
-from fgbg.readers.schema import MEMBERS, parse_manifest
+from fgbg.readers.schema import MEMBERS, parse_manifest, sample_digest
 
 from ..card import CARD, PREVIEW, dataset_card
 from ..collage import collage
@@ -265,15 +265,26 @@ class _ShardChecker:
                 entry["bytes"], entry["sha256"], entry["count"], entry["first"]):
             out.append(Problem(receipt_name(name), "receipt disagrees with the manifest"))
         if fmt == "tar" and receipt is not None and not out:
-            members = [MEMBERS[f] for f in MEMBERS if f in self.manifest["fields"]]  # the order builds write
-            out += _tar_layout_problems(self.datasets[fmt].location, name, receipt.offsets, members,
+            planned = [MEMBERS[f] for f in MEMBERS if f in self.manifest["fields"]]  # the order builds write
+            out += _tar_layout_problems(self.datasets[fmt].location, name, receipt.offsets, planned,
                                         int(self.manifest["key_width"]), int(entry["first"]))
         seen = 0
         last: str | None = None
+        ds = self.datasets[fmt]
+        reader = ds._readers[s]
+        digests = receipt.digests if receipt is not None and receipt.count == entry["count"] else []
         try:
-            for sample in self.datasets[fmt].iter_shard(s):  # readers check each key against its position
-                key = sample["key"]
+            for key, members in ds.iter_members(s):  # readers check each key against its position
                 last, seen = key, seen + 1
+                encoded = {MEMBERS[f]: m for f, m in members.items() if isinstance(m, bytes)}
+                if digests and len(encoded) == len(members) and sample_digest(encoded) != digests[seen - 1]:
+                    out.append(Problem(name, "bytes differ from the receipt's digest", key))  # names the sample
+                    try:  # and what the damage does, when it still decodes
+                        sample = ds._decode(reader, key, members)
+                    except DatasetError:
+                        continue
+                else:
+                    sample = ds._decode(reader, key, members)
                 meta = sample["meta"]
                 if not isinstance(meta, dict) or meta.get("index") != int(key):
                     out.append(Problem(name, "annotation index differs from its key", key))

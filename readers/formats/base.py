@@ -13,9 +13,9 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from ..errors import ShardReadError
+from ..errors import MetadataError, ShardReadError
 from ..fs import Location
-from ..schema import ShardEntry
+from ..schema import ReceiptRecord, ShardEntry, parse_receipt
 
 __all__ = ["MEMBER_OF_FIELD", "Member", "ShardReadError", "ShardReader"]
 
@@ -47,6 +47,25 @@ class ShardReader(ABC):
 
     def close(self) -> None:
         """Drop open handles (they are reopened on demand)."""
+
+    _receipt: ReceiptRecord | None = None
+
+    def receipt(self) -> ReceiptRecord:
+        """The shard's receipt, parsed and checked against the shard's real size (once)."""
+        if self._receipt is None:
+            rel = self.rel + ".json"
+            where = str(self.location.path(rel))
+            try:
+                data = self.location.read_bytes(rel)
+                size = self.location.size(self.rel)
+            except OSError as e:
+                raise ShardReadError(f"{where}: cannot read the shard's receipt ({e})") from None
+            record = parse_receipt(data, where, size=size)
+            if (record.count, record.first) != (self.entry.count, self.entry.first):
+                raise MetadataError(f"{where}: samples {record.first}+{record.count}, the manifest says "
+                                    f"{self.entry.first}+{self.entry.count}")
+            self._receipt = record
+        return self._receipt
 
     def key(self, local: int) -> str:
         """The key the ``local``-th sample of this shard must have."""

@@ -6,8 +6,7 @@ import warnings
 from collections.abc import Iterator
 from typing import IO
 
-from ..errors import MetadataError, ShardReadError
-from ..schema import parse_receipt
+from ..errors import ShardReadError
 from ..tarwalk import TarFormatError, walk_tar
 from .base import MEMBER_OF_FIELD, Member, ShardReader
 
@@ -23,7 +22,6 @@ def _split(name: str) -> tuple[str, str]:
 
 
 class TarShardReader(ShardReader):
-    _offsets: list[int] | None = None
 
     def _open(self, buffering: int = _READ_BUFFER) -> IO[bytes]:
         try:
@@ -75,24 +73,8 @@ class TarShardReader(ShardReader):
                              f"{self.key(stop - 1)} (the manifest says {count} samples)")
 
     def _offset(self, local: int) -> int:
-        """The byte offset of sample ``local``, from the receipt -- checked once against the
-        shard's real size (strictly increasing, on block boundaries, inside the file)."""
-        if self._offsets is None:
-            receipt = self.rel + ".json"
-            where = str(self.location.path(receipt))
-            try:
-                data = self.location.read_bytes(receipt)
-                size = self.location.size(self.rel)
-            except FileNotFoundError as e:
-                raise ShardReadError(f"{where}: cannot read the shard's offset index ({e})") from None
-            except OSError as e:
-                raise ShardReadError(f"{where}: cannot read the shard's offset index ({e})") from None
-            record = parse_receipt(data, where, size=size, fmt="tar")
-            if (record.count, record.first) != (self.entry.count, self.entry.first):
-                raise MetadataError(f"{where}: samples {record.first}+{record.count}, the manifest says "
-                                    f"{self.entry.first}+{self.entry.count}")
-            self._offsets = record.offsets
-        return self._offsets[local]
+        """The byte offset of sample ``local``, from the receipt (checked against the file once)."""
+        return self.receipt().offsets[local]
 
     def read_members(self, local: int, fields: tuple[str, ...]) -> tuple[str, dict[str, Member]]:
         key = self.key(local)
