@@ -262,8 +262,27 @@ def test_canvas_path_gives_the_same_bytes(tmp_path: Path, demo_inputs: tuple[Pat
         assert [s.files for s in without] == [s.files for s in with_arrays]
         assert all(s.image is None for s in without) and all(s.image is not None for s in with_arrays)
         assert all(s.mask is None for s in without) and all(s.mask is not None for s in with_arrays)
-    assert builder._canvases and all(np.array_equal(c, builder._bg_bgr[b]) for b, c in builder._canvases.items())
+    tables = builder.backgrounds._cache
+    assert tables and all(np.array_equal(t.canvas, t.bgr) for t in tables.values())
     assert builder._masks is not None and not builder._masks.any()
+
+
+def test_many_backgrounds_bounded_tables_same_bytes(tmp_path: Path, demo_inputs: tuple[Path, Path]) -> None:
+    """Per-background tables live in a bounded LRU: with room for 8 of 3 backgrounds or for
+    fewer than a shard touches, the samples are the same bytes, and no more tables are kept."""
+    from fgbg.builder.shard import Backgrounds
+
+    _build(tmp_path / "c", demo_inputs)
+    store = LocalStore(tmp_path / "c")
+    roomy = ShardBuilder(store, read_json(store, "build.json"))
+    tight = ShardBuilder(store, read_json(store, "build.json"))
+    tight.backgrounds = Backgrounds(tight.inputs.bg, tight.cfg.size, budget=0)
+    tight.backgrounds.capacity = 1  # every switch of background evicts and rebuilds
+    tight.inputs.bg.capacity = 1  # type: ignore[attr-defined]
+    for shard in range(3):
+        assert [s.files for s in tight.samples(shard, images=False)] == [
+            s.files for s in roomy.samples(shard, images=False)]
+    assert len(tight.backgrounds._cache) == 1 and len(tight.inputs.bg._cache) == 1  # type: ignore[attr-defined]
 
 
 def test_run_record_shares_the_cores_between_densedepth_workers(monkeypatch: pytest.MonkeyPatch) -> None:

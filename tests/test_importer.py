@@ -127,3 +127,17 @@ def test_rerun_resumes_without_rereading_done_shards(seed: tuple[Path, Path], tm
     assert len(composites) == 16 + 1  # shard 1's composites, and the first one (its size)
     import_seed(layout.parent, tmp_path / "fresh", shard_size=16)
     assert snapshot(tmp_path / "imp") == snapshot(tmp_path / "fresh")
+
+
+def test_a_mask_declaring_a_huge_image_is_refused_from_its_header(seed: tuple[Path, Path], tmp_path: Path) -> None:
+    """An 875 KB PNG can declare 30000x30000 pixels (15 GB decoded): import applies the readers'
+    pixel bound to the header and refuses it, naming the file, before decoding anything."""
+    _, layout = seed
+    copy = tmp_path / "Dataset"
+    shutil.copytree(layout, copy)
+    mask = sorted((copy / "fg_bg_masks").rglob("*.*"))[0]
+    png = bytearray(cv2.imencode(".png", np.zeros((8, 8), np.uint8))[1].tobytes())
+    png[16:24] = (30000).to_bytes(4, "big") + (30000).to_bytes(4, "big")
+    mask.write_bytes(bytes(png))
+    with pytest.raises(InputError, match=rf"{mask.name}: image declares 30000x30000 pixels, over the 16777216"):
+        import_seed(tmp_path, tmp_path / "imp", shard_size=16)

@@ -169,7 +169,7 @@ def bench_read(n_samples: int, work: Path) -> None:
     build(out, BuildConfig(placements=placements, shard_size=1000), bg, fg, progress=False)
     ds = open_dataset(out)
     n = len(ds)
-    urls = [str(out / s["name"]) for s in ds.shards]
+    urls = [str(out / s.name) for s in ds.shards]
     members = [m for s in range(len(ds.shards)) for _, m in ds.iter_members(s)]
     payload = [{MEMBER_OF_FIELD[f]: v for f, v in m.items()} for m in members]
     bound = _rate(n, lambda: [_cv2_decode(p) for p in payload])
@@ -444,6 +444,33 @@ def bench_build(n_samples: int, work: Path, workers: int, depth: str) -> None:
     print("\nthe seeds' way: PIL paste/save per image into per-bg folders, then one zip (deflate) per bg and tree")
 
 
+def bench_inputs(n_bg: int, work: Path, workers: int) -> None:
+    """Memory and start-up with many backgrounds: peak RSS of the largest process and the time
+    to the first committed shard, for n_bg small backgrounds x 2 foregrounds (1 flip, 1 placement)."""
+    import subprocess
+    import time
+
+    bg, fg = write_demo_inputs(work / "inputs", n_bg, 2)
+    out = work / "ds_many"
+    cmd = [sys.executable, "-m", "fgbg.builder", "build", "--bg", str(bg), "--fg", str(fg), "--out", str(out),
+           "--placements", "1", "--flips", "1", "--shard-size", "1000", "--depth", "plane",
+           "--workers", str(workers), "--no-progress"]
+    wrapper = ("import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL); "
+               "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
+    t0 = time.monotonic()
+    proc = subprocess.Popen([sys.executable, "-c", wrapper, *cmd], stdout=subprocess.PIPE, text=True)
+    first = None
+    while proc.poll() is None:
+        if first is None and any((out / "shards").glob("*.tar.json")):
+            first = time.monotonic() - t0
+        time.sleep(0.05)
+    total = time.monotonic() - t0
+    peak = int(proc.communicate()[0].split()[-1]) / 1024
+    print(f"\ninputs: {n_bg} backgrounds x 2 foregrounds = {2 * n_bg} samples, {workers} workers, depth plane")
+    print(f"peak RSS of the largest process: {peak:,.0f} MiB; first shard after {first or total:.1f} s; "
+          f"whole build {total:.1f} s")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="bench", required=True)
@@ -458,6 +485,9 @@ def main() -> int:
     s = sub.add_parser("scale", help="build throughput: local pool vs Ray, 1 and 2 workers")
     s.add_argument("--samples", type=int, default=20000)
     s.add_argument("--depth", default="plane", choices=("plane", "none"))
+    i = sub.add_parser("inputs", help="memory and time to the first shard with many backgrounds")
+    i.add_argument("--bg", type=int, default=10000)
+    i.add_argument("--workers", type=int, default=2)
     d = sub.add_parser("depth", help="DenseDepth: raw batched forward vs build pipeline; batch sweep")
     d.add_argument("--input", type=int, default=224, help="model input side (multiple of 32)")
     d.add_argument("--batches", default="1,8,32")
@@ -475,6 +505,8 @@ def main() -> int:
             bench_scale(a.samples, work, a.depth)
         elif a.bench == "read":
             bench_read(a.samples, work)
+        elif a.bench == "inputs":
+            bench_inputs(a.bg, work, a.workers)
         elif a.bench == "depth":
             bench_depth(a.input, [int(b) for b in a.batches.split(",")], a.samples, work, a.device)
     finally:

@@ -130,6 +130,11 @@ def _bounded(data: bytes, where: str) -> None:
             raise InputError(f"{where}: {e}") from None
 
 
+def _member_gray(source: _Source, entry: str) -> np.ndarray:
+    """A seed mask or depth map, decoded to 8-bit gray; errors name its file."""
+    return _gray(source.read(entry), str(entry))
+
+
 def _gray(data: bytes, where: str) -> np.ndarray:
     _bounded(data, where)
     arr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_GRAYSCALE)
@@ -176,7 +181,7 @@ def _import(source: _Source, src: str | Path, out: str | Path, shard_size: int, 
         parsed.append((bg, f, flip, k, stem))
     bg_names = sorted({p[0] for p in parsed})
     fg_names = sorted({p[1] for p in parsed})
-    first = _gray(source.read(lists["fg_bg"][(parsed[0][0], parsed[0][4])]), parsed[0][4])
+    first = _member_gray(source, lists["fg_bg"][(parsed[0][0], parsed[0][4])])
     size = int(first.shape[0])
     store = open_store(out, storage_options)
     check_output(store)
@@ -202,7 +207,7 @@ def _import(source: _Source, src: str | Path, out: str | Path, shard_size: int, 
     placements = max(p[3] for p in parsed) + 1
     depth_size = None
     if has_depth:
-        d0 = _gray(source.read(lists["depth_maps"][(parsed[0][0], parsed[0][4])]), parsed[0][4])
+        d0 = _member_gray(source, lists["depth_maps"][(parsed[0][0], parsed[0][4])])
         depth_size = (int(d0.shape[1]), int(d0.shape[0]))
     config = {"kind": "imported", "size": size, "placements": placements, "flips": 1 + max(p[2] for p in parsed),
               "shard_size": shard_size, "quality": quality, "mask_threshold": mask_threshold, "soft_mask": False,
@@ -235,7 +240,7 @@ def _import(source: _Source, src: str | Path, out: str | Path, shard_size: int, 
             samples = []
             stats = {"image": PixelSums(3), "mask": PixelSums(1)} | ({"depth": PixelSums(1)} if has_depth else {})
             for j, (bg, fg, flip, k, stem) in enumerate(chunk):
-                mask = np.where(_gray(source.read(lists["fg_bg_masks"][(bg, stem)]), stem) > mask_threshold,
+                mask = np.where(_member_gray(source, lists["fg_bg_masks"][(bg, stem)]) > mask_threshold,
                                 255, 0).astype(np.uint8)
                 ys, xs = np.nonzero(mask)
                 box = (int(xs.min()), int(ys.min()), int(xs.max() - xs.min() + 1), int(ys.max() - ys.min() + 1)) \
@@ -257,7 +262,7 @@ def _import(source: _Source, src: str | Path, out: str | Path, shard_size: int, 
                 stats["image"].add_pixels(image[..., ::-1])  # BGR -> RGB
                 stats["mask"].add_pixels(mask)
                 if has_depth:
-                    depth = _gray(source.read(lists["depth_maps"][(bg, stem)]), stem)
+                    depth = _member_gray(source, lists["depth_maps"][(bg, stem)])
                     files_["depth.png"] = encode_png(depth)
                     stats["depth"].add_pixels(depth)
                 files_["json"] = json.dumps(meta, sort_keys=True, separators=(",", ":")).encode()
