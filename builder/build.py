@@ -30,7 +30,7 @@ from .card import CARD, PREVIEW, write_card
 from .config import BuildConfig
 from .depth import describe_backend
 from .errors import ConfigMismatchError, FgbgError, LockedError, OutputError
-from .inputs import encode_inputs, fg_boxes, input_statistics, load_inputs
+from .inputs import encode_inputs, fg_boxes, input_statistics, load_inputs, write_inputs
 from .manifest import ANNOTATIONS, BUILD_RECORD, MANIFEST, annotations_csv, dumps, make_manifest, make_record, read_json
 from .plan import plan_for
 from .processes import spawn_executor, worker_count
@@ -195,7 +195,7 @@ def _shard_builder(store: Store, record: dict[str, Any], depth_options: dict[str
 def _prepare_record(
     store: Store, cfg: BuildConfig | None, sources: tuple[Any, Any] | None, formats: list[str], layout: str,
     depth_options: dict[str, Any],
-) -> tuple[dict[str, Any], dict[str, bytes]]:
+) -> tuple[dict[str, Any], dict[str, Path]]:
     existing = read_json(store, BUILD_RECORD) if store.exists(BUILD_RECORD) else None
     if sources is None:
         if existing is None:
@@ -361,8 +361,7 @@ def build(
                 depth_options = dict(depth_options or {})
                 record, files = _prepare_record(store, cfg, sources, list(formats), hdf5_layout, depth_options)
                 store.remove_stale_temps()
-                for rel, data in files.items():
-                    store.write_atomic(rel, data)
+                write_inputs(store, files)
                 store.write_atomic(BUILD_RECORD, dumps(record))
                 started = True  # from here on a failure leaves a resumable dataset
                 return run_record(store, record, depth_options=depth_options, workers=workers, progress=progress,

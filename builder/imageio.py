@@ -150,6 +150,10 @@ def read_image(path: InputFile | str | Path, what: str) -> np.ndarray:
                         f"{file}: {what} image is {img.width}x{img.height}, larger than the "
                         f"{MAX_PIXELS} pixel limit"
                     )
+                frames = int(getattr(img, "n_frames", 1))
+                if frames > 1:  # which frame a user meant is a guess fgbg does not make
+                    raise InputError(f"{file}: {what} image is animated ({frames} frames); "
+                                     "save the frame to use as a still image")
                 img.load()
                 upright: Image.Image = ImageOps.exif_transpose(img) or img
                 has_alpha = upright.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (

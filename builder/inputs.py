@@ -13,19 +13,21 @@ import hashlib
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, overload
 
 import numpy as np
 
 from .composite import mask_box
 from .config import BuildConfig
-from .encode import decode_png_color, encode_png, encode_png_color
+from .encode import decode_png_color
 from .errors import FgbgError
 from .sources import PreparedInput
 from .stats import PixelSums
 from .storage import Store
 
-__all__ = ["InputSet", "StoredImages", "encode_inputs", "fg_boxes", "input_statistics", "load_inputs"]
+__all__ = ["InputSet", "StoredImages", "encode_inputs", "fg_boxes", "input_statistics", "load_inputs",
+           "write_inputs"]
 
 
 class StoredImages(Sequence[np.ndarray]):
@@ -89,36 +91,39 @@ class InputSet:
 
 def encode_inputs(
     cfg: BuildConfig, bgs: list[PreparedInput], fgs: list[PreparedInput], start: tuple[int, int] = (0, 0)
-) -> tuple[dict[str, list[dict[str, Any]]], dict[str, bytes]]:
-    """Encode the files of ``inputs/`` (in memory) and the records that describe them,
-    indexed from ``start`` (backgrounds, foregrounds): an append's inputs follow the
-    dataset's.
+) -> tuple[dict[str, list[dict[str, Any]]], dict[str, Path]]:
+    """The files of ``inputs/`` (their spooled PNGs, by dataset path) and the records that
+    describe them, indexed from ``start`` (backgrounds, foregrounds): an append's inputs
+    follow the dataset's.
 
     Nothing is written here, so a build can compare the records with an existing dataset
-    before touching it.
+    before touching it; :func:`write_inputs` copies the files in, one at a time.
     """
     records: dict[str, list[dict[str, Any]]] = {"bg": [], "fg": []}
-    files: dict[str, bytes] = {}
+    files: dict[str, Path] = {}
     for i, item in enumerate(bgs, start[0]):
-        data = encode_png_color(item.pixels)
         rel = f"inputs/bg/{i:04d}.png"
-        files[rel] = data
+        files[rel] = item.png
         records["bg"].append(
-            {"index": i, "name": item.name, "sha256": item.source_sha256, "file": rel,
-             "file_sha256": hashlib.sha256(data).hexdigest()}
+            {"index": i, "name": item.name, "sha256": item.source_sha256, "file": rel, "file_sha256": item.png_sha256}
         )
     for i, item in enumerate(fgs, start[1]):
-        data = encode_png_color(item.pixels)
         rel, mrel = f"inputs/fg/{i:04d}.png", f"inputs/fg_mask/{i:04d}.png"
-        files[rel] = data
-        files[mrel] = encode_png(mask_box(item.pixels[..., 3], cfg.mask_threshold, cfg.soft_mask))
-        h, w = item.pixels.shape[:2]
+        assert item.mask_png is not None
+        files[rel], files[mrel] = item.png, item.mask_png
+        h, w = item.shape[:2]
         records["fg"].append(
             {"index": i, "name": item.name, "sha256": item.source_sha256, "file": rel,
-             "file_sha256": hashlib.sha256(data).hexdigest(), "mask_file": mrel,
+             "file_sha256": item.png_sha256, "mask_file": mrel,
              "base_size": list(item.base_size), "stored_size": [w, h]}
         )
     return records, files
+
+
+def write_inputs(store: Store, files: dict[str, Path]) -> None:
+    """Copy spooled input files into the dataset, one at a time (memory: one file)."""
+    for rel, path in files.items():
+        store.write_atomic(rel, path.read_bytes())
 
 
 def load_inputs(store: Store, records: dict[str, list[dict[str, Any]]]) -> InputSet:

@@ -77,3 +77,18 @@ def test_list_images(tmp_path: Path) -> None:
     empty.mkdir()
     with pytest.raises(InputError, match="holds no images"):
         list_images(empty, "foreground")
+
+
+def test_animated_images_are_refused(tmp_path: Path) -> None:
+    """An animated GIF/WebP/PNG has no single picture: refused with a message, never frame 0
+    silently (the frame used would be a guess)."""
+    frames = [Image.new("RGB", (40, 30), c) for c in ((255, 0, 0), (0, 255, 0), (0, 0, 255))]
+    for ext in ("webp", "png"):
+        path = tmp_path / f"moving.{ext}"
+        frames[0].save(path, save_all=True, append_images=frames[1:], duration=100, loop=0)
+        with pytest.raises(InputError, match=rf"moving\.{ext}: background image is animated \(3 frames\); "
+                                             "save the frame to use as a still image"):
+            read_image(path, "background")
+    still = tmp_path / "still.webp"
+    frames[0].save(still)
+    assert read_image(still, "background").shape == (30, 40, 3)

@@ -20,7 +20,7 @@ from typing import Any
 from ..build import BuildResult, run_record
 from ..config import BuildConfig
 from ..errors import FgbgError
-from ..inputs import encode_inputs
+from ..inputs import encode_inputs, write_inputs
 from ..manifest import BUILD_RECORD, dumps, fingerprint, read_json
 from ..sources import PreparedInput, load_backgrounds, load_foregrounds
 from ..storage import open_store
@@ -66,8 +66,7 @@ def append(
             new_record["segments"] = [*segments, [[n_bg, n_bg + len(new_bg)], [n_fg, n_fg + len(new_fg)]]]
             new_record["lineage"] = [*record.get("lineage", []), record["fingerprint"]]
             new_record["fingerprint"] = fingerprint(new_record)
-            for rel, data in files.items():
-                store.write_atomic(rel, data)
+            write_inputs(store, files)
             store.write_atomic(BUILD_RECORD, dumps(new_record))  # from here on, a rerun resumes
             record = new_record
         store.remove_stale_temps()
