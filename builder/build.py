@@ -31,7 +31,16 @@ from .config import BuildConfig
 from .depth import describe_backend
 from .errors import ConfigMismatchError, FgbgError, LockedError, OutputError
 from .inputs import encode_inputs, fg_boxes, input_statistics, load_inputs, write_inputs
-from .manifest import ANNOTATIONS, BUILD_RECORD, MANIFEST, annotations_csv, dumps, make_manifest, make_record, read_json
+from .manifest import (
+    ANNOTATIONS,
+    BUILD_RECORD,
+    MANIFEST,
+    annotations_csv,
+    dumps,
+    make_manifest,
+    make_record,
+    read_record,
+)
 from .plan import plan_for
 from .processes import spawn_executor, worker_count
 from .receipts import Receipt
@@ -196,7 +205,7 @@ def _prepare_record(
     store: Store, cfg: BuildConfig | None, sources: tuple[Any, Any] | None, formats: list[str], layout: str,
     depth_options: dict[str, Any],
 ) -> tuple[dict[str, Any], dict[str, Path]]:
-    existing = read_json(store, BUILD_RECORD) if store.exists(BUILD_RECORD) else None
+    existing = read_record(store) if store.exists(BUILD_RECORD) else None
     if sources is None:
         if existing is None:
             raise FgbgError(f"{store.url}: no dataset here to resume; give --bg and --fg to start one")

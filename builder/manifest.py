@@ -17,8 +17,13 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
+from fgbg.readers.errors import MetadataError
+from fgbg.readers.fs import MAX_METADATA_BYTES
+from fgbg.readers.schema import parse_build_record
+
 from .config import FORMAT_VERSION, BuildConfig
 from .encode import encoder_versions
+from .errors import FgbgError
 from .plan import Plan
 from .receipts import Receipt
 from .shards import FORMATS
@@ -36,6 +41,7 @@ __all__ = [
     "make_manifest",
     "make_record",
     "read_json",
+    "read_record",
 ]
 
 BUILD_RECORD = "build.json"
@@ -52,6 +58,30 @@ def dumps(obj: Any) -> bytes:
 
 def read_json(store: Store, rel: str) -> Any:
     return json.loads(store.read_bytes(rel))
+
+
+def read_record(store: Store, rel: str = BUILD_RECORD) -> dict[str, Any]:
+    """``build.json`` parsed and checked in one place: types and ranges (the readers' schema),
+    its own fingerprint, and the settings through :class:`BuildConfig`. A damaged record is
+    one :class:`FgbgError` naming it, never a KeyError deep in a worker."""
+    where = f"{store.url}/{rel}"
+    if store.size(rel) > MAX_METADATA_BYTES:
+        raise FgbgError(f"{where}: over {MAX_METADATA_BYTES} bytes; not an fgbg build record")
+    data = store.read_bytes(rel)
+    try:
+        parse_build_record(data, where)
+    except MetadataError as e:
+        raise FgbgError(f"{e}; fgbg repair restores it from the manifest's copy") from None
+    record: dict[str, Any] = json.loads(data)
+    if record["fingerprint"] != fingerprint(record):
+        raise FgbgError(f"{where}: its fingerprint does not match its content (edited or damaged); "
+                        "fgbg repair restores it from the manifest's copy")
+    if record["config"].get("kind") != "imported":
+        try:
+            BuildConfig.from_json(record["config"])
+        except (TypeError, ValueError, FgbgError) as e:
+            raise FgbgError(f"{where}: config is not a valid build configuration ({e})") from None
+    return record
 
 
 def make_record(

@@ -27,9 +27,24 @@ from msgspec import Meta, Struct
 from .errors import MetadataError
 
 __all__ = [
-    "MAX_KEY_WIDTH", "MIN_TAR_SAMPLE_BYTES", "FieldSpec", "Hdf5Attributes", "Manifest", "MetadataError",
-    "ReceiptRecord", "ShardEntry", "check_offsets", "json_schemas", "max_samples", "parse_hdf5_attributes",
-    "parse_manifest", "parse_receipt", "sample_digest",
+    "MAX_KEY_WIDTH",
+    "MIN_TAR_SAMPLE_BYTES",
+    "BuildRecordSchema",
+    "FieldSpec",
+    "Hdf5Attributes",
+    "InputEntry",
+    "Manifest",
+    "MetadataError",
+    "ReceiptRecord",
+    "ShardEntry",
+    "check_offsets",
+    "json_schemas",
+    "max_samples",
+    "parse_build_record",
+    "parse_hdf5_attributes",
+    "parse_manifest",
+    "parse_receipt",
+    "sample_digest",
 ]
 
 FORMAT_VERSION = 1
@@ -109,6 +124,47 @@ class Manifest(Struct, frozen=True):
     segments: list[Any] | None = None
     lineage: list[Sha256] | None = None
     left_out: list[str] | None = None
+
+
+class InputEntry(Struct, frozen=True):
+    """One stored input as the build record lists it (imported datasets may lack files)."""
+
+    index: NonNegative
+    name: str
+    sha256: Sha256 | None = None
+    file: Annotated[str, Meta(pattern=r"^inputs/(bg|fg)/[0-9]{4,}\.png$")] | None = None
+    file_sha256: Sha256 | None = None
+    mask_file: Annotated[str, Meta(pattern=r"^inputs/fg_mask/[0-9]{4,}\.png$")] | None = None
+    base_size: Annotated[list[Dim], Meta(min_length=2, max_length=2)] | None = None
+    stored_size: Annotated[list[Dim], Meta(min_length=2, max_length=2)] | None = None
+
+
+class BuildRecordSchema(Struct, frozen=True):
+    """``build.json``: what determines every byte (docs/FORMAT.md §3). The builder owns the
+    meaning of ``config`` and ``depth`` (checked by its ``BuildConfig``); the rest is typed here."""
+
+    format_version: Literal[1]
+    config: dict[str, Any]
+    fingerprint: Sha256
+    formats: Annotated[list[FormatName], Meta(min_length=1, max_length=2)]
+    inputs: dict[Literal["bg", "fg"], list[InputEntry]]
+    key_width: Annotated[int, Meta(ge=1, le=MAX_KEY_WIDTH)]
+    tool: dict[str, str]
+    depth: dict[str, Any] = {}
+    hdf5_layout: Literal["encoded", "raw"] = "encoded"
+    segments: list[Annotated[list[Annotated[list[NonNegative], Meta(min_length=2, max_length=2)]],
+                             Meta(min_length=2, max_length=2)]] | None = None
+    lineage: list[Sha256] | None = None
+
+
+def parse_build_record(data: bytes, where: str = "build.json") -> BuildRecordSchema:
+    """``build.json`` bytes -> a checked record (types, ranges, input file names inside the dataset)."""
+    r: BuildRecordSchema = _decode(data, BuildRecordSchema, where)
+    for kind, entries in r.inputs.items():
+        for i, e in enumerate(entries):
+            if e.index != i:
+                raise MetadataError(f"{where}: inputs.{kind}[{i}] has index {e.index}")
+    return r
 
 
 class PixelSumsRecord(Struct, frozen=True, forbid_unknown_fields=True):
@@ -283,4 +339,5 @@ def parse_receipt(data: bytes, where: str, *, size: int | None = None, fmt: str 
 
 def json_schemas() -> dict[str, dict[str, Any]]:
     """The JSON Schemas of ``manifest.json`` and of a receipt, as published in docs/schema/."""
-    return {"manifest": msgspec.json.schema(Manifest), "receipt": msgspec.json.schema(ReceiptRecord)}
+    return {"manifest": msgspec.json.schema(Manifest), "receipt": msgspec.json.schema(ReceiptRecord),
+            "build-record": msgspec.json.schema(BuildRecordSchema)}

@@ -21,7 +21,7 @@ from ..build import BuildResult, run_record
 from ..config import BuildConfig
 from ..errors import FgbgError
 from ..inputs import encode_inputs, write_inputs
-from ..manifest import BUILD_RECORD, dumps, fingerprint, read_json
+from ..manifest import BUILD_RECORD, dumps, fingerprint, read_record
 from ..sources import PreparedInput, load_backgrounds, load_foregrounds
 from ..storage import open_store
 
@@ -46,7 +46,7 @@ def append(
     if not store.exists(BUILD_RECORD):
         raise FgbgError(f"{url}: no dataset to append to (no {BUILD_RECORD})")
     with store.lock():
-        record = read_json(store, BUILD_RECORD)
+        record = read_record(store)
         cfg = BuildConfig.from_json(record["config"])
         new_bg = load_backgrounds(bg_dir, cfg, skip_invalid, storage_options) if bg_dir else []
         new_fg = load_foregrounds(fg_dir, cfg, fg_mask_dir, skip_invalid, storage_options) if fg_dir else []

@@ -23,7 +23,7 @@ from fgbg.readers.formats.base import MEMBER_OF_FIELD
 from ..build import BuildResult, check_output, complete, local_runner, record_differences
 from ..config import BuildConfig
 from ..errors import ConfigMismatchError, FgbgError
-from ..manifest import BUILD_RECORD, dumps, make_record, read_json
+from ..manifest import BUILD_RECORD, dumps, make_record, read_json, read_record
 from ..receipts import Receipt, check_shard, load_receipt
 from ..shard import commit_shard, shard_meta
 from ..shards import HDF5_LAYOUTS, EncodedSample, shard_name, writer_class
@@ -117,7 +117,7 @@ def convert(
     store.create()
     with store.lock():
         if store.exists(BUILD_RECORD):
-            existing = read_json(store, BUILD_RECORD)
+            existing = read_record(store)
             if existing["fingerprint"] != record["fingerprint"]:
                 diffs = record_differences(existing, record) or ["fingerprint"]
                 raise ConfigMismatchError(f"{out}: already holds another dataset ({'; '.join(diffs)})")

@@ -18,7 +18,16 @@ from typing import Any
 
 from ..build import BuildResult, build
 from ..errors import FgbgError
-from ..manifest import ANNOTATIONS, BUILD_RECORD, MANIFEST, dumps, fingerprint, read_json, record_from_manifest
+from ..manifest import (
+    ANNOTATIONS,
+    BUILD_RECORD,
+    MANIFEST,
+    dumps,
+    fingerprint,
+    read_json,
+    read_record,
+    record_from_manifest,
+)
 from ..receipts import receipt_name
 from ..storage import Store, open_store
 from .verify import VerifyReport, verify
@@ -28,11 +37,13 @@ __all__ = ["repair"]
 _SHARD = re.compile(r"shards/[0-9]{6,12}\.(tar|h5)")
 
 def _intact_record(store: Store) -> bool:
-    try:
-        record = read_json(store, BUILD_RECORD)
-    except (FileNotFoundError, ValueError):
+    if not store.exists(BUILD_RECORD):
         return False
-    return isinstance(record, dict) and record.get("fingerprint") == fingerprint(record)
+    try:
+        read_record(store)
+    except FgbgError:
+        return False
+    return True
 
 
 def _recover_record(url: str, storage_options: dict[str, Any] | None) -> None:

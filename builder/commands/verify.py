@@ -25,7 +25,7 @@ import numpy as np
 
 from fgbg.readers.errors import MetadataError
 from fgbg.readers.fs import MAX_METADATA_BYTES, Location
-from fgbg.readers.schema import MEMBERS, parse_manifest, sample_digest
+from fgbg.readers.schema import MEMBERS, parse_build_record, parse_manifest, sample_digest
 
 from ..card import CARD, PREVIEW, dataset_card
 from ..collage import collage
@@ -141,6 +141,10 @@ def _made_problems(store: Store, data: bytes, manifest: dict[str, Any], record: 
             # every format of a shard holds the same samples: the same exact sums
             if stats_of_shard.setdefault(receipt.shard, receipt.stats) != receipt.stats:
                 report.add(receipt_name(receipt.name), "statistic sums differ from the other format's receipt")
+    if any(r.digests for r in receipts):  # receipts written since digests exist all have them
+        for r in receipts:
+            if not r.digests:
+                report.add(receipt_name(r.name), "has no per-sample digests while the others do (stripped?)")
     if manifest["config"].get("kind") == "imported":
         extra: dict[str, Any] = {}
     else:
@@ -185,11 +189,17 @@ def _record_problems(store: Store, manifest: dict[str, Any] | None, report: Veri
     """Check the build record's own fingerprint and compare it with the manifest's copy of it
     (``manifest`` None: the manifest is unusable, the record alone is checked); returns it."""
     try:
-        record = json.loads(store.read_bytes(BUILD_RECORD)) if store.size(BUILD_RECORD) <= MAX_METADATA_BYTES else None
+        data = store.read_bytes(BUILD_RECORD) if store.size(BUILD_RECORD) <= MAX_METADATA_BYTES else b""
+        record = json.loads(data)
     except (FileNotFoundError, ValueError):
         record = None
     if not isinstance(record, dict):
         report.add(BUILD_RECORD, "missing or unreadable (repair needs it)")
+        return None
+    try:
+        parse_build_record(data, BUILD_RECORD)
+    except MetadataError as e:
+        report.add(BUILD_RECORD, str(e).removeprefix(f"{BUILD_RECORD}: "))
         return None
     if record.get("fingerprint") != fingerprint(record):
         report.add(BUILD_RECORD, "its fingerprint does not match its content (edited or damaged)")
