@@ -10,7 +10,6 @@ read these files, never the user's folders.
 from __future__ import annotations
 
 import hashlib
-from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +21,7 @@ from .composite import mask_box
 from .config import BuildConfig
 from .encode import decode_png_color
 from .errors import FgbgError
+from .lru import LRU
 from .sources import PreparedInput
 from .stats import PixelSums
 from .storage import Store
@@ -42,8 +42,7 @@ class StoredImages(Sequence[np.ndarray]):
     def __init__(self, store: Store, records: list[dict[str, Any]], capacity: int = 64):
         self.store = store
         self.records = records
-        self.capacity = max(1, capacity)
-        self._cache: OrderedDict[int, np.ndarray] = OrderedDict()
+        self._cache: LRU[int, np.ndarray] = LRU(capacity)
 
     def __len__(self) -> int:
         return len(self.records)
@@ -57,14 +56,7 @@ class StoredImages(Sequence[np.ndarray]):
     def __getitem__(self, i: int | slice) -> np.ndarray | list[np.ndarray]:
         if isinstance(i, slice):
             return [self[k] for k in range(*i.indices(len(self)))]
-        img = self._cache.get(i)
-        if img is None:
-            img = self._cache[i] = self._load(self.records[i])
-            if len(self._cache) > self.capacity:
-                self._cache.popitem(last=False)
-        else:
-            self._cache.move_to_end(i)
-        return img
+        return self._cache.get_or_make(i, lambda k: self._load(self.records[k]))
 
     def _load(self, rec: dict[str, Any]) -> np.ndarray:
         rel = rec["file"]

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import functools
 import json
-from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -26,6 +25,7 @@ from .depth import DepthBackend, DepthBatch, make_backend
 from .encode import decode_jpeg, encode_jpeg_bgr, encode_mask_png, encode_png
 from .errors import FgbgError
 from .inputs import InputSet, load_inputs
+from .lru import LRU
 from .plan import SampleParams, plan_for
 from .receipts import Receipt, check_shard, write_receipt
 from .resize import resize_rgba
@@ -153,23 +153,17 @@ class Foregrounds:
         self.canvas_width = canvas_width
         self.threshold = threshold
         self.soft = soft
-        self.capacity = capacity
-        self._cache: OrderedDict[tuple[int, int, int, int], Prepared] = OrderedDict()
+        self._cache: LRU[tuple[int, int, int, int], Prepared] = LRU(capacity)
+
+    def _make(self, key: tuple[int, int, int, int]) -> Prepared:
+        fg, flip, w, h = key
+        rgba = resize_rgba(self.inputs.fg[fg], w, h)
+        # flipped if asked, and in BGRA order: composites are made in the encoder's order
+        bgra = rgba[:, ::-1 if flip else 1][..., _BGRA]
+        return prepare(bgra, self.threshold, self.soft, self.canvas_width)
 
     def get(self, fg: int, flip: int, w: int, h: int) -> Prepared:
-        key = (fg, flip, w, h)
-        img = self._cache.get(key)
-        if img is None:
-            rgba = resize_rgba(self.inputs.fg[fg], w, h)
-            # flipped if asked, and in BGRA order: composites are made in the encoder's order
-            bgra = rgba[:, ::-1 if flip else 1][..., _BGRA]
-            img = prepare(bgra, self.threshold, self.soft, self.canvas_width)
-            self._cache[key] = img
-            if len(self._cache) > self.capacity:
-                self._cache.popitem(last=False)
-        else:
-            self._cache.move_to_end(key)
-        return img
+        return self._cache.get_or_make((fg, flip, w, h), self._make)
 
 
 @dataclass
@@ -192,20 +186,14 @@ class Backgrounds:
 
     def __init__(self, images: Sequence[np.ndarray], size: int, budget: int = _BG_BUDGET):
         self.images = images
-        self.capacity = max(8, budget // (12 * size * size))
-        self._cache: OrderedDict[int, BackgroundTables] = OrderedDict()
+        self._cache: LRU[int, BackgroundTables] = LRU(max(8, budget // (12 * size * size)))
+
+    def _make(self, b: int) -> BackgroundTables:
+        bgr = np.ascontiguousarray(self.images[b][..., ::-1])
+        return BackgroundTables(bgr, float_sums(bgr, 3), square_table(bgr), bgr.copy())
 
     def get(self, b: int) -> BackgroundTables:
-        tables = self._cache.get(b)
-        if tables is None:
-            bgr = np.ascontiguousarray(self.images[b][..., ::-1])
-            tables = BackgroundTables(bgr, float_sums(bgr, 3), square_table(bgr), bgr.copy())
-            self._cache[b] = tables
-            if len(self._cache) > self.capacity:
-                self._cache.popitem(last=False)
-        else:
-            self._cache.move_to_end(b)
-        return tables
+        return self._cache.get_or_make(b, self._make)
 
 
 class ShardBuilder:

@@ -45,33 +45,38 @@ def member_name_ok(name: str) -> bool:
     return bool(name) and not name.startswith("/") and "/" not in name and "\\" not in name and ".." not in name
 
 
+def _parse_header(header: bytes, offset: int, source: str) -> tuple[int, bytes, bytes] | None:
+    """(size, type flag, full name) of the header block at ``offset``; None at the end marker.
+    Checked: a whole block, its checksum, a size from 0 to the member bound."""
+    if not header or header == b"\0" * BLOCK:
+        return None
+    if len(header) < BLOCK:
+        raise TarFormatError(f"{source}: truncated header at byte {offset}")
+    stored = _number(header[148:156], "checksum")
+    if stored != sum(header[:148]) + 8 * 32 + sum(header[156:]):
+        raise TarFormatError(f"{source}: bad header checksum at byte {offset}")
+    size = _number(header[124:136], "size")
+    if not 0 <= size <= MAX_MEMBER_BYTES:  # read() would allocate what the header asks for
+        raise TarFormatError(f"{source}: member at byte {offset} declares {size} bytes "
+                             f"(over the {MAX_MEMBER_BYTES}-byte bound)")
+    raw_name = _field(header[0:100])
+    prefix = _field(header[345:500]) if header[257:262] == b"ustar" else b""
+    return size, header[156:157], prefix + b"/" + raw_name if prefix else raw_name
+
+
 def walk_tar(f: IO[bytes], source: str = "tar") -> Iterator[tuple[str, bytes]]:
     """Yield ``(name, data)`` for each safe regular file in tar stream ``f``."""
     offset = 0
     while True:
-        header = f.read(BLOCK)
-        if not header or header == b"\0" * BLOCK:
+        parsed = _parse_header(f.read(BLOCK), offset, source)
+        if parsed is None:
             return
-        if len(header) < BLOCK:
-            raise TarFormatError(f"{source}: truncated header at byte {offset}")
-        stored = _number(header[148:156], "checksum")
-        computed = sum(header[:148]) + 8 * 32 + sum(header[156:])
-        if stored != computed:
-            raise TarFormatError(f"{source}: bad header checksum at byte {offset}")
-        size = _number(header[124:136], "size")
-        if not 0 <= size <= MAX_MEMBER_BYTES:  # read() would allocate what the header asks for
-            raise TarFormatError(f"{source}: member at byte {offset} declares {size} bytes "
-                                 f"(over the {MAX_MEMBER_BYTES}-byte bound)")
-        kind = header[156:157]
+        size, kind, raw_name = parsed
         padded = size + (-size % BLOCK)
         data = f.read(padded)
         if len(data) < padded:
             raise TarFormatError(f"{source}: member at byte {offset} is truncated")
         offset += BLOCK + padded
-        raw_name = _field(header[0:100])
-        prefix = _field(header[345:500]) if header[257:262] == b"ustar" else b""
-        if prefix:
-            raw_name = prefix + b"/" + raw_name
         if kind in _SKIP_DATA:
             continue
         try:
@@ -95,18 +100,9 @@ def walk_headers(f: IO[bytes], source: str = "tar") -> Iterator[tuple[int, str]]
     offset = 0
     while True:
         f.seek(offset)
-        header = f.read(BLOCK)
-        if not header or header == b"\0" * BLOCK:
+        parsed = _parse_header(f.read(BLOCK), offset, source)
+        if parsed is None:
             return
-        if len(header) < BLOCK:
-            raise TarFormatError(f"{source}: truncated header at byte {offset}")
-        stored = _number(header[148:156], "checksum")
-        if stored != sum(header[:148]) + 8 * 32 + sum(header[156:]):
-            raise TarFormatError(f"{source}: bad header checksum at byte {offset}")
-        size = _number(header[124:136], "size")
-        if size < 0:
-            raise TarFormatError(f"{source}: negative member size at byte {offset}")
-        raw_name = _field(header[0:100])
-        prefix = _field(header[345:500]) if header[257:262] == b"ustar" else b""
-        yield offset, (prefix + b"/" + raw_name if prefix else raw_name).decode("utf-8", "backslashreplace")
+        size, _, raw_name = parsed
+        yield offset, raw_name.decode("utf-8", "backslashreplace")
         offset += BLOCK + size + (-size % BLOCK)

@@ -277,8 +277,8 @@ def test_many_backgrounds_bounded_tables_same_bytes(tmp_path: Path, demo_inputs:
     roomy = ShardBuilder(store, read_json(store, "build.json"))
     tight = ShardBuilder(store, read_json(store, "build.json"))
     tight.backgrounds = Backgrounds(tight.inputs.bg, tight.cfg.size, budget=0)
-    tight.backgrounds.capacity = 1  # every switch of background evicts and rebuilds
-    tight.inputs.bg.capacity = 1  # type: ignore[attr-defined]
+    tight.backgrounds._cache.capacity = 1  # every switch of background evicts and rebuilds
+    tight.inputs.bg._cache.capacity = 1  # type: ignore[attr-defined]
     for shard in range(3):
         assert [s.files for s in tight.samples(shard, images=False)] == [
             s.files for s in roomy.samples(shard, images=False)]
