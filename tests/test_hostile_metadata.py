@@ -30,7 +30,7 @@ from hypothesis import strategies as st
 from fgbg.builder import BuildConfig, build
 from fgbg.builder.cli import main
 from fgbg.builder.commands.repair import repair
-from fgbg.builder.commands.verify import verify
+from fgbg.builder.commands.verify import VerifyReport, verify
 from fgbg.readers import DatasetError, open_dataset
 
 MEMORY_BOUND = 256 * 2**20  # traced Python + NumPy allocations while reading and verifying
@@ -104,6 +104,20 @@ def _readers_exact_or_error(ds: Path, reference: dict[str, list[tuple[str, str]]
             pass
 
 
+def _read_and_verify_bounded(ds: Path, reference: dict[str, list[tuple[str, str]]]) -> VerifyReport:
+    """Readers exact or DatasetError, then verify -- within the memory bound (traced Python
+    and NumPy allocations), whatever the files claim."""
+    tracemalloc.start()
+    try:
+        _readers_exact_or_error(ds, reference)
+        report = verify(str(ds), workers=1)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < MEMORY_BOUND, peak
+    return report
+
+
 def _check_case(pristine: Path, reference: dict[str, list[tuple[str, str]]], rel: str,
                 change: Callable[[Any], Any]) -> None:
     with tempfile.TemporaryDirectory() as tmp:
@@ -115,15 +129,8 @@ def _check_case(pristine: Path, reference: dict[str, list[tuple[str, str]]], rel
             return
         (ds / rel).write_text(json.dumps(changed))
         outside = sorted(p.name for p in Path(tmp).iterdir())
-        tracemalloc.start()
-        try:
-            _readers_exact_or_error(ds, reference)
-            report = verify(str(ds), workers=1)
-            peak = tracemalloc.get_traced_memory()[1]
-        finally:
-            tracemalloc.stop()
+        report = _read_and_verify_bounded(ds, reference)
         assert not report.ok, (rel, changed if rel == "manifest.json" else None)
-        assert peak < MEMORY_BOUND, peak
         assert sorted(p.name for p in Path(tmp).iterdir()) == outside
 
 
@@ -278,14 +285,7 @@ def test_lie_is_named_and_repaired(pristine: Path, reference: dict[str, list[tup
     ds = tmp_path / "ds"
     shutil.copytree(pristine, ds)
     lie(ds)
-    tracemalloc.start()
-    try:
-        _readers_exact_or_error(ds, reference)
-        report = verify(str(ds), workers=1)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-    assert peak < MEMORY_BOUND
+    report = _read_and_verify_bounded(ds, reference)
     assert any(p.where == where and what in p.what for p in report.problems), report.text()
     assert main(["verify", str(ds)]) == 1
     _, _, after = repair(str(ds), workers=1)
