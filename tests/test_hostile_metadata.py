@@ -269,7 +269,23 @@ def _record_damaged(ds: Path) -> None:
     (ds / "build.json").write_text(json.dumps(r))
 
 
+def _index_garbled(ds: Path) -> None:
+    lines = (ds / "annotations.csv").read_text().splitlines(keepends=True)
+    lines[1] = "abc" + lines[1][8:]
+    (ds / "annotations.csv").write_text("".join(lines))
+
+
+def _index_garbled_and_rehashed(ds: Path) -> None:
+    """The index garbled and the manifest's hash of it updated: the hash agrees, the rows do not parse."""
+    _index_garbled(ds)
+    m = json.loads((ds / "manifest.json").read_bytes())
+    m["annotations"]["sha256"] = hashlib.sha256((ds / "annotations.csv").read_bytes()).hexdigest()
+    (ds / "manifest.json").write_text(json.dumps(m))
+
+
 @pytest.mark.parametrize(("lie", "where", "what"), [
+    (_index_garbled, "annotations.csv", "sha256 differs from the manifest"),
+    (_index_garbled_and_rehashed, "annotations.csv", "malformed (line 2 is not a row of 11 fields with a numeric key)"),
     (_shift_offsets, "shards/000001.tar", "sample 00000007 does not start at the receipt's offset"),
     (_swap_members, "shards/000001.tar", "member '00000007.mask.png' where '00000007.jpg' belongs"),
     (_duplicate_sample, "shards/000001.tar", "member '00000006.jpg' where '00000007.jpg' belongs"),

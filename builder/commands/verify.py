@@ -32,7 +32,7 @@ from ..collage import collage
 from ..config import BuildConfig
 from ..errors import FgbgError
 from ..inputs import input_statistics, load_inputs
-from ..manifest import ANNOTATIONS, BUILD_RECORD, MANIFEST, dumps, fingerprint, make_manifest
+from ..manifest import ANNOTATION_COLUMNS, ANNOTATIONS, BUILD_RECORD, MANIFEST, dumps, fingerprint, make_manifest
 from ..processes import init_worker_process, spawn_executor, worker_count
 from ..receipts import read_receipt, receipt_name
 from ..storage import TMP_MARK, ObjectStore, Store, open_store
@@ -91,11 +91,18 @@ class _Index:
     """The annotations index as columns (compact even for 400k rows), looked up by key."""
 
     def __init__(self, data: bytes):
+        """Parsed and checked: the fixed header, and rows of exactly that many fields whose
+        keys are numbers; ValueError names what is wrong."""
         reader = csv.reader(io.StringIO(data.decode("ascii", "replace")))
         header = next(reader, [])
+        if tuple(header) != ANNOTATION_COLUMNS:
+            raise ValueError(f"header is {','.join(header)[:80]!r}, expected {','.join(ANNOTATION_COLUMNS)!r}")
         rows = list(reader)
+        for line, row in enumerate(rows, 2):
+            if len(row) != len(header) or not row[0].isdigit():
+                raise ValueError(f"line {line} is not a row of {len(header)} fields with a numeric key")
         self.columns = {name: [r[k] for r in rows] for k, name in enumerate(header)}
-        self.position = {int(key): i for i, key in enumerate(self.columns.get("key", []))}
+        self.position = {int(key): i for i, key in enumerate(self.columns["key"])}
 
     def check(self, meta: dict[str, Any], key: str) -> str | None:
         i = self.position.get(int(key))
@@ -388,6 +395,14 @@ def verify(url: str, deep: bool = False, storage_options: dict[str, Any] | None 
     record = _record_problems(store, manifest, report)
     annotations = _read_optional(store, ANNOTATIONS)
     _index_problems(annotations, manifest, report)
+    if any(p.where == ANNOTATIONS for p in report.problems):
+        annotations = None  # a damaged index proves nothing about the samples (it is rewritten by repair)
+    elif annotations is not None:
+        try:
+            _Index(annotations)
+        except ValueError as e:
+            report.add(ANNOTATIONS, f"malformed ({e})")
+            annotations = None
     ctx = _Context(str(url), storage_options, deep, manifest, annotations, record)
     tasks = [(fmt, s) for fmt, shards in manifest["shards"].items() for s in range(len(shards))]
     listed = {n for shards in manifest["shards"].values() for e in shards for n in (e["name"], receipt_name(e["name"]))}
