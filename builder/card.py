@@ -22,7 +22,7 @@ from .manifest import dumps
 from .storage import ObjectStore, Store
 from .summary import human_bytes, statistics_table
 
-__all__ = ["CARD", "PREVIEW", "dataset_card", "write_card"]
+__all__ = ["CARD", "PREVIEW", "dataset_card", "draw_preview", "write_card"]
 
 CARD = "README.md"
 PREVIEW = "preview.png"
@@ -177,12 +177,18 @@ def dataset_card(manifest: dict[str, Any], has_preview: bool) -> bytes:
     return ("\n".join(lines).rstrip("\n") + "\n").encode("utf-8")
 
 
-def write_card(store: Store, manifest: dict[str, Any]) -> None:
-    """Store ``preview.png`` and ``README.md`` for ``manifest`` (called just before the manifest
-    itself is written, with every shard done)."""
+def draw_preview(store: Store, manifest: dict[str, Any]) -> bytes:
+    """The ``preview.png`` of the dataset in ``store`` that ``manifest`` describes (drawn from
+    its shards and inputs; the manifest need not be written yet)."""
     from fgbg.readers import Dataset
     from fgbg.readers.fs import Location
 
     options = store.storage_options if isinstance(store, ObjectStore) else None
-    store.write_atomic(PREVIEW, collage(store, Dataset(Location(store.url, options), manifest)))
+    return collage(store, Dataset(Location(store.url, options), manifest))
+
+
+def write_card(store: Store, manifest: dict[str, Any]) -> None:
+    """Store ``preview.png`` and ``README.md`` for ``manifest`` (called just before the manifest
+    itself is written, with every shard done)."""
+    store.write_atomic(PREVIEW, draw_preview(store, manifest))
     store.write_atomic(CARD, dataset_card(manifest, has_preview=True))

@@ -18,7 +18,6 @@ from collections.abc import Iterable
 from typing import Any
 
 from fgbg.readers.errors import MetadataError
-from fgbg.readers.fs import MAX_METADATA_BYTES
 from fgbg.readers.schema import parse_build_record
 
 from .config import FORMAT_VERSION, BuildConfig
@@ -65,10 +64,8 @@ def read_record(store: Store, rel: str = BUILD_RECORD) -> dict[str, Any]:
     its own fingerprint, and the settings through :class:`BuildConfig`. A damaged record is
     one :class:`FgbgError` naming it, never a KeyError deep in a worker."""
     where = f"{store.url}/{rel}"
-    if store.size(rel) > MAX_METADATA_BYTES:
-        raise FgbgError(f"{where}: over {MAX_METADATA_BYTES} bytes; not an fgbg build record")
-    data = store.read_bytes(rel)
     try:
+        data = store.read_metadata(rel)
         parse_build_record(data, where)
     except MetadataError as e:
         raise FgbgError(f"{e}; fgbg repair restores it from the manifest's copy") from None

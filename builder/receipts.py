@@ -15,7 +15,6 @@ from typing import Any
 import msgspec
 
 from fgbg.readers.errors import MetadataError
-from fgbg.readers.fs import MAX_METADATA_BYTES
 from fgbg.readers.schema import parse_receipt
 
 from .config import FORMAT_VERSION
@@ -59,10 +58,8 @@ def read_receipt(store: Store, shard_rel: str, size: int | None = None) -> tuple
     rel = receipt_name(shard_rel)
     if not store.exists(rel):
         return None, "receipt missing"
-    if store.size(rel) > MAX_METADATA_BYTES:
-        return None, f"receipt larger than {MAX_METADATA_BYTES} bytes"
     try:
-        record = parse_receipt(store.read_bytes(rel), rel, size=size)
+        record = parse_receipt(store.read_metadata(rel), rel, size=size)
     except MetadataError as e:
         return None, f"receipt unreadable: {str(e).removeprefix(rel + ': ')}"
     return Receipt(**{**msgspec.structs.asdict(record), "stats": msgspec.to_builtins(record.stats)}), ""

@@ -20,7 +20,7 @@ from .decode import MAX_PIXELS, DecodeError, decode_member
 from .errors import DatasetError, MetadataError, ShardReadError
 from .formats import Member, ShardReader, reader_class
 from .fs import Location
-from .schema import MEMBERS, Manifest, ShardEntry, parse_manifest, sample_digest
+from .schema import Manifest, ShardEntry, members_digest, parse_manifest
 from .stream import Stream, StreamSpec, worker_context
 from .transform import SampleTransform
 
@@ -84,14 +84,14 @@ class Dataset:
     # -- decoding -----------------------------------------------------------------------
     def _prove(self, reader: ShardReader, key: str, members: dict[str, Member]) -> None:
         """``check`` mode: the members' digest must be the one the receipt recorded at build time."""
-        encoded = {MEMBERS[f]: m for f, m in members.items() if isinstance(m, bytes)}
-        if len(encoded) < len(members):
+        digest = members_digest(members)
+        if digest is None:
             return  # raw HDF5 pixels: every chunk carries a Fletcher-32 checksum that HDF5 checks
         digests = reader.receipt().digests
         if not digests:
             raise ShardReadError(f"{reader.path}: its receipt has no per-sample digests (written by an older fgbg); "
                                  "read it without check=True and prove it whole with fgbg verify")
-        if sample_digest(encoded) != digests[int(key) - reader.entry.first]:
+        if digest != digests[int(key) - reader.entry.first]:
             raise ShardReadError(f"{reader.path}: sample {key}: bytes differ from the receipt's digest "
                                  "(damaged since it was built; fgbg repair rebuilds it)")
 

@@ -56,11 +56,8 @@ def check_pixels(data: bytes, max_pixels: int = MAX_PIXELS) -> None:
         raise DecodeError(f"image declares {w}x{h} pixels, over the {max_pixels} pixel bound")
 
 
-_check = check_pixels
-
-
 def _decode_color(data: bytes, max_pixels: int) -> np.ndarray:
-    _check(data, max_pixels)
+    check_pixels(data, max_pixels)
     arr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     if arr is None:
         raise DecodeError("corrupt image")
@@ -68,7 +65,7 @@ def _decode_color(data: bytes, max_pixels: int) -> np.ndarray:
 
 
 def _decode_gray(data: bytes, max_pixels: int) -> np.ndarray:
-    _check(data, max_pixels)
+    check_pixels(data, max_pixels)
     arr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_GRAYSCALE)
     if arr is None:
         raise DecodeError("corrupt image")

@@ -92,7 +92,7 @@ class Location:
             if size > limit:
                 raise DatasetError(f"{self.path(rel)}: {size} bytes, over the {limit}-byte bound of a metadata file")
             f.seek(0)
-            return f.read(size + 1)
+            return f.read(size)
 
     def size(self, rel: str) -> int:
         """The file's size in bytes (a fact metadata is checked against)."""

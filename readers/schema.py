@@ -27,7 +27,9 @@ from msgspec import Meta, Struct
 from .errors import MetadataError
 
 __all__ = [
+    "EXTENSIONS",
     "MAX_KEY_WIDTH",
+    "MEMBERS",
     "MIN_TAR_SAMPLE_BYTES",
     "BuildRecordSchema",
     "FieldSpec",
@@ -40,6 +42,7 @@ __all__ = [
     "check_offsets",
     "json_schemas",
     "max_samples",
+    "members_digest",
     "parse_build_record",
     "parse_hdf5_attributes",
     "parse_manifest",
@@ -47,7 +50,6 @@ __all__ = [
     "sample_digest",
 ]
 
-FORMAT_VERSION = 1
 MAX_KEY_WIDTH = 18  # 10**18 samples: more than any dataset; keys stay short strings
 MIN_TAR_SAMPLE_BYTES = 2048  # a sample's JPEG and JSON members: a header block and a data block each
 MIN_HDF5_SAMPLE_BYTES = 8  # a sample's key in /keys is at least 8 bytes (key width >= 8 when built)
@@ -74,10 +76,6 @@ class ShardEntry(Struct, frozen=True, forbid_unknown_fields=True):
     bytes: NonNegative
     sha256: Sha256
 
-    @property
-    def number(self) -> int:
-        return int(self.name[len("shards/"):].split(".", 1)[0])
-
 
 class FieldSpec(Struct, frozen=True):
     member: str
@@ -102,6 +100,19 @@ class AnnotationsInfo(Struct, frozen=True):
     sha256: Sha256
 
 
+class InputEntry(Struct, frozen=True, omit_defaults=True):
+    """One stored input as the build record lists it (imported datasets may lack files)."""
+
+    index: NonNegative
+    name: str
+    sha256: Sha256 | None = None
+    file: Annotated[str, Meta(pattern=r"^inputs/(bg|fg)/[0-9]{4,}\.png$")] | None = None
+    file_sha256: Sha256 | None = None
+    mask_file: Annotated[str, Meta(pattern=r"^inputs/fg_mask/[0-9]{4,}\.png$")] | None = None
+    base_size: Annotated[list[Dim], Meta(min_length=2, max_length=2)] | None = None
+    stored_size: Annotated[list[Dim], Meta(min_length=2, max_length=2)] | None = None
+
+
 class Manifest(Struct, frozen=True):
     """``manifest.json``: the commit point. Build settings (``config``, ``inputs``, ``depth``,
     ``tool``) are kept as JSON objects here: the builder owns their meaning; readers only need
@@ -115,7 +126,7 @@ class Manifest(Struct, frozen=True):
     statistics: dict[str, Statistic]
     annotations: AnnotationsInfo
     config: dict[str, Any]
-    inputs: dict[str, list[dict[str, Any]]]
+    inputs: dict[Literal["bg", "fg"], list[InputEntry]]  # file names checked: they are opened
     tool: dict[str, str]
     fingerprint: Sha256
     depth: dict[str, Any] = {}
@@ -124,19 +135,6 @@ class Manifest(Struct, frozen=True):
     segments: list[Any] | None = None
     lineage: list[Sha256] | None = None
     left_out: list[str] | None = None
-
-
-class InputEntry(Struct, frozen=True):
-    """One stored input as the build record lists it (imported datasets may lack files)."""
-
-    index: NonNegative
-    name: str
-    sha256: Sha256 | None = None
-    file: Annotated[str, Meta(pattern=r"^inputs/(bg|fg)/[0-9]{4,}\.png$")] | None = None
-    file_sha256: Sha256 | None = None
-    mask_file: Annotated[str, Meta(pattern=r"^inputs/fg_mask/[0-9]{4,}\.png$")] | None = None
-    base_size: Annotated[list[Dim], Meta(min_length=2, max_length=2)] | None = None
-    stored_size: Annotated[list[Dim], Meta(min_length=2, max_length=2)] | None = None
 
 
 class BuildRecordSchema(Struct, frozen=True):
@@ -160,11 +158,16 @@ class BuildRecordSchema(Struct, frozen=True):
 def parse_build_record(data: bytes, where: str = "build.json") -> BuildRecordSchema:
     """``build.json`` bytes -> a checked record (types, ranges, input file names inside the dataset)."""
     r: BuildRecordSchema = _decode(data, BuildRecordSchema, where)
-    for kind, entries in r.inputs.items():
-        for i, e in enumerate(entries):
-            if e.index != i:
-                raise MetadataError(f"{where}: inputs.{kind}[{i}] has index {e.index}")
+    problems = _input_problems(r.inputs)
+    if problems:
+        raise MetadataError(f"{where}: " + "; ".join(problems[:5]))
     return r
+
+
+def _input_problems(inputs: dict[Any, list[InputEntry]]) -> list[str]:
+    """Stored inputs are numbered by position (``inputs/bg/0007.png`` is input 7)."""
+    return [f"inputs.{kind}[{i}] has index {e.index}"
+            for kind, entries in inputs.items() for i, e in enumerate(entries) if e.index != i]
 
 
 class PixelSumsRecord(Struct, frozen=True, forbid_unknown_fields=True):
@@ -195,6 +198,14 @@ def sample_digest(members: dict[str, bytes]) -> str:
             h.update(suffix.encode() + b"\0" + len(data).to_bytes(8, "big"))
             h.update(data)
     return h.hexdigest()[:DIGEST_HEX]
+
+
+def members_digest(members: dict[str, Any]) -> str | None:
+    """:func:`sample_digest` of a sample as readers return it (field -> member); None when a
+    member is decoded pixels (raw-layout HDF5: its chunks carry Fletcher-32 checksums instead)."""
+    if not all(isinstance(m, bytes) for m in members.values()):
+        return None
+    return sample_digest({MEMBERS[f]: m for f, m in members.items()})
 
 
 class ReceiptRecord(Struct, frozen=True):
@@ -292,6 +303,7 @@ def _manifest_rules(m: Manifest, where: str) -> None:
             problems.append(f"fields.{name}: member {spec.member!r}, expected {MEMBERS[name]!r}")
     if "image" not in m.fields or "meta" not in m.fields:
         problems.append("fields: image and meta are required")
+    problems += _input_problems(m.inputs)
     if problems:
         raise MetadataError(f"{where}: " + "; ".join(problems[:5]) + (" ..." if len(problems) > 5 else ""))
 

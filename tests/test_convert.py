@@ -85,3 +85,24 @@ def test_random_access_both_formats(both: Path, tmp_path: Path) -> None:
             got = ds[i]
             assert got["key"] == seq[i]["key"] == f"{i:08d}" and got["meta"] == seq[i]["meta"]
             assert np.array_equal(got["image"], seq[i]["image"]) and np.array_equal(got["mask"], seq[i]["mask"])
+
+
+def test_source_manifest_cannot_name_files_outside(tmp_path: Path, both: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """convert copies the source's stored inputs by the names its manifest gives: a name that
+    leaves the dataset is refused before anything is read or written."""
+    import json
+    import shutil
+
+    from fgbg.builder.cli import main
+
+    src = tmp_path / "src"
+    shutil.copytree(both, src)
+    (tmp_path / "secret.png").write_bytes((src / "inputs" / "bg" / "0000.png").read_bytes())
+    manifest = json.loads((src / "manifest.json").read_bytes())
+    manifest["inputs"]["bg"][0]["file"] = "../secret.png"
+    (src / "manifest.json").write_text(json.dumps(manifest))
+    assert main(["convert", str(src), "--to", "hdf5", "--out", str(tmp_path / "out"), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("fgbg: error: ") and err.count("\n") == 1 and "at `$.inputs[...][0].file`" in err, err
+    assert not (tmp_path / "out").exists()

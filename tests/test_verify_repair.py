@@ -149,3 +149,18 @@ def test_repair_recovers_build_record(ds: Path, pristine: Path) -> None:
     before, result, after = repair(str(ds), progress=False)
     assert not before.ok and after.ok and result.built == 1
     assert snapshot(ds) == snapshot(pristine)
+
+
+def test_metadata_over_the_size_bound_is_named_not_read(ds: Path, monkeypatch: pytest.MonkeyPatch,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    """Metadata files are read only up to a bound checked on their size first (256 MiB; lowered
+    here so a real file exceeds it): verify names the file, a resume refuses in one line."""
+    import fgbg.builder.storage.base as store_base
+
+    monkeypatch.setattr(store_base, "MAX_METADATA_BYTES", 100)
+    size = (ds / "manifest.json").stat().st_size
+    problems = {(p.where, p.what) for p in verify(str(ds), workers=1).problems}
+    assert ("manifest.json", f"{size} bytes, over the 100-byte bound of a metadata file") in problems
+    assert main(["build", "--out", str(ds), "--no-progress", "--workers", "1"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("fgbg: error: build.json: ") and "over the 100-byte bound" in err and err.count("\n") == 1

@@ -12,6 +12,7 @@ carried over from the source receipts; the inputs are copied and re-checked).
 from __future__ import annotations
 
 import functools
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -19,11 +20,12 @@ from typing import Any
 from fgbg.readers.dataset import open_dataset
 from fgbg.readers.decode import decode_member
 from fgbg.readers.formats.base import MEMBER_OF_FIELD
+from fgbg.readers.schema import parse_manifest
 
 from ..build import BuildResult, check_output, complete, local_runner, record_differences
 from ..config import BuildConfig
 from ..errors import ConfigMismatchError, FgbgError
-from ..manifest import BUILD_RECORD, dumps, make_record, read_json, read_record
+from ..manifest import BUILD_RECORD, MANIFEST, dumps, make_record, read_record
 from ..receipts import Receipt, check_shard, load_receipt
 from ..shard import commit_shard, shard_meta
 from ..shards import HDF5_LAYOUTS, EncodedSample, shard_name, writer_class
@@ -101,9 +103,11 @@ def convert(
     if hdf5_layout not in HDF5_LAYOUTS:
         raise FgbgError(f"--hdf5-layout must be one of {', '.join(HDF5_LAYOUTS)}, got {hdf5_layout!r}")
     src_store = open_store(src, storage_options)
-    if not src_store.exists("manifest.json"):
+    if not src_store.exists(MANIFEST):
         raise FgbgError(f"{src}: no manifest.json; only a finished dataset can be converted")
-    manifest = read_json(src_store, "manifest.json")
+    data = src_store.read_metadata(MANIFEST)
+    parse_manifest(data, f"{src_store.url}/{MANIFEST}")  # shard and input names checked before any is opened
+    manifest = json.loads(data)
     fmt = _source_format(manifest, to, hdf5_layout, source_format)
     store = open_store(out, storage_options)
     same = (isinstance(store, LocalStore) and isinstance(src_store, LocalStore)

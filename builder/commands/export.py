@@ -33,15 +33,18 @@ def sample_name(bg: str, fg: str, flip: int, placement: int) -> str:
 
 def export(url: str, out: str | Path, storage_options: dict[str, Any] | None = None) -> int:
     """Write the seed layout under ``out``; returns the number of samples written."""
-    from fgbg.readers import open_dataset
+    from fgbg.readers import Dataset
+    from fgbg.readers.dataset import read_manifest
+    from fgbg.readers.fs import Location
 
     out = Path(out)
     if out.exists() and any(out.iterdir()):
         raise OutputError(f"{out}: export needs a new or empty folder")
     store = open_store(url, storage_options)
     options = store.storage_options if isinstance(store, ObjectStore) else None
-    manifest = json.loads(store.read_bytes("manifest.json"))
-    ds = open_dataset(url, format="tar" if "tar" in manifest["shards"] else None, storage_options=options)
+    location = Location(url, options)
+    manifest = read_manifest(location)  # read once, checked: input names included
+    ds = Dataset(location, manifest, format="tar" if "tar" in manifest.shards else None)
     inputs = ds.manifest["inputs"]
     bg_names, fg_names = safe_stems(inputs["bg"]), safe_stems(inputs["fg"])
     # An imported dataset keeps only the inputs its source had (and no foreground masks):

@@ -23,18 +23,17 @@ from typing import Any
 
 import numpy as np
 
-from fgbg.readers.errors import MetadataError
-from fgbg.readers.fs import MAX_METADATA_BYTES, Location
-from fgbg.readers.schema import MEMBERS, parse_build_record, parse_manifest, sample_digest
+from fgbg.readers.errors import DatasetError, MetadataError
+from fgbg.readers.fs import Location
+from fgbg.readers.schema import MEMBERS, members_digest, parse_build_record, parse_manifest
 
-from ..card import CARD, PREVIEW, dataset_card
-from ..collage import collage
+from ..card import CARD, PREVIEW, dataset_card, draw_preview
 from ..config import BuildConfig
 from ..errors import FgbgError
 from ..inputs import input_statistics, load_inputs
 from ..manifest import ANNOTATION_COLUMNS, ANNOTATIONS, BUILD_RECORD, MANIFEST, dumps, fingerprint, make_manifest
 from ..processes import init_worker_process, spawn_executor, worker_count
-from ..receipts import read_receipt, receipt_name
+from ..receipts import Receipt, read_receipt, receipt_name
 from ..storage import TMP_MARK, ObjectStore, Store, open_store
 
 __all__ = ["Problem", "VerifyReport", "verify"]
@@ -87,6 +86,9 @@ class VerifyReport:
         return "\n".join(lines)
 
 
+_ShardResult = tuple[list[Problem], int, "Receipt | None"]  # problems, samples seen, the receipt as read
+
+
 class _Index:
     """The annotations index as columns (compact even for 400k rows), looked up by key."""
 
@@ -131,23 +133,21 @@ def _index_problems(data: bytes | None, manifest: dict[str, Any], report: Verify
 
 
 def _made_problems(store: Store, data: bytes, manifest: dict[str, Any], record: dict[str, Any] | None,
-                   annotations: bytes | None, report: VerifyReport) -> None:
-    """The manifest must be exactly what the build record, the receipts and the index make:
-    its shard list, totals and statistics are derived data, so an edit to any of them (which
-    no hash covers) is found here. Skipped when a part it needs is already reported broken."""
+                   annotations: bytes | None, read: list[Receipt | None], report: VerifyReport) -> None:
+    """The manifest must be exactly what the build record, the receipts (``read`` by the shard
+    checks) and the index make: its shard list, totals and statistics are derived data, so an
+    edit to any of them (which no hash covers) is found here. Skipped when a part it needs is
+    already reported broken."""
     if record is None or annotations is None or not report.ok:
         return
-    receipts = []
+    receipts = [r for r in read if r is not None]
+    if len(receipts) < len(read):
+        return
     stats_of_shard: dict[int, Any] = {}
-    for entries in manifest["shards"].values():
-        for entry in entries:
-            receipt, _ = read_receipt(store, entry["name"])
-            if receipt is None:
-                return
-            receipts.append(receipt)
-            # every format of a shard holds the same samples: the same exact sums
-            if stats_of_shard.setdefault(receipt.shard, receipt.stats) != receipt.stats:
-                report.add(receipt_name(receipt.name), "statistic sums differ from the other format's receipt")
+    for receipt in receipts:
+        # every format of a shard holds the same samples: the same exact sums
+        if stats_of_shard.setdefault(receipt.shard, receipt.stats) != receipt.stats:
+            report.add(receipt_name(receipt.name), "statistic sums differ from the other format's receipt")
     if any(r.digests for r in receipts):  # receipts written since digests exist all have them
         for r in receipts:
             if not r.digests:
@@ -183,22 +183,17 @@ def _card_problems(store: Store, manifest: dict[str, Any], report: VerifyReport)
     picture = _read_optional(store, PREVIEW)
     if picture is None:
         report.add(PREVIEW, "preview collage missing (fgbg repair writes it)")
-    elif report.ok:  # drawn from the shards: only worth comparing when they are sound
-        from fgbg.readers import Dataset
-        from fgbg.readers.fs import Location
-
-        options = store.storage_options if isinstance(store, ObjectStore) else None
-        if picture != collage(store, Dataset(Location(store.url, options), manifest)):
-            report.add(PREVIEW, "preview collage differs from the one the shards make (fgbg repair redraws it)")
+    elif report.ok and picture != draw_preview(store, manifest):  # drawn from the shards: compared when sound
+        report.add(PREVIEW, "preview collage differs from the one the shards make (fgbg repair redraws it)")
 
 
 def _record_problems(store: Store, manifest: dict[str, Any] | None, report: VerifyReport) -> dict[str, Any] | None:
     """Check the build record's own fingerprint and compare it with the manifest's copy of it
     (``manifest`` None: the manifest is unusable, the record alone is checked); returns it."""
     try:
-        data = store.read_bytes(BUILD_RECORD) if store.size(BUILD_RECORD) <= MAX_METADATA_BYTES else b""
+        data = store.read_metadata(BUILD_RECORD)
         record = json.loads(data)
-    except (FileNotFoundError, ValueError):
+    except (FileNotFoundError, ValueError):  # MetadataError (over the bound) is a ValueError too
         record = None
     if not isinstance(record, dict):
         report.add(BUILD_RECORD, "missing or unreadable (repair needs it)")
@@ -233,9 +228,8 @@ class _ShardChecker:
     """Checks whole shards; built once per process (verify runs shards in a process pool)."""
 
     def __init__(self, ctx: _Context):
-        from fgbg.readers import open_dataset
+        from fgbg.readers import Dataset
 
-        from ..inputs import load_inputs
         from ..shard import Foregrounds
 
         self.store = open_store(ctx.url, ctx.storage_options)
@@ -248,27 +242,26 @@ class _ShardChecker:
             self.foregrounds = Foregrounds(load_inputs(self.store, record["inputs"]), cfg["mask_threshold"],
                                            cfg["soft_mask"], cfg["size"])
         options = self.store.storage_options if isinstance(self.store, ObjectStore) else None
-        self.datasets = {fmt: open_dataset(ctx.url, format=fmt, storage_options=options)
-                         for fmt in self.manifest["shards"]}
+        location = Location(ctx.url, options)  # the manifest verify already read and checked
+        self.datasets = {fmt: Dataset(location, self.manifest, format=fmt) for fmt in self.manifest["shards"]}
 
-    def check(self, fmt: str, s: int) -> tuple[list[Problem], int]:
-        """Every problem of shard ``s`` of ``fmt``; never raises for what a file holds."""
+    def check(self, fmt: str, s: int) -> _ShardResult:
+        """Every problem of shard ``s`` of ``fmt``, the samples seen and its receipt (when it
+        parses); never raises for what a file holds."""
         entry = self.manifest["shards"][fmt][s]
         try:
             return self._check_shard(fmt, s, entry)
         except FgbgError:
             raise
         except Exception as e:  # a file that lies in a way no check foresaw: a finding, not a crash
-            return [Problem(entry["name"], f"cannot be checked ({type(e).__name__}: {e})")], 0
+            return [Problem(entry["name"], f"cannot be checked ({type(e).__name__}: {e})")], 0, None
 
-    def _check_shard(self, fmt: str, s: int, entry: dict[str, Any]) -> tuple[list[Problem], int]:
-        from fgbg.readers import DatasetError
-
+    def _check_shard(self, fmt: str, s: int, entry: dict[str, Any]) -> _ShardResult:
         store = self.store
         name = entry["name"]
         out: list[Problem] = []
         if not store.exists(name):
-            return [Problem(name, "missing")], 0
+            return [Problem(name, "missing")], 0, None
         size, digest = store.size(name), store.sha256(name)
         if size != entry["bytes"]:
             what = f"size {size} differs from the manifest's {entry['bytes']} (truncated or replaced)"
@@ -293,8 +286,8 @@ class _ShardChecker:
         try:
             for key, members in ds.iter_members(s):  # readers check each key against its position
                 last, seen = key, seen + 1
-                encoded = {MEMBERS[f]: m for f, m in members.items() if isinstance(m, bytes)}
-                if digests and len(encoded) == len(members) and sample_digest(encoded) != digests[seen - 1]:
+                proven = members_digest(members) if digests else None
+                if proven is not None and proven != digests[seen - 1]:
                     out.append(Problem(name, "bytes differ from the receipt's digest", key))  # names the sample
                     try:  # and what the damage does, when it still decodes
                         sample = ds._decode(reader, key, members)
@@ -320,7 +313,7 @@ class _ShardChecker:
         else:
             if seen != entry["count"]:
                 out.append(Problem(name, f"holds {seen} samples, the manifest says {entry['count']}"))
-        return out, seen
+        return out, seen, receipt
 
 
 def _tar_layout_problems(location: Location, name: str, offsets: list[int], members: list[str], width: int,
@@ -364,7 +357,7 @@ def _init(ctx: _Context) -> None:
     _checker, _context = None, ctx
 
 
-def _check(task: tuple[str, int]) -> tuple[list[Problem], int]:
+def _check(task: tuple[str, int]) -> _ShardResult:
     global _checker
     if _checker is None:
         assert _context is not None
@@ -380,11 +373,8 @@ def verify(url: str, deep: bool = False, storage_options: dict[str, Any] | None 
     if not store.exists(MANIFEST):
         report.add(MANIFEST, "missing: the build never finished (rerun it, or fgbg repair)")
         return report
-    if store.size(MANIFEST) > MAX_METADATA_BYTES:
-        report.add(MANIFEST, f"larger than {MAX_METADATA_BYTES} bytes: not an fgbg manifest")
-        return report
-    data = store.read_bytes(MANIFEST)
     try:
+        data = store.read_metadata(MANIFEST)
         parse_manifest(data, MANIFEST)  # types, ranges, names, counts: nothing below trusts it unchecked
     except MetadataError as e:
         report.add(MANIFEST, str(e).removeprefix(f"{MANIFEST}: "))
@@ -410,16 +400,18 @@ def verify(url: str, deep: bool = False, storage_options: dict[str, Any] | None 
     with contextlib.ExitStack() as stack:
         if n_workers <= 1:
             checker = _ShardChecker(ctx)
-            results: Iterator[tuple[list[Problem], int]] = (checker.check(*t) for t in tasks)
+            results: Iterator[_ShardResult] = (checker.check(*t) for t in tasks)
         else:
             pool = spawn_executor(n_workers, _init, (ctx,))
             stack.callback(pool.shutdown, cancel_futures=True)  # on an error or Ctrl-C too: no waiting for the rest
             results = pool.map(_check, tasks)
         try:
             report.samples_per_format = {fmt: 0 for fmt in manifest["shards"]}
-            for (fmt, _), (problems, seen) in zip(tasks, results, strict=False):
+            receipts: list[Receipt | None] = []
+            for (fmt, _), (problems, seen, receipt) in zip(tasks, results, strict=False):
                 report.problems += problems
                 report.samples_per_format[fmt] += seen
+                receipts.append(receipt)
         except BrokenProcessPool as e:
             raise FgbgError(f"{store.url}: a verify worker process died (killed, or out of memory?); "
                             "nothing was changed: run verify again") from e
@@ -427,7 +419,7 @@ def verify(url: str, deep: bool = False, storage_options: dict[str, Any] | None 
     total = sum(e["count"] for e in next(iter(manifest["shards"].values()), []))
     if total != manifest["totals"]["samples"]:
         report.add(MANIFEST, f"totals say {manifest['totals']['samples']} samples, shards hold {total}")
-    _made_problems(store, data, manifest, record, annotations, report)
+    _made_problems(store, data, manifest, record, annotations, receipts, report)
     _card_problems(store, manifest, report)
     for entry_name in store.listdir("shards"):
         rel = f"shards/{entry_name}"

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import importlib
 
+from fgbg.readers.schema import EXTENSIONS
+
 from ..errors import FgbgError
 from .base import EncodedSample, ShardFile, ShardMeta, ShardWriter
 from .tar import TarShardWriter
@@ -18,7 +20,7 @@ __all__ = [
     "parse_formats", "shard_name", "writer_class",
 ]
 
-FORMATS = {"tar": ".tar", "hdf5": ".h5"}  # format -> shard file extension
+FORMATS = EXTENSIONS  # format -> shard file extension (defined with the format records the readers check)
 _WRITERS = {"tar": (".tar", "TarShardWriter"), "hdf5": (".hdf5", "Hdf5ShardWriter")}
 HDF5_LAYOUTS = ("encoded", "raw")
 

@@ -16,6 +16,9 @@ from abc import ABC, abstractmethod
 from contextlib import AbstractContextManager
 from pathlib import Path
 
+from fgbg.readers.errors import MetadataError
+from fgbg.readers.fs import MAX_METADATA_BYTES
+
 __all__ = ["TMP_MARK", "Store"]
 
 TMP_MARK = ".tmp-"
@@ -47,6 +50,14 @@ class Store(ABC):
 
     @abstractmethod
     def read_bytes(self, rel: str) -> bytes: ...
+
+    def read_metadata(self, rel: str) -> bytes:
+        """A metadata file's bytes (manifest, record, receipt): its size is a fact checked before
+        anything is read, so a file claiming to be metadata cannot make fgbg allocate gigabytes."""
+        size = self.size(rel)
+        if size > MAX_METADATA_BYTES:
+            raise MetadataError(f"{rel}: {size} bytes, over the {MAX_METADATA_BYTES}-byte bound of a metadata file")
+        return self.read_bytes(rel)
 
     @abstractmethod
     def listdir(self, folder: str = "") -> list[str]:

@@ -15,12 +15,12 @@ import numpy as np
 
 from ..errors import MetadataError, ShardReadError
 from ..fs import Location
-from ..schema import ReceiptRecord, ShardEntry, parse_receipt
+from ..schema import MEMBERS, ReceiptRecord, ShardEntry, parse_receipt
 
 __all__ = ["MEMBER_OF_FIELD", "Member", "ShardReadError", "ShardReader"]
 
-#: sample field -> tar member suffix, in the order builds write them (the one definition)
-MEMBER_OF_FIELD = {"image": "jpg", "mask": "mask.png", "depth": "depth.png", "meta": "json"}
+#: sample field -> tar member suffix, in the order builds write them (defined with the format records)
+MEMBER_OF_FIELD = MEMBERS
 
 Member = bytes | np.ndarray
 

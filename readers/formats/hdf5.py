@@ -49,17 +49,12 @@ class Hdf5ShardReader(ShardReader):
                 raise ShardReadError(f"{self.path}: not a readable HDF5 shard ({e})") from None
             try:
                 declared = parse_hdf5_attributes(attrs, str(self.path))
-            except MetadataError:
-                f.close()
-                raise
-            if (declared.count, declared.first) != (self.entry.count, self.entry.first):
-                f.close()
-                raise ShardReadError(f"{self.path}: holds samples {declared.first}+{declared.count}, the manifest "
-                                     f"says {self.entry.first}+{self.entry.count}")
-            try:
+                if (declared.count, declared.first) != (self.entry.count, self.entry.first):
+                    raise ShardReadError(f"{self.path}: holds samples {declared.first}+{declared.count}, the "
+                                         f"manifest says {self.entry.first}+{self.entry.count}")
                 self._check_layout(f)
             except BaseException:
-                f.close()
+                f.close()  # a file that fails its checks is never kept open
                 raise
             self._file, self._pid = f, os.getpid()
         return self._file
