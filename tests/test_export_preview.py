@@ -80,3 +80,29 @@ def test_export_and_preview_of_an_imported_dataset(ds: Path, tmp_path: Path) -> 
     assert main(["preview", str(tmp_path / "imp"), "--out", str(out), "--columns", "4"]) == 0
     img = decode_png_color(out.read_bytes())
     assert img.shape == (4 * 128 + 5 * 8, 150 + 4 * (128 + 8), 3)  # foregrounds, composites, masks, depth
+
+
+def test_export_names_an_annotation_that_lies(ds: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Export names its files from each sample's annotation: one pointing at an input the
+    dataset does not have is one error line naming shard and sample, not a traceback."""
+    import json
+    import shutil
+    import tarfile
+
+    copy = tmp_path / "ds"
+    shutil.copytree(ds, copy)
+    shard = copy / "shards" / "000000.tar"
+    with tarfile.open(shard) as t:
+        members = [(m, t.extractfile(m).read()) for m in t.getmembers()]  # type: ignore[union-attr]
+    with tarfile.open(shard, "w", format=tarfile.USTAR_FORMAT) as out:
+        for m, data in members:
+            if m.name == "00000001.json":
+                meta = json.loads(data)
+                meta["bg"]["index"] = 99
+                data = json.dumps(meta).encode()
+                m.size = len(data)
+            out.addfile(m, io.BytesIO(data))
+    assert main(["export", str(copy), "--out", str(tmp_path / "seed")]) == 2
+    err = capsys.readouterr().err
+    assert err == ("fgbg: error: shards/000000.tar: sample 00000001: annotation does not name the stored inputs "
+                   "(IndexError: list index out of range)\n"), err

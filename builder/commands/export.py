@@ -33,7 +33,7 @@ def sample_name(bg: str, fg: str, flip: int, placement: int) -> str:
 
 def export(url: str, out: str | Path, storage_options: dict[str, Any] | None = None) -> int:
     """Write the seed layout under ``out``; returns the number of samples written."""
-    from fgbg.readers import Dataset
+    from fgbg.readers import Dataset, DatasetError
     from fgbg.readers.dataset import read_manifest
     from fgbg.readers.fs import Location
 
@@ -60,10 +60,14 @@ def export(url: str, out: str | Path, storage_options: dict[str, Any] | None = N
     trees = {"image": ("fg_bg", "jpg"), "mask": ("fg_bg_masks", "png"), "depth": ("depth_maps", "png")}
     n = 0
     for s in range(len(ds.shards)):
-        for _key, members in ds.iter_members(s):
-            meta = json.loads(members["meta"])  # type: ignore[arg-type]
-            bg = bg_names[meta["bg"]["index"]]
-            name = sample_name(bg, fg_names[meta["fg"]["index"]], meta["flip"], meta["placement"])
+        for key, members in ds.iter_members(s):
+            try:  # the annotation is the shard's word: names come from it only if it holds
+                meta = json.loads(members["meta"])  # type: ignore[arg-type]
+                bg = bg_names[meta["bg"]["index"]]
+                name = sample_name(bg, fg_names[meta["fg"]["index"]], int(meta["flip"]), int(meta["placement"]))
+            except (ValueError, KeyError, IndexError, TypeError) as e:
+                raise DatasetError(f"{ds.shards[s].name}: sample {key}: annotation does not name the stored "
+                                   f"inputs ({type(e).__name__}: {e})") from None
             for field, (tree, ext) in trees.items():
                 if field in members:
                     folder = out / tree / bg
