@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from fgbg.readers.extras import require
+from fgbg.readers.schema import Manifest
 
 from .card import CARD, PREVIEW, write_card
 from .config import BuildConfig
@@ -36,14 +37,15 @@ from .manifest import (
     BUILD_RECORD,
     MANIFEST,
     annotations_csv,
-    dumps,
     make_manifest,
     make_record,
+    manifest_bytes,
     read_record,
 )
 from .plan import plan_for
 from .processes import spawn_executor, worker_count
 from .receipts import Receipt
+from .record import BuildRecord
 from .shard import ShardBuilder, depth_settings
 from .shards import HDF5_LAYOUTS
 from .sources import load_backgrounds, load_foregrounds
@@ -67,25 +69,27 @@ class BuildResult:
     reused: int  # shards found done and kept
     built_samples: int  # samples in the shards written by this run
     seconds: float
-    manifest: dict[str, Any]
+    manifest: Manifest
 
 
-def record_differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+def record_differences(old: BuildRecord, new: BuildRecord) -> list[str]:
     """Human-readable differences between two build records (what makes them incompatible)."""
     diffs = []
-    for key in sorted(set(old["config"]) | set(new["config"])):
-        a, b = old["config"].get(key), new["config"].get(key)
+    old_config, new_config = old.config.to_json(), new.config.to_json()
+    for key in sorted(set(old_config) | set(new_config)):
+        a, b = old_config.get(key), new_config.get(key)
         if a != b:
             diffs.append(f"{key}: {a} -> {b}")
     for kind in ("bg", "fg"):
-        a = [(r["name"], r["sha256"]) for r in old["inputs"][kind]]
-        b = [(r["name"], r["sha256"]) for r in new["inputs"][kind]]
-        if a != b:
-            changed = sorted({n for n, _ in set(a) ^ set(b)})
-            diffs.append(f"{kind} inputs: {len(a)} -> {len(b)} files, differing: {', '.join(changed[:5]) or 'order'}")
+        x = [(r.name, r.sha256) for r in old.inputs.of(kind)]
+        y = [(r.name, r.sha256) for r in new.inputs.of(kind)]
+        if x != y:
+            changed = sorted({n for n, _ in set(x) ^ set(y)})
+            diffs.append(f"{kind} inputs: {len(x)} -> {len(y)} files, differing: {', '.join(changed[:5]) or 'order'}")
+    old_body, new_body = old.body(), new.body()
     for key in ("depth", "formats", "hdf5_layout", "format_version", "tool", "key_width"):
-        if old.get(key) != new.get(key):
-            diffs.append(f"{key}: {old.get(key)} -> {new.get(key)}")
+        if old_body.get(key) != new_body.get(key):
+            diffs.append(f"{key}: {old_body.get(key)} -> {new_body.get(key)}")
     return diffs
 
 
@@ -196,7 +200,7 @@ def run_shards(
             pool.close()
 
 
-def _shard_builder(store: Store, record: dict[str, Any], depth_options: dict[str, Any]) -> ShardBuilder:
+def _shard_builder(store: Store, record: BuildRecord, depth_options: dict[str, Any]) -> ShardBuilder:
     return ShardBuilder(store, record, depth_options)
 
 
@@ -204,12 +208,12 @@ def _shard_builder(store: Store, record: dict[str, Any], depth_options: dict[str
 def _prepare_record(
     store: Store, cfg: BuildConfig | None, sources: tuple[Any, Any] | None, formats: list[str], layout: str,
     depth_options: dict[str, Any],
-) -> tuple[dict[str, Any], dict[str, Path]]:
+) -> tuple[BuildRecord, dict[str, Path]]:
     existing = read_record(store) if store.exists(BUILD_RECORD) else None
     if sources is None:
         if existing is None:
             raise FgbgError(f"{store.url}: no dataset here to resume; give --bg and --fg to start one")
-        if existing["config"].get("kind") == "imported":
+        if existing.imported:
             raise FgbgError(f"{store.url}: an imported dataset has no plan to rebuild shards from; "
                             "run fgbg import again to redo it")
         return existing, {}
@@ -219,7 +223,7 @@ def _prepare_record(
     n = len(bgs) * len(fgs) * cfg.flips * cfg.placements
     depth = describe_backend(cfg.depth, cfg.depth_shape, **depth_settings(cfg, depth_options))
     record = make_record(cfg, records, depth, formats, layout, n)
-    if existing is not None and existing["fingerprint"] != record["fingerprint"]:
+    if existing is not None and existing.fingerprint != record.fingerprint:
         diffs = record_differences(existing, record) or ["fingerprint"]
         raise ConfigMismatchError(
             f"{store.url}: already holds a dataset built with other settings or inputs "
@@ -253,23 +257,23 @@ def local_runner(factory: Callable[[], ShardWorker], workers: int | None, pool: 
 
 
 def complete(
-    store: Store, record: dict[str, Any], run: Runner, progress: bool | None,
+    store: Store, record: BuildRecord, run: Runner, progress: bool | None,
     on_shard: Callable[[Receipt, bool], None] | None, t0: float, desc: str = "fgbg build",
 ) -> BuildResult:
     """With the lock held and ``build.json`` written: make every shard done (with ``run``),
     then commit the annotations index and, last, the manifest."""
-    cfg = BuildConfig.from_json(record["config"])
-    plan = plan_for(cfg, record, fg_boxes(record["inputs"]), len(record["inputs"]["bg"]))
+    cfg = record.build_config
+    plan = plan_for(cfg, record, fg_boxes(record.inputs), len(record.inputs.bg))
     receipts: list[Receipt] = []
     built = built_samples = 0
     bar = _progress_bar(plan.n_samples, progress, desc)
     # The index and the input statistics depend on the plan and inputs only: they are made in
     # a thread once the first shard is back (the workers busy, this process idle), not after.
     side = ThreadPoolExecutor(1, thread_name_prefix="fgbg-index")
-    make_index = functools.partial(annotations_csv, plan, int(record["key_width"]))
+    make_index = functools.partial(annotations_csv, plan, record.key_width)
 
     def make_stats() -> dict[str, PixelSums]:
-        return input_statistics(load_inputs(store, record["inputs"]), cfg)
+        return input_statistics(load_inputs(store, record.inputs), cfg)
 
     index_job: Future[bytes] | None = None
     stats_job: Future[dict[str, PixelSums]] | None = None
@@ -293,13 +297,13 @@ def complete(
     store.write_atomic(ANNOTATIONS, annotations)
     manifest = make_manifest(record, receipts, annotations, stats)
     write_card(store, manifest)
-    store.write_atomic(MANIFEST, dumps(manifest))
+    store.write_atomic(MANIFEST, manifest_bytes(manifest))
     return BuildResult(store.url, plan.n_samples, plan.n_shards, built, plan.n_shards - built, built_samples,
                        time.monotonic() - t0, manifest)
 
 
 def run_record(
-    store: Store, record: dict[str, Any], *, depth_options: dict[str, Any] | None, workers: int | None,
+    store: Store, record: BuildRecord, *, depth_options: dict[str, Any] | None, workers: int | None,
     progress: bool | None, t0: float, on_shard: Callable[[Receipt, bool], None] | None = None,
     desc: str = "fgbg build", executor: str = "local", ray_address: str | None = None, pool: LocalPool | None = None,
 ) -> BuildResult:
@@ -311,7 +315,7 @@ def run_record(
 
         run = ray_runner(store, record, depth_options, workers, ray_address)
     else:
-        if record["config"]["depth"] == "densedepth":  # share the cores between the workers' models
+        if record.config.depth == "densedepth":  # share the cores between the workers' models
             depth_options.setdefault("threads", max(1, (os.cpu_count() or 1) // worker_count(workers)))
         run = local_runner(functools.partial(_shard_builder, store, record, depth_options), workers, pool)
     return complete(store, record, run, progress, on_shard, t0, desc)
@@ -371,7 +375,7 @@ def build(
                 record, files = _prepare_record(store, cfg, sources, list(formats), hdf5_layout, depth_options)
                 store.remove_stale_temps()
                 write_inputs(store, files)
-                store.write_atomic(BUILD_RECORD, dumps(record))
+                store.write_atomic(BUILD_RECORD, record.to_bytes())
                 started = True  # from here on a failure leaves a resumable dataset
                 return run_record(store, record, depth_options=depth_options, workers=workers, progress=progress,
                                   on_shard=on_shard, t0=t0, executor=executor, ray_address=ray_address,

@@ -14,11 +14,11 @@ again and ``verify`` can prove it current.
 
 from __future__ import annotations
 
-import json
-from typing import Any
+from fgbg.readers.schema import FieldSpec, Manifest
 
 from .collage import collage
-from .manifest import dumps
+from .manifest import record_from_manifest
+from .record import BuildRecord, ImportedConfig
 from .storage import ObjectStore, Store
 from .summary import human_bytes, statistics_table
 
@@ -36,7 +36,7 @@ def _size_category(n: int) -> str:
     return next((label for bound, label in _SIZE_BUCKETS if n < bound), "n>1T")
 
 
-def front_matter(manifest: dict[str, Any]) -> str:
+def front_matter(manifest: Manifest) -> str:
     """YAML for ``datasets``: the tar shards are the default (and only) config.
 
     ``datasets`` picks one loader for a whole folder, so ``annotations.csv`` cannot be a second
@@ -46,8 +46,8 @@ def front_matter(manifest: dict[str, Any]) -> str:
     (the CSV reader's dtype comes only from features in code, not from the card: keys come back
     as integers there, which the card says).
     """
-    n = int(manifest["totals"]["samples"])
-    data = "shards/*.tar" if "tar" in manifest["shards"] else "annotations.csv"
+    n = manifest.totals.samples
+    data = "shards/*.tar" if "tar" in manifest.shards else "annotations.csv"
     lines = ["---", "pretty_name: fgbg composites", "task_categories:", "- depth-estimation",
              "- image-segmentation", "tags:", "- fgbg", "- synthetic", "- webdataset", "size_categories:",
              f"- {_size_category(n)}", "configs:", "- config_name: default", "  data_files:", "  - split: train",
@@ -59,42 +59,40 @@ def front_matter(manifest: dict[str, Any]) -> str:
 _FIELD_ORDER = ("image", "mask", "depth", "meta")
 
 
-def _fields(manifest: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
-    """The manifest's fields in reading order (image, mask, depth, meta, then any other)."""
-    fields = manifest["fields"]
-    return [(n, fields[n]) for n in (*_FIELD_ORDER, *sorted(set(fields) - set(_FIELD_ORDER))) if n in fields]
+def _fields(manifest: Manifest) -> list[tuple[str, FieldSpec]]:
+    """The manifest's fields in reading order (image, mask, depth, meta)."""
+    return [(n, manifest.fields[n]) for n in _FIELD_ORDER if n in manifest.fields]
 
 
-def _fields_table(manifest: dict[str, Any]) -> list[str]:
+def _fields_table(manifest: Manifest) -> list[str]:
     what = {"image": "composite, RGB uint8 (JPEG)", "mask": "foreground mask, uint8 (lossless PNG)",
             "depth": "depth map, uint8, far = bright (PNG)", "meta": "the annotation (JSON)"}
     rows = ["| field | tar member | `datasets` column | shape | content |", "|---|---|---|---|---|"]
     for name, spec in _fields(manifest):
-        shape = "×".join(str(v) for v in spec.get("shape", [])) or "-"
-        rows.append(f"| {name} | `KEY.{spec['member']}` | `{spec['member']}` | {shape} | {what.get(name, '')} |")
+        shape = "×".join(str(v) for v in spec.shape or []) or "-"
+        rows.append(f"| {name} | `KEY.{spec.member}` | `{spec.member}` | {shape} | {what.get(name, '')} |")
     return rows
 
 
-def _config_lines(manifest: dict[str, Any]) -> list[str]:
-    c = manifest["config"]
-    if c.get("kind") == "imported":
-        return [f"Imported from the seed layout at `{c.get('source', '?')}` by `fgbg import` "
-                f"({len(manifest.get('left_out', []))} samples left out for a missing counterpart)."]
-    depth = manifest["depth"]
+def _config_lines(record: BuildRecord) -> list[str]:
+    c = record.config
+    if isinstance(c, ImportedConfig):
+        return [f"Imported from the seed layout at `{c.source}` by `fgbg import` "
+                f"({len(record.left_out or ())} samples left out for a missing counterpart)."]
+    depth = record.depth
     lines = [
-        f"- composites {c['size']}×{c['size']}, JPEG quality {c['quality']}; foreground box "
-        f"{c['fg_size'][0]}×{c['fg_size'][1]}{' (aspect kept)' if c['keep_aspect'] else ''}, "
-        f"scale {c['fg_scale'][0]}–{c['fg_scale'][1]}",
-        f"- {c['flips']} flip(s) × {c['placements']} placements per background × foreground; seed {c['seed']}",
-        f"- masks: {'alpha' if c['soft_mask'] else '0/255'} where foreground alpha > {c['mask_threshold']}",
-        f"- depth: `{depth.get('backend')}`"
-        + ("" if depth.get("backend") == "none" else f", stored {c['depth_size'][0]}×{c['depth_size'][1]}"),
+        f"- composites {c.size}×{c.size}, JPEG quality {c.quality}; foreground box "
+        f"{c.fg_size[0]}×{c.fg_size[1]}{' (aspect kept)' if c.keep_aspect else ''}, "
+        f"scale {c.fg_scale[0]}–{c.fg_scale[1]}",
+        f"- {c.flips} flip(s) × {c.placements} placements per background × foreground; seed {c.seed}",
+        f"- masks: {'alpha' if c.soft_mask else '0/255'} where foreground alpha > {c.mask_threshold}",
+        f"- depth: `{depth.backend}`"
+        + ("" if depth.backend == "none" else f", stored {c.depth_shape[0]}×{c.depth_shape[1]}"),
     ]
-    if depth.get("backend") == "plane":
+    if depth.backend == "plane":
         lines.append("  (a non-learned geometric prior, not a model: it ignores the pixels)")
-    if depth.get("weights_sha256"):
-        lines.append(f"  weights sha256 `{depth['weights_sha256']}`, input {depth.get('input')}, "
-                     f"dtype {depth.get('dtype')}")
+    if depth.weights_sha256:
+        lines.append(f"  weights sha256 `{depth.weights_sha256}`, input {depth.input}, dtype {depth.dtype}")
     return lines
 
 
@@ -103,29 +101,28 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ").replace("\r", " ")
 
 
-def _provenance(manifest: dict[str, Any]) -> list[str]:
-    tool = ", ".join(f"{k} {v}" for k, v in manifest["tool"].items())
-    lines = [f"Built by {tool}; format version {manifest['format_version']}; build fingerprint "
-             f"`{manifest.get('fingerprint', '-')}`. Same inputs, config and seed give byte-identical shards.", ""]
+def _provenance(record: BuildRecord, fingerprint: str) -> list[str]:
+    tool = ", ".join(f"{k} {v}" for k, v in sorted(record.tool.items()))
+    lines = [f"Built by {tool}; format version {record.format_version}; build fingerprint "
+             f"`{fingerprint}`. Same inputs, config and seed give byte-identical shards.", ""]
     for kind, label in (("bg", "backgrounds"), ("fg", "foregrounds")):
-        entries = manifest["inputs"].get(kind, [])
+        entries = record.inputs.of(kind)
         lines += [f"<details><summary>{len(entries)} {label} (original name, sha256 of the original file)"
                   "</summary>", "", "| index | name | sha256 |", "|---|---|---|"]
-        lines += [f"| {e.get('index', i)} | {_cell(str(e.get('name', '')))} | `{e.get('sha256', '')}` |"
-                  for i, e in enumerate(entries)]
+        lines += [f"| {e.index} | {_cell(e.name)} | `{e.sha256 or ''}` |" for e in entries]
         lines += ["", "</details>", ""]
     return lines
 
 
-def _reading(manifest: dict[str, Any]) -> list[str]:
+def _reading(manifest: Manifest) -> list[str]:
     lines = ["```python", "from fgbg.readers import open_dataset   # pip install fgbg",
              'ds = open_dataset(".")                 # this folder, or its s3:// URL',
              'sample = ds[0]                         # image, mask, depth (NumPy uint8), meta (dict)',
              "for sample in ds.stream(shuffle=True, seed=0, epoch=0):  # exactly once per epoch, resumable",
              "    ...", "```", ""]
-    if "tar" in manifest["shards"]:
-        last = manifest["shards"]["tar"][-1]["name"].rsplit("/", 1)[-1].removesuffix(".tar")
-        members = ", ".join(f'"{spec["member"]}"' for _, spec in _fields(manifest))
+    if manifest.shards.get("tar"):
+        last = manifest.shards["tar"][-1].name.rsplit("/", 1)[-1].removesuffix(".tar")
+        members = ", ".join(f'"{spec.member}"' for _, spec in _fields(manifest))
         lines += ["Stock WebDataset (`rgb8` keeps masks and depth maps single-channel):", "", "```python",
                   "import webdataset as wds",
                   f'ds = wds.WebDataset("shards/{{000000..{last}}}.tar", shardshuffle=False).decode("rgb8")'
@@ -138,8 +135,8 @@ def _reading(manifest: dict[str, Any]) -> list[str]:
         lines += ["Hugging Face `datasets` reads tar shards, not these HDF5 ones: `load_dataset(folder)` gives the "
                   "annotation index (its CSV reader makes the key `00000042` the number 42, the sample's index); "
                   "`fgbg convert . --to tar --out DIR` makes a copy it loads whole.", ""]
-    if "hdf5" in manifest["shards"]:
-        layout = manifest.get("hdf5_layout", "encoded")
+    if "hdf5" in manifest.shards:
+        layout = manifest.hdf5_layout
         lines += [f"h5py (HDF5 shards, {layout} layout"
                   + ("; `import hdf5plugin` first for the Zstd filter" if layout == "raw" else "") + "):", "",
                   "```python", "import h5py", 'with h5py.File("shards/000000.h5") as f:',
@@ -151,33 +148,33 @@ def _reading(manifest: dict[str, Any]) -> list[str]:
     return lines
 
 
-def dataset_card(manifest: dict[str, Any], has_preview: bool) -> bytes:
-    """The dataset's ``README.md`` for ``manifest`` (a pure function of it as stored: the same
-    text whether made from the in-memory manifest at commit or from ``manifest.json`` later)."""
-    manifest = json.loads(dumps(manifest))  # key order as stored (sorted), tuples as lists
-    t = manifest["totals"]
-    n_bg, n_fg = len(manifest["inputs"].get("bg", [])), len(manifest["inputs"].get("fg", []))
-    shards = ", ".join(f"{len(manifest['shards'][fmt])} {fmt} ({human_bytes(t['bytes'][fmt])})"
-                       for fmt in sorted(manifest["shards"], key=lambda f: (f != "tar", f)))
+def dataset_card(manifest: Manifest, has_preview: bool, where: str = "manifest.json") -> bytes:
+    """The dataset's ``README.md`` for ``manifest`` (a pure function of it: the same text
+    whether made from the in-memory manifest at commit or from ``manifest.json`` later)."""
+    record = record_from_manifest(manifest, where, check_fingerprint=False)  # shown as stored; verify judges
+    t = manifest.totals
+    n_bg, n_fg = len(record.inputs.bg), len(record.inputs.fg)
+    shards = ", ".join(f"{len(manifest.shards[fmt])} {fmt} ({human_bytes(t.bytes.get(fmt, 0))})"
+                       for fmt in sorted(manifest.shards, key=lambda f: (f != "tar", f)))
     lines = [front_matter(manifest).rstrip("\n"), "",
-             f"# fgbg dataset: {t['samples']:,} samples",
+             f"# fgbg dataset: {t.samples:,} samples",
              "",
              f"Foregrounds (people, {n_fg}) pasted onto backgrounds ({n_bg}), each sample a composite, its mask, "
              "a depth map and an annotation; written by fgbg straight into "
              f"shards: {shards}. `fgbg verify .` proves every byte against `manifest.json`.",
              "", "## Samples", "", *_fields_table(manifest), "",
              "KEY is the zero-padded sample position (`00000042`); `ds[i]` is the sample with KEY i.", "",
-             "## Config", "", *_config_lines(manifest), ""]
+             "## Config", "", *_config_lines(record), ""]
     if has_preview:
         lines += ["## Preview", "", f"![rows: backgrounds, foregrounds, masks, composites, depth]({PREVIEW})", ""]
     lines += ["## Statistics", "", "Exact per-channel mean and std on the [0, 1] scale, over every pixel:", "",
-              "```", statistics_table(manifest["statistics"]), "```", "",
-              "## Provenance", "", *_provenance(manifest),
+              "```", statistics_table(manifest.statistics), "```", "",
+              "## Provenance", "", *_provenance(record, manifest.fingerprint),
               "## Reading it", "", *_reading(manifest)]
     return ("\n".join(lines).rstrip("\n") + "\n").encode("utf-8")
 
 
-def draw_preview(store: Store, manifest: dict[str, Any]) -> bytes:
+def draw_preview(store: Store, manifest: Manifest) -> bytes:
     """The ``preview.png`` of the dataset in ``store`` that ``manifest`` describes (drawn from
     its shards and inputs; the manifest need not be written yet)."""
     from fgbg.readers import Dataset
@@ -187,7 +184,7 @@ def draw_preview(store: Store, manifest: dict[str, Any]) -> bytes:
     return collage(store, Dataset(Location(store.url, options), manifest))
 
 
-def write_card(store: Store, manifest: dict[str, Any]) -> None:
+def write_card(store: Store, manifest: Manifest) -> None:
     """Store ``preview.png`` and ``README.md`` for ``manifest`` (called just before the manifest
     itself is written, with every shard done)."""
     store.write_atomic(PREVIEW, draw_preview(store, manifest))

@@ -268,7 +268,7 @@ def _cmd_build(a: argparse.Namespace) -> int:
 
 
 def _summary(r: BuildResult) -> None:
-    size = human_bytes(sum(r.manifest["totals"]["bytes"].values()))
+    size = human_bytes(sum(r.manifest.totals.bytes.values()))
     rate = f", {r.built_samples / r.seconds:.0f} samples/s" if r.built_samples and r.seconds > 0 else ""
     shards = f"{r.shards} shard{'' if r.shards == 1 else 's'}"
     print(f"fgbg: {r.samples} samples in {shards} ({r.built} built, {r.reused} already done), "
@@ -331,14 +331,15 @@ def _cmd_preview(a: argparse.Namespace) -> int:
 
 
 def _cmd_info(a: argparse.Namespace) -> int:
-    from .manifest import MANIFEST, read_json
+    from .manifest import MANIFEST, manifest_bytes, read_manifest
     from .storage import open_store
 
     store = open_store(a.dataset, _storage_options(a))
-    if not store.exists(MANIFEST):
-        raise FgbgError(f"{a.dataset}: no {MANIFEST}; not a finished fgbg dataset")
-    manifest: dict[str, Any] = read_json(store, MANIFEST)
-    print(json.dumps(manifest, indent=1, ensure_ascii=False) if a.json else describe(manifest))
+    manifest = read_manifest(store)  # checked: --json prints only what passed the schema
+    if a.json:
+        sys.stdout.write(manifest_bytes(manifest).decode("utf-8"))
+    else:
+        print(describe(manifest, f"{store.url}/{MANIFEST}"))
     return 0
 
 

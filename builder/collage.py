@@ -46,15 +46,16 @@ def _over_checker(rgba: np.ndarray) -> np.ndarray:
 def collage(store: Store, ds: Dataset, columns: int = 8) -> bytes:
     """The collage of ``ds`` (whose inputs are read from ``store``) as PNG bytes: a pure
     function of the dataset's bytes, so a resumed build stores the same file again."""
-    inputs = ds.manifest["inputs"]
+    inputs = ds.metadata.inputs
 
-    def stored(kind: str, field: str) -> list[bytes]:  # an imported dataset may lack some inputs
-        return [store.read_bytes(r[field]) for r in [r for r in inputs.get(kind, []) if field in r][:columns]]
+    def stored(kind: str, mask: bool = False) -> list[bytes]:  # an imported dataset may lack some inputs
+        rels = [r.mask_file if mask else r.file for r in inputs.get(kind, [])]  # type: ignore[call-overload]
+        return [store.read_bytes(rel) for rel in [rel for rel in rels if rel is not None][:columns]]
 
     rows: dict[str, list[np.ndarray]] = {
-        "backgrounds": [decode_png_color(b) for b in stored("bg", "file")],
-        "foregrounds": [_over_checker(decode_png_color(b)) for b in stored("fg", "file")],
-        "fg masks": [decode_png(b) for b in stored("fg", "mask_file")],
+        "backgrounds": [decode_png_color(b) for b in stored("bg")],
+        "foregrounds": [_over_checker(decode_png_color(b)) for b in stored("fg")],
+        "fg masks": [decode_png(b) for b in stored("fg", mask=True)],
     }
     step = max(1, len(ds) // columns)
     samples = [ds[i] for i in range(0, len(ds), step)][:columns]

@@ -123,14 +123,6 @@ class BuildConfig:
         d["depth_input"] = list(self.depth_input_shape) if self.depth == "densedepth" else None
         return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
 
-    @classmethod
-    def from_json(cls, d: dict[str, Any]) -> BuildConfig:
-        kw = dict(d)
-        for key in ("fg_size", "fg_scale", "depth_size", "depth_input"):
-            if kw.get(key) is not None:
-                kw[key] = tuple(kw[key])
-        return cls(**kw)
-
 
 def scaled_size(size: tuple[int, int], scale: float) -> tuple[int, int]:
     """Box of a ``size`` foreground scaled by ``scale`` (rounded half up, at least 1 px)."""

@@ -13,15 +13,18 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, overload
+from typing import overload
 
 import numpy as np
+
+from fgbg.readers.schema import InputEntry
 
 from .composite import mask_box
 from .config import BuildConfig
 from .encode import decode_png_color
 from .errors import FgbgError
 from .lru import LRU
+from .record import Inputs
 from .sources import PreparedInput
 from .stats import PixelSums
 from .storage import Store
@@ -39,7 +42,7 @@ class StoredImages(Sequence[np.ndarray]):
     still an error naming it, never silently used.
     """
 
-    def __init__(self, store: Store, records: list[dict[str, Any]], capacity: int = 64):
+    def __init__(self, store: Store, records: Sequence[InputEntry], capacity: int = 64):
         self.store = store
         self.records = records
         self._cache: LRU[int, np.ndarray] = LRU(capacity)
@@ -58,13 +61,16 @@ class StoredImages(Sequence[np.ndarray]):
             return [self[k] for k in range(*i.indices(len(self)))]
         return self._cache.get_or_make(i, lambda k: self._load(self.records[k]))
 
-    def _load(self, rec: dict[str, Any]) -> np.ndarray:
-        rel = rec["file"]
+    def _load(self, rec: InputEntry) -> np.ndarray:
+        rel, expected = rec.file, rec.file_sha256
+        if rel is None or expected is None:
+            raise FgbgError(f"{self.store.url}: input {rec.name!r} has no stored file (an imported dataset's "
+                            "input that was not given)")
         try:
             data = self.store.read_bytes(rel)
         except FileNotFoundError:
             raise FgbgError(f"{self.store.url}/{rel}: stored input is missing") from None
-        if hashlib.sha256(data).hexdigest() != rec["file_sha256"]:
+        if hashlib.sha256(data).hexdigest() != expected:
             raise FgbgError(f"{self.store.url}/{rel}: stored input does not match its recorded sha256")
         img = decode_png_color(data)
         img.setflags(write=False)  # shared by every sample that uses it
@@ -78,12 +84,12 @@ class InputSet:
     bg: Sequence[np.ndarray]  # (size, size, 3) RGB, loaded on demand
     fg: Sequence[np.ndarray]  # (h, w, 4) straight RGBA at the largest scale, loaded on demand
     fg_base: list[tuple[int, int]]  # (w, h) box at scale 1
-    records: dict[str, list[dict[str, Any]]]
+    records: Inputs
 
 
 def encode_inputs(
     cfg: BuildConfig, bgs: list[PreparedInput], fgs: list[PreparedInput], start: tuple[int, int] = (0, 0)
-) -> tuple[dict[str, list[dict[str, Any]]], dict[str, Path]]:
+) -> tuple[Inputs, dict[str, Path]]:
     """The files of ``inputs/`` (their spooled PNGs, by dataset path) and the records that
     describe them, indexed from ``start`` (backgrounds, foregrounds): an append's inputs
     follow the dataset's.
@@ -91,25 +97,23 @@ def encode_inputs(
     Nothing is written here, so a build can compare the records with an existing dataset
     before touching it; :func:`write_inputs` copies the files in, one at a time.
     """
-    records: dict[str, list[dict[str, Any]]] = {"bg": [], "fg": []}
+    bg: list[InputEntry] = []
+    fg: list[InputEntry] = []
     files: dict[str, Path] = {}
     for i, item in enumerate(bgs, start[0]):
         rel = f"inputs/bg/{i:04d}.png"
         files[rel] = item.png
-        records["bg"].append(
-            {"index": i, "name": item.name, "sha256": item.source_sha256, "file": rel, "file_sha256": item.png_sha256}
-        )
+        bg.append(InputEntry(index=i, name=item.name, sha256=item.source_sha256, file=rel,
+                             file_sha256=item.png_sha256))
     for i, item in enumerate(fgs, start[1]):
         rel, mrel = f"inputs/fg/{i:04d}.png", f"inputs/fg_mask/{i:04d}.png"
         assert item.mask_png is not None
         files[rel], files[mrel] = item.png, item.mask_png
         h, w = item.shape[:2]
-        records["fg"].append(
-            {"index": i, "name": item.name, "sha256": item.source_sha256, "file": rel,
-             "file_sha256": item.png_sha256, "mask_file": mrel,
-             "base_size": list(item.base_size), "stored_size": [w, h]}
-        )
-    return records, files
+        fg.append(InputEntry(index=i, name=item.name, sha256=item.source_sha256, file=rel,
+                             file_sha256=item.png_sha256, mask_file=mrel, base_size=list(item.base_size),
+                             stored_size=[w, h]))
+    return Inputs(tuple(bg), tuple(fg)), files
 
 
 def write_inputs(store: Store, files: dict[str, Path]) -> None:
@@ -118,15 +122,20 @@ def write_inputs(store: Store, files: dict[str, Path]) -> None:
         store.write_atomic(rel, path.read_bytes())
 
 
-def load_inputs(store: Store, records: dict[str, list[dict[str, Any]]]) -> InputSet:
+def load_inputs(store: Store, inputs: Inputs) -> InputSet:
     """``inputs/`` as a lazily read, bounded set (each file checked against its hash when read)."""
-    return InputSet(StoredImages(store, records["bg"]), StoredImages(store, records["fg"], capacity=256),
-                    fg_boxes(records), records)
+    return InputSet(StoredImages(store, inputs.bg), StoredImages(store, inputs.fg, capacity=256),
+                    fg_boxes(inputs), inputs)
 
 
-def fg_boxes(records: dict[str, list[dict[str, Any]]]) -> list[tuple[int, int]]:
+def fg_boxes(inputs: Inputs) -> list[tuple[int, int]]:
     """The (w, h) box of each foreground at scale 1, as recorded (no image is read)."""
-    return [(int(r["base_size"][0]), int(r["base_size"][1])) for r in records["fg"]]
+    boxes = []
+    for r in inputs.fg:
+        if r.base_size is None:
+            raise FgbgError(f"foreground input {r.index} ({r.name!r}) has no recorded size")
+        boxes.append((r.base_size[0], r.base_size[1]))
+    return boxes
 
 
 def input_statistics(inputs: InputSet, cfg: BuildConfig) -> dict[str, PixelSums]:

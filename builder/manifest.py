@@ -13,18 +13,20 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
 from collections.abc import Iterable
 from typing import Any
 
-from fgbg.readers.errors import MetadataError
-from fgbg.readers.schema import parse_build_record
+import msgspec
 
-from .config import FORMAT_VERSION, BuildConfig
+from fgbg.readers.errors import MetadataError
+from fgbg.readers.schema import DepthSource, Manifest, parse_manifest
+
+from .config import BuildConfig
 from .encode import encoder_versions
 from .errors import FgbgError
 from .plan import Plan
 from .receipts import Receipt
+from .record import BuildRecord, Inputs, dumps
 from .shards import FORMATS
 from .stats import PixelSums
 from .storage import Store
@@ -35,12 +37,15 @@ __all__ = [
     "BUILD_RECORD",
     "MANIFEST",
     "TOOL_VERSION",
-    "annotation_line", "annotations_csv",
+    "annotation_line",
+    "annotations_csv",
     "dumps",
     "make_manifest",
     "make_record",
-    "read_json",
+    "manifest_bytes",
+    "read_manifest",
     "read_record",
+    "record_from_manifest",
 ]
 
 BUILD_RECORD = "build.json"
@@ -50,69 +55,39 @@ ANNOTATION_COLUMNS = ("key", "shard", "bg", "fg", "flip", "placement", "x", "y",
 TOOL_VERSION = "0.1.0"
 
 
-def dumps(obj: Any) -> bytes:
-    """Canonical JSON: sorted keys, fixed indentation, trailing newline."""
-    return (json.dumps(obj, sort_keys=True, indent=1, ensure_ascii=False) + "\n").encode("utf-8")
+def read_manifest(store: Store) -> Manifest:
+    """``manifest.json`` read (size-bounded) and checked through the readers' schema."""
+    if not store.exists(MANIFEST):
+        raise FgbgError(f"{store.url}: no {MANIFEST}; not a finished fgbg dataset")
+    try:
+        return parse_manifest(store.read_metadata(MANIFEST), f"{store.url}/{MANIFEST}")
+    except MetadataError as e:
+        raise FgbgError(str(e)) from None
 
 
-def read_json(store: Store, rel: str) -> Any:
-    return json.loads(store.read_bytes(rel))
-
-
-def read_record(store: Store, rel: str = BUILD_RECORD) -> dict[str, Any]:
-    """``build.json`` parsed and checked in one place: types and ranges (the readers' schema),
-    its own fingerprint, and the settings through :class:`BuildConfig`. A damaged record is
-    one :class:`FgbgError` naming it, never a KeyError deep in a worker."""
+def read_record(store: Store, rel: str = BUILD_RECORD) -> BuildRecord:
+    """``build.json`` parsed and checked in one place (see :class:`BuildRecord`). A damaged
+    record is one :class:`FgbgError` naming it, never a KeyError deep in a worker."""
     where = f"{store.url}/{rel}"
     try:
-        data = store.read_metadata(rel)
-        parse_build_record(data, where)
+        return BuildRecord.parse(store.read_metadata(rel), where)
     except MetadataError as e:
         raise FgbgError(f"{e}; fgbg repair restores it from the manifest's copy") from None
-    record: dict[str, Any] = json.loads(data)
-    if record["fingerprint"] != fingerprint(record):
-        raise FgbgError(f"{where}: its fingerprint does not match its content (edited or damaged); "
-                        "fgbg repair restores it from the manifest's copy")
-    if record["config"].get("kind") != "imported":
-        try:
-            BuildConfig.from_json(record["config"])
-        except (TypeError, ValueError, FgbgError) as e:
-            raise FgbgError(f"{where}: config is not a valid build configuration ({e})") from None
-    return record
+
+
+def record_from_manifest(manifest: Manifest, where: str, check_fingerprint: bool = True) -> BuildRecord:
+    """The build record a manifest was made from (every key, including those append or
+    import add), its fingerprint checked unless told otherwise (see BuildRecord.from_schema)."""
+    return BuildRecord.from_schema(manifest, where, check_fingerprint)
 
 
 def make_record(
-    cfg: BuildConfig, inputs: dict[str, list[dict[str, Any]]], depth: dict[str, Any], formats: list[str],
-    hdf5_layout: str, n_samples: int,
-) -> dict[str, Any]:
-    """The build record; its fingerprint covers everything that determines the bytes."""
-    body = {
-        "format_version": FORMAT_VERSION,
-        "config": cfg.to_json(),
-        "depth": depth,
-        "formats": list(formats),
-        "hdf5_layout": hdf5_layout,
-        "inputs": inputs,
-        "key_width": max(8, len(str(max(0, n_samples - 1)))),
-        "tool": {"fgbg": TOOL_VERSION, **encoder_versions()},
-    }
-    body["fingerprint"] = fingerprint(body)
-    return body
-
-
-def fingerprint(record: dict[str, Any]) -> str:
-    """sha256 of the canonical JSON of a build record without its fingerprint field."""
-    return hashlib.sha256(dumps({k: v for k, v in record.items() if k != "fingerprint"})).hexdigest()
-
-
-# What make_manifest adds to the build record: the rest of a manifest is the record itself.
-_MANIFEST_ONLY = ("fields", "shards", "totals", "statistics", "annotations")
-
-
-def record_from_manifest(manifest: dict[str, Any]) -> dict[str, Any]:
-    """The build record a manifest was made from (every key, including those append or
-    import add), with its fingerprint."""
-    return {k: v for k, v in manifest.items() if k not in _MANIFEST_ONLY}
+    cfg: BuildConfig, inputs: Inputs, depth: DepthSource, formats: list[str], hdf5_layout: str, n_samples: int,
+) -> BuildRecord:
+    """The build record of a new dataset; its fingerprint covers everything that determines the bytes."""
+    return BuildRecord(config=cfg, inputs=inputs, depth=depth, formats=tuple(formats), hdf5_layout=hdf5_layout,
+                       key_width=max(8, len(str(max(0, n_samples - 1)))),
+                       tool={"fgbg": TOOL_VERSION, **encoder_versions()})
 
 
 def _format_of(shard_rel: str) -> str:
@@ -139,30 +114,36 @@ def annotations_csv(plan: Plan, key_width: int, chunk: int = 65536) -> bytes:
     return buf.getvalue().encode("ascii")
 
 
+def manifest_bytes(manifest: Manifest) -> bytes:
+    """``manifest.json`` as written: canonical JSON, optional keys only when set."""
+    return dumps({k: v for k, v in msgspec.to_builtins(manifest).items() if v is not None})
+
+
 def make_manifest(
-    record: dict[str, Any], receipts: Iterable[Receipt], annotations: bytes, extra_stats: dict[str, PixelSums]
-) -> dict[str, Any]:
+    record: BuildRecord, receipts: Iterable[Receipt], annotations: bytes, extra_stats: dict[str, PixelSums]
+) -> Manifest:
     """Assemble the manifest from the build record and all shard receipts.
 
     ``shards`` maps each format to its shard list in key order; statistics are merged once
     per shard (every format of a shard holds the same samples).
     """
-    by_format: dict[str, list[Receipt]] = {fmt: [] for fmt in record["formats"]}
+    by_format: dict[str, list[Receipt]] = {fmt: [] for fmt in record.formats}
     for r in sorted(receipts, key=lambda r: r.shard):
         by_format[_format_of(r.name)].append(r)
-    primary = by_format[record["formats"][0]]
+    primary = by_format[record.formats[0]]
     merged: dict[str, PixelSums] = {}
     for r in primary:
         for name, sums in r.stats.items():
-            merged.setdefault(name, PixelSums(int(sums["channels"]))).merge(PixelSums.from_json(sums))
-    fields = {"image": {"member": "jpg", "shape": [record["config"]["size"]] * 2 + [3]},
-              "mask": {"member": "mask.png", "shape": [record["config"]["size"]] * 2}}
-    if record["config"]["depth"] != "none":
-        dw, dh = record["config"]["depth_size"]
+            merged.setdefault(name, PixelSums(sums.channels)).merge(PixelSums.from_record(sums))
+    size = record.config.size
+    fields: dict[str, Any] = {"image": {"member": "jpg", "shape": [size, size, 3]},
+                              "mask": {"member": "mask.png", "shape": [size, size]}}
+    if record.depth_shape is not None:
+        dw, dh = record.depth_shape
         fields["depth"] = {"member": "depth.png", "shape": [dh, dw]}
     fields["meta"] = {"member": "json"}
-    return {
-        **record,
+    return msgspec.convert({
+        **record.to_json(),
         "fields": fields,
         "shards": {fmt: [{"name": r.name, "first": r.first, "count": r.count, "bytes": r.bytes, "sha256": r.sha256}
                          for r in rs] for fmt, rs in by_format.items()},
@@ -172,4 +153,4 @@ def make_manifest(
                        for name, s in {**merged, **extra_stats}.items()},
         "annotations": {"file": ANNOTATIONS, "sha256": hashlib.sha256(annotations).hexdigest(),
                         "columns": list(ANNOTATION_COLUMNS)},
-    }
+    }, Manifest)

@@ -18,11 +18,11 @@ does not promise to keep).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
 from .config import BuildConfig, scaled_size
+from .record import BuildRecord
 
 __all__ = ["Plan", "SampleParams", "Segment", "feistel_permute", "hash_words", "make_segments", "mix64", "plan_for"]
 
@@ -147,10 +147,9 @@ def make_segments(cfg: BuildConfig, bounds: list[tuple[tuple[int, int], tuple[in
     return out
 
 
-def plan_for(cfg: BuildConfig, record: dict[str, Any], fg_sizes: list[tuple[int, int]], n_bg: int) -> Plan:
+def plan_for(cfg: BuildConfig, record: BuildRecord, fg_sizes: list[tuple[int, int]], n_bg: int) -> Plan:
     """The plan of the dataset ``record`` describes (with its append segments, if any)."""
-    segments = [((int(b[0]), int(b[1])), (int(f[0]), int(f[1]))) for b, f in record.get("segments", [])]
-    return Plan(cfg, fg_sizes, n_bg, segments or None)
+    return Plan(cfg, fg_sizes, n_bg, list(record.segments) if record.segments else None)
 
 
 class Plan:

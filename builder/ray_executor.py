@@ -19,11 +19,12 @@ from typing import Any
 import numpy as np
 
 from fgbg.readers.extras import require
+from fgbg.readers.schema import DepthSource
 
 from .build import Runner
-from .config import BuildConfig
 from .depth import DepthBackend, DepthBatch, make_backend
 from .receipts import Receipt
+from .record import BuildRecord
 from .shard import ShardBuilder, depth_settings
 from .storage import Store
 
@@ -44,7 +45,7 @@ class DepthServer:
     def predict(self, images: np.ndarray, masks: np.ndarray, boxes: np.ndarray) -> np.ndarray:
         return self.backend.predict(DepthBatch(images, masks, boxes))
 
-    def describe(self) -> dict[str, Any]:
+    def describe(self) -> DepthSource:
         return self.backend.describe()
 
 
@@ -64,28 +65,28 @@ class RemoteDepth(DepthBackend):
         result: np.ndarray = ray.get(self.actor.predict.remote(batch.images, batch.masks, batch.boxes))
         return result
 
-    def describe(self) -> dict[str, Any]:
+    def describe(self) -> DepthSource:
         import ray
 
-        desc: dict[str, Any] = ray.get(self.actor.describe.remote())
+        desc: DepthSource = ray.get(self.actor.describe.remote())
         return desc
 
 
-def _ensure(store: Store, record: dict[str, Any], depth_options: dict[str, Any], actors: list[Any],
+def _ensure(store: Store, record: BuildRecord, depth_options: dict[str, Any], actors: list[Any],
             shard: int) -> list[tuple[Receipt, bool]]:
-    builder = _builders.get(record["fingerprint"])
+    builder = _builders.get(record.fingerprint)
     if builder is None:
         backend = None
         if actors:
-            cfg = BuildConfig.from_json(record["config"])
-            backend = RemoteDepth(actors[os.getpid() % len(actors)], cfg.depth_shape, needs_pixels=True)
+            backend = RemoteDepth(actors[os.getpid() % len(actors)], record.build_config.depth_shape,
+                                  needs_pixels=True)
         builder = ShardBuilder(store, record, depth_options, backend=backend)
         _builders.clear()
-        _builders[record["fingerprint"]] = builder
+        _builders[record.fingerprint] = builder
     return builder.ensure(shard)
 
 
-def ray_runner(store: Store, record: dict[str, Any], depth_options: dict[str, Any], workers: int | None,
+def ray_runner(store: Store, record: BuildRecord, depth_options: dict[str, Any], workers: int | None,
                address: str | None) -> Runner:
     """A runner that builds shards as Ray tasks on the cluster at ``address`` (or a local one)."""
     require("ray", "ray", "--executor ray")  # before anything is written: the missing extra is named
@@ -105,7 +106,7 @@ def ray_runner(store: Store, record: dict[str, Any], depth_options: dict[str, An
         pending: list[Any] = []
         try:
             actors: list[Any] = []
-            cfg = BuildConfig.from_json(record["config"])
+            cfg = record.build_config
             if cfg.depth == "densedepth":
                 gpus = int(ray.cluster_resources().get("GPU", 0))  # type: ignore[no-untyped-call]
                 server = ray.remote(num_gpus=1 if gpus else 0, num_cpus=0 if gpus else 1)(DepthServer)

@@ -8,38 +8,18 @@ the manifest is assembled from receipts alone, without reading shards again.
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass, field, fields
-from typing import Any
-
 import msgspec
 
 from fgbg.readers.errors import MetadataError
-from fgbg.readers.schema import parse_receipt
+from fgbg.readers.schema import ReceiptRecord, parse_receipt
 
-from .config import FORMAT_VERSION
 from .storage import Store
 
 __all__ = ["Receipt", "check_shard", "load_receipt", "receipt_name", "write_receipt"]
 
 
-@dataclass(frozen=True)
-class Receipt:
-    shard: int
-    name: str  # shard file relative to the dataset, e.g. "shards/000000.tar"
-    first: int
-    count: int
-    bytes: int
-    sha256: str
-    fingerprint: str
-    stats: dict[str, Any]
-    offsets: list[int] = field(default_factory=list)
-    format_version: int = FORMAT_VERSION
-    digests: list[str] = field(default_factory=list)  # per sample, see fgbg.readers.schema.sample_digest
-
-    def to_json(self) -> dict[str, Any]:
-        # shallow: dataclasses.asdict deep-copies every offset (milliseconds a shard)
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+#: A receipt is the readers' checked record: the builder writes exactly what readers parse.
+Receipt = ReceiptRecord
 
 
 def receipt_name(shard_rel: str) -> str:
@@ -48,7 +28,7 @@ def receipt_name(shard_rel: str) -> str:
 
 
 def write_receipt(store: Store, receipt: Receipt) -> None:
-    data = json.dumps(receipt.to_json(), sort_keys=True, separators=(",", ":")).encode()
+    data = msgspec.json.encode(receipt, order="sorted")  # compact, keys sorted: canonical
     store.write_atomic(receipt_name(receipt.name), data)
 
 
@@ -62,7 +42,7 @@ def read_receipt(store: Store, shard_rel: str, size: int | None = None) -> tuple
         record = parse_receipt(store.read_metadata(rel), rel, size=size)
     except MetadataError as e:
         return None, f"receipt unreadable: {str(e).removeprefix(rel + ': ')}"
-    return Receipt(**{**msgspec.structs.asdict(record), "stats": msgspec.to_builtins(record.stats)}), ""
+    return record, ""
 
 
 def load_receipt(store: Store, shard_rel: str) -> Receipt | None:

@@ -28,6 +28,7 @@ from .inputs import InputSet, load_inputs
 from .lru import LRU
 from .plan import SampleParams, plan_for
 from .receipts import Receipt, check_shard, write_receipt
+from .record import BuildRecord, Inputs
 from .resize import resize_rgba
 from .shards import EncodedSample, ShardMeta, ShardWriter, shard_name, writer_class
 from .stats import PixelSums, float_sums, opencv_sums, square_table
@@ -81,12 +82,12 @@ def _rows(p: SampleParams, start: int, stop: int) -> list[_Row]:
     return [_Row(*r) for r in zip(*cols, strict=True)]
 
 
-def _annotation(r: _Row, records: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+def _annotation(r: _Row, inputs: Inputs) -> dict[str, Any]:
     """The annotation of one sample (what ``KEY.json`` holds)."""
     return {
         "index": r.position,
-        "bg": {"index": r.bg, "name": records["bg"][r.bg]["name"]},
-        "fg": {"index": r.fg, "name": records["fg"][r.fg]["name"]},
+        "bg": {"index": r.bg, "name": inputs.bg[r.bg].name},
+        "fg": {"index": r.fg, "name": inputs.fg[r.fg].name},
         "flip": r.flip, "placement": r.placement, "x": r.x, "y": r.y, "w": r.w, "h": r.h, "scale": r.scale,
     }
 
@@ -98,17 +99,15 @@ def depth_settings(cfg: BuildConfig, options: dict[str, Any] | None) -> dict[str
     return {"input_size": cfg.depth_input_shape, "dtype": cfg.depth_dtype, **(options or {})}
 
 
-def shard_meta(record: dict[str, Any], shard: int, first: int, count: int) -> ShardMeta:
+def shard_meta(record: BuildRecord, shard: int, first: int, count: int) -> ShardMeta:
     """What a writer needs to know about shard ``shard`` of the dataset ``record`` describes."""
-    cfg = record["config"]
-    depth = tuple(cfg["depth_size"]) if cfg["depth"] != "none" else None
-    return ShardMeta(shard, first, count, int(record["key_width"]), int(cfg["size"]), depth,
-                     record.get("hdf5_layout", "encoded"))
+    return ShardMeta(shard, first, count, record.key_width, record.config.size, record.depth_shape,
+                     record.hdf5_layout)
 
 
 def commit_shard(
-    store: Store, record: dict[str, Any], meta: ShardMeta, formats: list[str],
-    samples: Iterator[EncodedSample], stats: dict[str, Any],
+    store: Store, record: BuildRecord, meta: ShardMeta, formats: list[str],
+    samples: Iterator[EncodedSample], stats: dict[str, PixelSums],
 ) -> list[Receipt]:
     """Write ``samples`` into one temp file per format, commit each, then write receipts.
 
@@ -135,8 +134,7 @@ def commit_shard(
         store.commit(temps[fmt], rel)
         receipt = Receipt(
             shard=meta.shard, name=rel, first=meta.first, count=meta.count, bytes=info.bytes, sha256=info.sha256,
-            fingerprint=record["fingerprint"], stats={k: v.to_json() if isinstance(v, PixelSums) else v
-                                                      for k, v in stats.items()},
+            fingerprint=record.fingerprint, stats={k: v.record() for k, v in stats.items()},
             offsets=info.offsets, digests=digests,
         )
         write_receipt(store, receipt)
@@ -199,22 +197,22 @@ class Backgrounds:
 class ShardBuilder:
     """Everything a worker needs to build any shard of one dataset."""
 
-    def __init__(self, store: Store, record: dict[str, Any], depth_options: dict[str, Any] | None = None,
+    def __init__(self, store: Store, record: BuildRecord, depth_options: dict[str, Any] | None = None,
                  backend: DepthBackend | None = None):
         """``backend`` replaces the one ``record`` names (e.g. a proxy to a Ray actor holding the model)."""
         self.store = store
         self.record = record
-        self.formats: list[str] = list(record["formats"])
-        self.cfg = BuildConfig.from_json(record["config"])
-        self.inputs = load_inputs(store, record["inputs"])
+        self.formats: list[str] = list(record.formats)
+        self.cfg = record.build_config
+        self.inputs = load_inputs(store, record.inputs)
         self.plan = plan_for(self.cfg, record, self.inputs.fg_base, len(self.inputs.bg))
-        self.key_width = int(record["key_width"])
-        self.mask_png: str = record.get("tool", {}).get("mask_png", "sub")  # absent: made before the field
+        self.key_width = record.key_width
+        self.mask_png: str = record.tool.get("mask_png", "sub")  # absent: made before the field
         self.backend = backend or make_backend(self.cfg.depth, self.cfg.depth_shape,
                                                **depth_settings(self.cfg, depth_options))
-        if self.backend is not None and self.backend.describe() != record["depth"]:
+        if self.backend is not None and self.backend.describe() != record.depth:
             raise FgbgError(f"{store.url}: the depth backend differs from the one this dataset was built with "
-                            f"({self.backend.describe()} vs {record['depth']}); give the same --depth-weights")
+                            f"({self.backend.describe()} vs {record.depth}); give the same --depth-weights")
         # Composites are made in BGR, OpenCV's order, so the JPEG encoder takes them as they
         # are (no colour conversion per sample); statistics are reported in RGB.
         self.backgrounds = Backgrounds(self.inputs.bg, self.cfg.size)
@@ -253,8 +251,7 @@ class ShardBuilder:
 
     def ensure(self, shard: int) -> list[tuple[Receipt, bool]]:
         """Receipts of ``shard`` in every format, building the formats that are not done."""
-        accepted = {self.record["fingerprint"], *self.record.get("lineage", [])}
-        done = {fmt: check_shard(self.store, shard_name(shard, fmt), accepted) for fmt in self.formats}
+        done = {fmt: check_shard(self.store, shard_name(shard, fmt), self.record.accepted) for fmt in self.formats}
         todo = [fmt for fmt, r in done.items() if r is None]
         built = dict(zip(todo, self.build(shard, todo), strict=True)) if todo else {}
         return [(built[f], True) if f in built else (done[f], False) for f in self.formats]  # type: ignore[misc]
@@ -325,7 +322,7 @@ class ShardBuilder:
             s_d, q_d = float_sums(depths, 1)
             stats["depth"].add(depths.shape[0] * depths.shape[1] * depths.shape[2], s_d, q_d)
         out = []
-        records = self.record["inputs"]
+        inputs = self.record.inputs
         for j, r in enumerate(rows):
             mask = masks[j]
             files = {"jpg": jpegs[j], "mask.png": encode_mask_png(mask, self.mask_png)}
@@ -333,7 +330,7 @@ class ShardBuilder:
             if depths is not None:
                 depth = depths[j]
                 files["depth.png"] = encode_png(depth)
-            files["json"] = meta_json(_annotation(r, records))
+            files["json"] = meta_json(_annotation(r, inputs))
             key = f"{r.position:0{self.key_width}d}"
             if reuse:
                 mask[r.y : r.y + r.h, r.x : r.x + r.w] = 0  # zeroed again for the next batch

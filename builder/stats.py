@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from fgbg.readers.schema import PixelSumsRecord
+
 __all__ = ["PixelSums", "float_sums", "opencv_sums", "region_sums", "square_table"]
 
 
@@ -91,9 +93,10 @@ class PixelSums:
         std = [math.sqrt(max(0, n * q - s * s)) / (n * 255) for s, q in zip(self.sum, self.sumsq, strict=True)]
         return {"mean": mean, "std": std}
 
-    def to_json(self) -> dict[str, Any]:
-        return {"channels": self.channels, "count": self.count, "sum": self.sum, "sumsq": self.sumsq}
+    def record(self) -> PixelSumsRecord:
+        """The sums as a receipt stores them."""
+        return PixelSumsRecord(self.channels, self.count, list(self.sum), list(self.sumsq))
 
     @classmethod
-    def from_json(cls, d: dict[str, Any]) -> PixelSums:
-        return cls(int(d["channels"]), int(d["count"]), [int(v) for v in d["sum"]], [int(v) for v in d["sumsq"]])
+    def from_record(cls, r: PixelSumsRecord) -> PixelSums:
+        return cls(r.channels, r.count, list(r.sum), list(r.sumsq))

@@ -3,7 +3,9 @@ dataset card all say sizes and statistics the same way."""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+
+from fgbg.readers.schema import Statistic
 
 __all__ = ["human_bytes", "statistics_table"]
 
@@ -17,12 +19,12 @@ def human_bytes(n: float) -> str:
     raise AssertionError("unreachable")
 
 
-def statistics_table(stats: dict[str, Any]) -> str:
+def statistics_table(stats: Mapping[str, Statistic]) -> str:
     """One row per field: channel means and stds on the [0, 1] scale."""
     rows = [f"{'field':<16} {'mean':<28} std"]
     for name in sorted(stats):
         s = stats[name]
-        mean = " ".join(f"{v:.4f}" for v in s["mean"])
-        std = " ".join(f"{v:.4f}" for v in s["std"])
+        mean = " ".join(f"{v:.4f}" for v in s.mean)
+        std = " ".join(f"{v:.4f}" for v in s.std)
         rows.append(f"{name:<16} {mean:<28} {std}")
     return "\n".join(rows)

@@ -31,7 +31,7 @@ def _flatten(sample: dict[str, Any], fields: tuple[str, ...]) -> dict[str, Any]:
 
 
 def _shape(ds: Dataset, field: str, resize: tuple[int, int] | None) -> tuple[int, ...]:
-    shape = tuple(ds.manifest["fields"][field]["shape"])
+    shape = tuple(ds.metadata.fields[field].shape or ())  # type: ignore[index]  # a field the dataset has
     if resize is not None:
         shape = (resize[1], resize[0], *shape[2:])
     return shape

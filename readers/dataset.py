@@ -35,17 +35,14 @@ _READ_ERRORS = (OSError, ValueError, KeyError, IndexError, TypeError, RuntimeErr
 class Dataset:
     """A finished fgbg dataset (local folder), read through one of its formats."""
 
-    def __init__(self, location: Location, manifest: dict[str, Any] | Manifest, format: str | None = None,
+    def __init__(self, location: Location, manifest: Manifest, format: str | None = None,
                  fields: Sequence[str] | None = None, max_pixels: int = MAX_PIXELS, check: bool = False):
-        """``manifest``: the parsed ``manifest.json`` -- a checked :class:`Manifest`, or the JSON
-        object a builder is about to commit (checked here the same way). ``check``: prove every
-        sample read against its receipt's digest (see :func:`open_dataset`)."""
+        """``manifest``: the checked ``manifest.json`` (:func:`read_manifest`, or the one a
+        builder is about to commit). ``check``: prove every sample read against its receipt's
+        digest (see :func:`open_dataset`)."""
         self.location = location
         self.root = location.url
-        where = location.path(MANIFEST)
-        self.metadata = manifest if isinstance(manifest, Manifest) else parse_manifest(
-            msgspec.json.encode(manifest), where)
-        self.manifest = manifest if isinstance(manifest, dict) else msgspec.to_builtins(manifest)
+        self.metadata = manifest
         formats = list(self.metadata.shards)
         self.format = format or formats[0]
         if self.format not in formats:
@@ -67,9 +64,15 @@ class Dataset:
         self._readers: list[ShardReader] = [reader(location, s, self.key_width) for s in self.shards]
 
     @property
-    def statistics(self) -> dict[str, Any]:
-        stats: dict[str, Any] = self.manifest["statistics"]
-        return stats
+    def manifest(self) -> dict[str, Any]:
+        """The manifest as plain JSON (for display and export; code reads :attr:`metadata`)."""
+        plain: dict[str, Any] = msgspec.to_builtins(self.metadata)
+        return plain
+
+    @property
+    def statistics(self) -> dict[str, dict[str, list[float]]]:
+        """Per field: ``mean`` and ``std`` per channel on the [0, 1] scale (exact, from the build)."""
+        return {name: {"mean": list(s.mean), "std": list(s.std)} for name, s in self.metadata.statistics.items()}
 
     def __len__(self) -> int:
         return self.metadata.totals.samples

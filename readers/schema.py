@@ -32,13 +32,17 @@ __all__ = [
     "MEMBERS",
     "MIN_TAR_SAMPLE_BYTES",
     "BuildRecordSchema",
+    "DecoderShape",
+    "DepthSource",
     "FieldSpec",
     "Hdf5Attributes",
     "InputEntry",
     "Manifest",
     "MetadataError",
+    "PixelSumsRecord",
     "ReceiptRecord",
     "ShardEntry",
+    "Statistic",
     "check_offsets",
     "json_schemas",
     "max_samples",
@@ -77,7 +81,7 @@ class ShardEntry(Struct, frozen=True, forbid_unknown_fields=True):
     sha256: Sha256
 
 
-class FieldSpec(Struct, frozen=True):
+class FieldSpec(Struct, frozen=True, omit_defaults=True):
     member: str
     shape: Annotated[list[Dim], Meta(min_length=2, max_length=3)] | None = None
 
@@ -113,6 +117,36 @@ class InputEntry(Struct, frozen=True, omit_defaults=True):
     stored_size: Annotated[list[Dim], Meta(min_length=2, max_length=2)] | None = None
 
 
+class DecoderShape(Struct, frozen=True, forbid_unknown_fields=True):
+    """The decoder variant a DenseDepth weights file implies (read from the file, see its loader)."""
+
+    conv2: Annotated[int, Meta(ge=1, le=1 << 16)]
+    up: Annotated[list[Annotated[int, Meta(ge=1, le=1 << 16)]], Meta(max_length=16)]
+    leaky_after_a: bool
+    leaky_after_b: bool
+    alpha: float
+
+
+class DepthSource(Struct, frozen=True, omit_defaults=True, forbid_unknown_fields=True):
+    """What made the depth maps (``depth`` in the build record and manifest): the backend and,
+    for a learned model, what identifies its weights and how it was run. Two builds are the
+    same dataset only if these are equal, so a record of the run is compared whole."""
+
+    backend: Literal["none", "plane", "densedepth", "imported"]
+    size: Annotated[list[Dim], Meta(min_length=2, max_length=2)] | None = None
+    weights_file: str | None = None
+    weights_sha256: Sha256 | None = None
+    keras_version: str | None = None
+    parameters: NonNegative | None = None
+    decoder: DecoderShape | None = None
+    input: Annotated[list[Dim], Meta(min_length=2, max_length=2)] | None = None
+    dtype: Literal["float32", "float16", "bfloat16"] | None = None
+
+
+Segment = Annotated[list[Annotated[list[NonNegative], Meta(min_length=2, max_length=2)]],
+                    Meta(min_length=2, max_length=2)]
+
+
 class Manifest(Struct, frozen=True):
     """``manifest.json``: the commit point. Build settings (``config``, ``inputs``, ``depth``,
     ``tool``) are kept as JSON objects here: the builder owns their meaning; readers only need
@@ -129,15 +163,15 @@ class Manifest(Struct, frozen=True):
     inputs: dict[Literal["bg", "fg"], list[InputEntry]]  # file names checked: they are opened
     tool: dict[str, str]
     fingerprint: Sha256
-    depth: dict[str, Any] = {}
-    formats: list[FormatName] = []
+    depth: DepthSource
+    formats: Annotated[list[FormatName], Meta(min_length=1, max_length=2)]
     hdf5_layout: Literal["encoded", "raw"] = "encoded"
-    segments: list[Any] | None = None
+    segments: list[Segment] | None = None
     lineage: list[Sha256] | None = None
     left_out: list[str] | None = None
 
 
-class BuildRecordSchema(Struct, frozen=True):
+class BuildRecordSchema(Struct, frozen=True, forbid_unknown_fields=True):
     """``build.json``: what determines every byte (docs/FORMAT.md §3). The builder owns the
     meaning of ``config`` and ``depth`` (checked by its ``BuildConfig``); the rest is typed here."""
 
@@ -148,11 +182,11 @@ class BuildRecordSchema(Struct, frozen=True):
     inputs: dict[Literal["bg", "fg"], list[InputEntry]]
     key_width: Annotated[int, Meta(ge=1, le=MAX_KEY_WIDTH)]
     tool: dict[str, str]
-    depth: dict[str, Any] = {}
+    depth: DepthSource
     hdf5_layout: Literal["encoded", "raw"] = "encoded"
-    segments: list[Annotated[list[Annotated[list[NonNegative], Meta(min_length=2, max_length=2)]],
-                             Meta(min_length=2, max_length=2)]] | None = None
+    segments: list[Segment] | None = None
     lineage: list[Sha256] | None = None
+    left_out: list[str] | None = None
 
 
 def parse_build_record(data: bytes, where: str = "build.json") -> BuildRecordSchema:

@@ -19,7 +19,8 @@ class SampleTransform:
     stays binary.
     """
 
-    def __init__(self, statistics: dict[str, Any], normalize: bool = False, resize: tuple[int, int] | None = None):
+    def __init__(self, statistics: dict[str, dict[str, list[float]]], normalize: bool = False,
+                 resize: tuple[int, int] | None = None):
         self.normalize = normalize
         self.resize = resize
         self.mean = {k: np.asarray(v["mean"], np.float32) for k, v in statistics.items()}

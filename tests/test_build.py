@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from types import SimpleNamespace
 
+import msgspec
 import numpy as np
 import pytest
 from helpers import snapshot
@@ -14,7 +16,7 @@ from PIL import Image
 from fgbg.builder import BuildConfig, build
 from fgbg.builder.encode import encode_jpeg, encode_mask_png, encode_png
 from fgbg.builder.errors import ConfigMismatchError, InputError, LockedError, OutputError
-from fgbg.builder.manifest import read_json
+from fgbg.builder.manifest import read_record
 from fgbg.builder.shard import ShardBuilder
 from fgbg.builder.storage import DatasetLock, LocalStore
 from fgbg.readers import open_dataset
@@ -56,7 +58,7 @@ def test_every_sample_exact(tmp_path: Path, demo_inputs: tuple[Path, Path]) -> N
     out = tmp_path / "e"
     res = _build(out, demo_inputs)
     store = LocalStore(out)
-    record = read_json(store, "build.json")
+    record = read_record(store)
     builder = ShardBuilder(store, record)
     ds = open_dataset(out)
     shard_samples = list(ds)
@@ -85,7 +87,7 @@ def test_stock_webdataset_reads_all(tmp_path: Path, demo_inputs: tuple[Path, Pat
     import webdataset as wds
 
     res = _build(tmp_path / "w", demo_inputs)
-    urls = [str(tmp_path / "w" / s["name"]) for s in res.manifest["shards"]["tar"]]
+    urls = [str(tmp_path / "w" / s.name) for s in res.manifest.shards["tar"]]
     keys = [s["__key__"] for s in wds.WebDataset(urls, shardshuffle=False)]
     assert keys == [f"{i:08d}" for i in range(72)]
     sample = next(iter(wds.WebDataset(urls, shardshuffle=False).decode("rgb8")))
@@ -96,14 +98,14 @@ def test_statistics_equal_bruteforce(tmp_path: Path, demo_inputs: tuple[Path, Pa
     out = tmp_path / "s"
     res = _build(out, demo_inputs)
     store = LocalStore(out)
-    builder = ShardBuilder(store, read_json(store, "build.json"))
+    builder = ShardBuilder(store, read_record(store))
     images, masks, depths = [], [], []
     for shard in range(res.shards):
         for enc in builder.samples(shard):
             images.append(enc.image)
             masks.append(enc.mask)
             depths.append(enc.depth)
-    stats = res.manifest["statistics"]
+    stats = msgspec.to_builtins(res.manifest.statistics)
     for name, arr, ch in (("image", images, 3), ("mask", masks, 1), ("depth", depths, 1)):
         ints = np.stack(arr).reshape(-1, ch).astype(np.int64)
         exact_mean = [int(v) / (len(ints) * 255) for v in ints.sum(0)]  # exact integer sum
@@ -120,7 +122,7 @@ def test_statistics_equal_bruteforce(tmp_path: Path, demo_inputs: tuple[Path, Pa
 def test_depth_none_and_jitter(tmp_path: Path, demo_inputs: tuple[Path, Path]) -> None:
     cfg = BuildConfig(placements=3, shard_size=50, depth="none", fg_scale=(0.6, 1.2), keep_aspect=True)
     res = _build(tmp_path / "n", demo_inputs, cfg)
-    assert "depth" not in res.manifest["fields"] and "depth" not in res.manifest["statistics"]
+    assert "depth" not in res.manifest.fields and "depth" not in res.manifest.statistics
     samples = list(open_dataset(tmp_path / "n"))
     assert len(samples) == 54 and "depth" not in samples[0]
     sizes = {(s["meta"]["w"], s["meta"]["h"]) for s in samples}
@@ -236,10 +238,9 @@ def test_mask_png_filter_is_versioned(tmp_path: Path, demo_inputs: tuple[Path, P
     field) gets OpenCV's default PNG again, so resume and repair stay byte-identical."""
     res = _build(tmp_path / "v", demo_inputs)
     store = LocalStore(tmp_path / "v")
-    record = json.loads(store.read_bytes("build.json"))
-    assert record["tool"]["mask_png"] == "none" and res.manifest["tool"]["mask_png"] == "none"
-    legacy = json.loads(json.dumps(record))
-    del legacy["tool"]["mask_png"]
+    record = read_record(store)
+    assert record.tool["mask_png"] == "none" and res.manifest.tool["mask_png"] == "none"
+    legacy = record.with_changes(tool={k: v for k, v in record.tool.items() if k != "mask_png"})
     new_samples = list(ShardBuilder(store, record).samples(0))
     old_samples = list(ShardBuilder(store, legacy).samples(0))
     for new, old in zip(new_samples, old_samples, strict=True):
@@ -255,7 +256,7 @@ def test_canvas_path_gives_the_same_bytes(tmp_path: Path, demo_inputs: tuple[Pat
     every canvas is the background again, the buffer all zeros, after each sample."""
     _build(tmp_path / "c", demo_inputs)
     store = LocalStore(tmp_path / "c")
-    builder = ShardBuilder(store, read_json(store, "build.json"))
+    builder = ShardBuilder(store, read_record(store))
     for shard in range(3):
         with_arrays = list(builder.samples(shard))
         without = list(builder.samples(shard, images=False))
@@ -274,8 +275,8 @@ def test_many_backgrounds_bounded_tables_same_bytes(tmp_path: Path, demo_inputs:
 
     _build(tmp_path / "c", demo_inputs)
     store = LocalStore(tmp_path / "c")
-    roomy = ShardBuilder(store, read_json(store, "build.json"))
-    tight = ShardBuilder(store, read_json(store, "build.json"))
+    roomy = ShardBuilder(store, read_record(store))
+    tight = ShardBuilder(store, read_record(store))
     tight.backgrounds = Backgrounds(tight.inputs.bg, tight.cfg.size, budget=0)
     tight.backgrounds._cache.capacity = 1  # every switch of background evicts and rebuilds
     tight.inputs.bg._cache.capacity = 1  # type: ignore[attr-defined]
@@ -297,6 +298,7 @@ def test_run_record_shares_the_cores_between_densedepth_workers(monkeypatch: pyt
     monkeypatch.setattr(build_module, "complete", lambda *args: None)
     monkeypatch.setattr(os, "cpu_count", lambda: 8)
     for depth, options in (("densedepth", {"weights": "w"}), ("densedepth", {"threads": 3}), ("plane", {})):
-        build_module.run_record(None, {"config": {"depth": depth}}, depth_options=options,  # type: ignore[arg-type]
+        record = SimpleNamespace(config=SimpleNamespace(depth=depth))  # only the backend's name is read
+        build_module.run_record(None, record, depth_options=options,  # type: ignore[arg-type]
                                 workers=2, progress=False, t0=0.0)
     assert seen == [{"weights": "w", "threads": 4}, {"threads": 3}, {}]

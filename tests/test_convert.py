@@ -38,7 +38,7 @@ def test_one_pass_writes_identical_samples(both: Path) -> None:
 def test_raw_layout_equals_decoded_tar(tmp_path: Path, both: Path) -> None:
     convert(both, tmp_path / "raw", "hdf5", hdf5_layout="raw", progress=False, workers=1)
     raw = open_dataset(tmp_path / "raw")
-    assert raw.manifest["hdf5_layout"] == "raw"
+    assert raw.metadata.hdf5_layout == "raw"
     assert raw.statistics == open_dataset(both).statistics
     for a, b in zip(open_dataset(both), raw, strict=True):
         assert a["key"] == b["key"] and a["meta"] == b["meta"]

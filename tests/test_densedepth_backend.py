@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import h5py
+import msgspec
 import numpy as np
 import pytest
 
@@ -58,8 +59,8 @@ def test_backend_batches_and_resizes(weights: tuple[Path, Any]) -> None:
     ref = to_seed_uint8(pred_to_metres(model.predict_on_batch(images.astype(np.float32) / 255)[..., 0]))
     assert out.shape == (5, 32, 32) and out.dtype == np.uint8 and np.array_equal(out, ref)
     d = backend.describe()
-    assert d["backend"] == "densedepth" and d["parameters"] == 42_816_089 and len(d["weights_sha256"]) == 64
-    assert d["decoder"]["conv2"] == 1664 and not d["decoder"]["leaky_after_a"]
+    assert d.backend == "densedepth" and d.parameters == 42_816_089 and len(d.weights_sha256 or "") == 64
+    assert d.decoder is not None and d.decoder.conv2 == 1664 and not d.decoder.leaky_after_a
     big = make_backend("densedepth", (48, 40), weights=str(path), input_size=(64, 64))
     assert big is not None
     resized = big.predict(DepthBatch(rng.integers(0, 256, (2, 100, 90, 3), dtype=np.uint8),
@@ -75,7 +76,7 @@ def test_build_with_densedepth(weights: tuple[Path, Any], tmp_path: Path, demo_i
     cfg = BuildConfig(size=64, fg_size=(20, 14), placements=1, flips=1, shard_size=5, depth="densedepth")
     res = build(tmp_path / "d", cfg, *demo_inputs, progress=False, workers=1, depth_options={"weights": str(path)})
     m = res.manifest
-    assert m["depth"]["input"] == [64, 64] and m["depth"]["size"] == [32, 32] and m["config"]["depth_input"] == [64, 64]
+    assert m.depth.input == [64, 64] and m.depth.size == [32, 32] and m.config["depth_input"] == [64, 64]
     samples = list(open_dataset(tmp_path / "d"))
     assert len(samples) == 9 and all(s["depth"].shape == (32, 32) for s in samples)
     assert all(s["depth"].min() == 0 and s["depth"].max() == 255 for s in samples)
@@ -86,7 +87,7 @@ def test_build_with_densedepth(weights: tuple[Path, Any], tmp_path: Path, demo_i
             h["model_weights/conv3/conv3/bias:0"][...] = 2.0
         (tmp_path / "d" / "shards" / "000000.tar").unlink()
         build(tmp_path / "d", None, progress=False, workers=1, depth_options={"weights": str(other)})
-    assert json.loads((tmp_path / "d" / "manifest.json").read_bytes())["depth"] == m["depth"]
+    assert json.loads((tmp_path / "d" / "manifest.json").read_bytes())["depth"] == msgspec.to_builtins(m.depth)
 
 
 @pytest.mark.skipif(not os.environ.get("FGBG_NYU_WEIGHTS"), reason="set FGBG_NYU_WEIGHTS to a real nyu.h5")

@@ -24,7 +24,7 @@ def test_floor_model_monotone() -> None:
 
 def test_plane_backend_person_at_foot_depth() -> None:
     backend = make_backend("plane", (112, 112))
-    assert backend is not None and backend.describe()["backend"] == "plane" and not backend.needs_pixels
+    assert backend is not None and backend.describe().backend == "plane" and not backend.needs_pixels
     masks = np.zeros((2, 224, 224), np.uint8)
     masks[0, 150:220, 50:150] = 255  # standing near the camera
     masks[1, 130:200, 50:150] = 255  # standing further back

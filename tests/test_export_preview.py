@@ -10,6 +10,7 @@ from fgbg.builder.cli import main
 from fgbg.builder.commands.export import safe_stems, sample_name
 from fgbg.builder.encode import decode_png, decode_png_color
 from fgbg.readers import open_dataset
+from fgbg.readers.schema import InputEntry
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +42,8 @@ def test_export_seed_layout(ds: Path, tmp_path: Path) -> None:
 
 
 def test_safe_stems() -> None:
-    assert safe_stems([{"name": "a/b.jpg"}, {"name": "x.png"}, {"name": "x.jpg"}, {"name": "..z.png"}]) == [
+    entries = [InputEntry(index=i, name=n) for i, n in enumerate(["a/b.jpg", "x.png", "x.jpg", "..z.png"])]
+    assert safe_stems(entries) == [
         "a_b", "x-1", "x-2", "z"]
 
 

@@ -10,7 +10,7 @@ import pytest
 from fgbg.builder import BuildConfig, build
 from fgbg.builder.errors import FgbgError
 from fgbg.builder.inputs import StoredImages, load_inputs
-from fgbg.builder.manifest import read_json
+from fgbg.builder.manifest import read_record
 from fgbg.builder.storage import LocalStore
 
 
@@ -21,8 +21,8 @@ def store(tmp_path: Path, demo_inputs: tuple[Path, Path]) -> LocalStore:
 
 
 def test_lazy_bounded_and_equal_to_the_files(store: LocalStore) -> None:
-    records = read_json(store, "build.json")["inputs"]
-    images = StoredImages(store, records["bg"], capacity=2)
+    records = read_record(store).inputs
+    images = StoredImages(store, records.bg, capacity=2)
     assert len(images) == 3 and not images._cache  # nothing read until used
     first = images[0]
     assert first.shape == (224, 224, 3) and not first.flags.writeable  # shared: read-only
@@ -34,13 +34,13 @@ def test_lazy_bounded_and_equal_to_the_files(store: LocalStore) -> None:
 
 
 def test_a_changed_input_is_an_error_when_read(store: LocalStore) -> None:
-    records = read_json(store, "build.json")["inputs"]
-    path = store.root / records["bg"][1]["file"]
+    records = read_record(store).inputs
+    path = store.root / str(records.bg[1].file)
     path.write_bytes(path.read_bytes() + b"\0")
-    images = StoredImages(store, records["bg"])
+    images = StoredImages(store, records.bg)
     assert images[0].shape == (224, 224, 3)  # the others stay usable
     with pytest.raises(FgbgError, match=r"inputs/bg/0001.png: stored input does not match its recorded sha256"):
         images[1]
     path.unlink()
     with pytest.raises(FgbgError, match=r"inputs/bg/0001.png: stored input is missing"):
-        StoredImages(store, records["bg"])[1]
+        StoredImages(store, records.bg)[1]

@@ -97,5 +97,5 @@ def test_densedepth_in_ray_actor_matches_local(local_ray: None, tmp_path: Path,
     options = {"weights": str(weights)}
     res = build(tmp_path / "ray", cfg, *demo_inputs, progress=False, executor="ray", depth_options=options)
     build(tmp_path / "local", cfg, *demo_inputs, progress=False, workers=1, depth_options=options)
-    assert res.built == 3 and res.manifest["depth"]["backend"] == "densedepth"
+    assert res.built == 3 and res.manifest.depth.backend == "densedepth"
     assert snapshot(tmp_path / "ray") == snapshot(tmp_path / "local")

@@ -52,7 +52,7 @@ def _in_subprocess(root: Path) -> subprocess.CompletedProcess[str]:
 
 def test_truncated_and_corrupted_shards_detected_then_rebuilt(h5: Path, tmp_path: Path,
                                                               demo_inputs: tuple[Path, Path]) -> None:
-    layout = open_dataset(h5).manifest["hdf5_layout"]
+    layout = open_dataset(h5).metadata.hdf5_layout
     copy = tmp_path / "ds"
     shutil.copytree(h5, copy)
     original = snapshot(copy)

@@ -11,7 +11,7 @@ def test_sums_merge_and_match_bruteforce() -> None:
         a.add_pixels(img)
     for img in images[4:]:
         b.add_pixels(img)
-    merged = PixelSums.from_json(a.to_json())
+    merged = PixelSums.from_record(a.record())
     merged.merge(b)
     allpix = np.stack(images).reshape(-1, 3).astype(np.float64) / 255
     ms = merged.mean_std()

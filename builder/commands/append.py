@@ -14,22 +14,24 @@ already recorded as the last segment and just finishes the missing shards.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from fgbg.readers.schema import InputEntry
+
 from ..build import BuildResult, run_record
-from ..config import BuildConfig
 from ..errors import FgbgError
 from ..inputs import encode_inputs, write_inputs
-from ..manifest import BUILD_RECORD, dumps, fingerprint, read_record
+from ..manifest import BUILD_RECORD, read_record
 from ..sources import PreparedInput, load_backgrounds, load_foregrounds
 from ..storage import open_store
 
 __all__ = ["append"]
 
 
-def _same_inputs(a: list[dict[str, Any]], b: list[PreparedInput]) -> bool:
-    return [(r["name"], r["sha256"]) for r in a] == [(p.name, p.source_sha256) for p in b]
+def _same_inputs(a: Sequence[InputEntry], b: list[PreparedInput]) -> bool:
+    return [(r.name, r.sha256) for r in a] == [(p.name, p.source_sha256) for p in b]
 
 
 def append(
@@ -47,28 +49,27 @@ def append(
         raise FgbgError(f"{url}: no dataset to append to (no {BUILD_RECORD})")
     with store.lock():
         record = read_record(store)
-        cfg = BuildConfig.from_json(record["config"])
+        cfg = record.build_config
         new_bg = load_backgrounds(bg_dir, cfg, skip_invalid, storage_options) if bg_dir else []
         new_fg = load_foregrounds(fg_dir, cfg, fg_mask_dir, skip_invalid, storage_options) if fg_dir else []
-        segments = record.get("segments") or [[[0, len(record["inputs"]["bg"])], [0, len(record["inputs"]["fg"])]]]
+        inputs = record.inputs
+        segments = record.segments or (((0, len(inputs.bg)), (0, len(inputs.fg))),)
         (b0, b1), (f0, f1) = segments[-1]
-        resuming = len(segments) > 1 and _same_inputs(record["inputs"]["bg"][b0:b1], new_bg) and _same_inputs(
-            record["inputs"]["fg"][f0:f1], new_fg)
+        resuming = len(segments) > 1 and _same_inputs(inputs.bg[b0:b1], new_bg) and _same_inputs(
+            inputs.fg[f0:f1], new_fg)
         if not resuming:
-            known = {(r["name"], r["sha256"]) for kind in ("bg", "fg") for r in record["inputs"][kind]}
+            known = {(r.name, r.sha256) for r in inputs.bg + inputs.fg}
             dupes = [p.name for p in new_bg + new_fg if (p.name, p.source_sha256) in known]
             if dupes:
                 raise FgbgError(f"{url}: already holds {', '.join(dupes[:5])}; append only new inputs")
-            n_bg, n_fg = len(record["inputs"]["bg"]), len(record["inputs"]["fg"])
-            records, files = encode_inputs(cfg, new_bg, new_fg, start=(n_bg, n_fg))
-            new_record = {k: v for k, v in record.items() if k != "fingerprint"}
-            new_record["inputs"] = {k: record["inputs"][k] + records[k] for k in ("bg", "fg")}
-            new_record["segments"] = [*segments, [[n_bg, n_bg + len(new_bg)], [n_fg, n_fg + len(new_fg)]]]
-            new_record["lineage"] = [*record.get("lineage", []), record["fingerprint"]]
-            new_record["fingerprint"] = fingerprint(new_record)
+            n_bg, n_fg = len(inputs.bg), len(inputs.fg)
+            added, files = encode_inputs(cfg, new_bg, new_fg, start=(n_bg, n_fg))
+            record = record.with_changes(
+                inputs=inputs + added,
+                segments=(*segments, ((n_bg, n_bg + len(new_bg)), (n_fg, n_fg + len(new_fg)))),
+                lineage=(*(record.lineage or ()), record.fingerprint))
             write_inputs(store, files)
-            store.write_atomic(BUILD_RECORD, dumps(new_record))  # from here on, a rerun resumes
-            record = new_record
+            store.write_atomic(BUILD_RECORD, record.to_bytes())  # from here on, a rerun resumes
         store.remove_stale_temps()
         return run_record(store, record, depth_options=depth_options, workers=workers, progress=progress,
                           t0=t0, desc="fgbg append")

@@ -12,7 +12,6 @@ carried over from the source receipts; the inputs are copied and re-checked).
 from __future__ import annotations
 
 import functools
-import json
 import time
 from pathlib import Path
 from typing import Any
@@ -20,15 +19,16 @@ from typing import Any
 from fgbg.readers.dataset import open_dataset
 from fgbg.readers.decode import decode_member
 from fgbg.readers.formats.base import MEMBER_OF_FIELD
-from fgbg.readers.schema import parse_manifest
+from fgbg.readers.schema import Manifest
 
 from ..build import BuildResult, check_output, complete, local_runner, record_differences
-from ..config import BuildConfig
 from ..errors import ConfigMismatchError, FgbgError
-from ..manifest import BUILD_RECORD, MANIFEST, dumps, make_record, read_record
+from ..manifest import BUILD_RECORD, MANIFEST, make_record, read_manifest, read_record, record_from_manifest
 from ..receipts import Receipt, check_shard, load_receipt
+from ..record import BuildRecord
 from ..shard import commit_shard, shard_meta
 from ..shards import HDF5_LAYOUTS, EncodedSample, shard_name, writer_class
+from ..stats import PixelSums
 from ..storage import LocalStore, ObjectStore, Store, open_store
 
 __all__ = ["convert"]
@@ -38,20 +38,20 @@ __all__ = ["convert"]
 class ConvertWorker:
     """Converts whole shards of one source dataset (runs in a worker process)."""
 
-    def __init__(self, src: Store, src_format: str, dst: Store, record: dict[str, Any]):
+    def __init__(self, src: Store, src_format: str, dst: Store, record: BuildRecord):
         options = src.storage_options if isinstance(src, ObjectStore) else None
         self.src = open_dataset(src.url, format=src_format, storage_options=options)
         self.src_store = src
         self.store = dst
         self.record = record
-        self.fmt = record["formats"][0]
+        self.fmt = record.formats[0]
 
     def close(self) -> None:
         self.src.close()
 
     def ensure(self, shard: int) -> list[tuple[Receipt, bool]]:
         rel = shard_name(shard, self.fmt)
-        done = check_shard(self.store, rel, self.record["fingerprint"])
+        done = check_shard(self.store, rel, self.record.fingerprint)
         if done is not None:
             return [(done, False)]
         entry = self.src.shards[shard]
@@ -61,7 +61,8 @@ class ConvertWorker:
         meta = shard_meta(self.record, shard, entry.first, entry.count)
         pixels = writer_class(self.fmt).needs_pixels(meta)
         samples = (self._sample(key, members, pixels) for key, members in self.src.iter_members(shard))
-        return [(r, True) for r in commit_shard(self.store, self.record, meta, [self.fmt], samples, source.stats)]
+        stats = {name: PixelSums.from_record(sums) for name, sums in source.stats.items()}
+        return [(r, True) for r in commit_shard(self.store, self.record, meta, [self.fmt], samples, stats)]
 
     @staticmethod
     def _sample(key: str, members: dict[str, Any], pixels: bool) -> EncodedSample:
@@ -74,10 +75,10 @@ class ConvertWorker:
         return EncodedSample(key, files, arrays.get("image"), arrays.get("mask"), arrays.get("depth"))
 
 
-def _source_format(manifest: dict[str, Any], to: str, layout: str, wanted: str | None) -> str:
+def _source_format(manifest: Manifest, to: str, layout: str, wanted: str | None) -> str:
     """Which copy of the source to read: one whose members can be copied as they are."""
-    have: list[str] = list(manifest["shards"])
-    raw_src = [f for f in have if f == "hdf5" and manifest.get("hdf5_layout") == "raw"]
+    have: list[str] = list(manifest.shards)
+    raw_src = [f for f in have if f == "hdf5" and manifest.hdf5_layout == "raw"]
     encoded_src = [f for f in have if f not in raw_src]
     needs_bytes = not (to == "hdf5" and layout == "raw")
     if wanted is not None:
@@ -103,11 +104,8 @@ def convert(
     if hdf5_layout not in HDF5_LAYOUTS:
         raise FgbgError(f"--hdf5-layout must be one of {', '.join(HDF5_LAYOUTS)}, got {hdf5_layout!r}")
     src_store = open_store(src, storage_options)
-    if not src_store.exists(MANIFEST):
-        raise FgbgError(f"{src}: no manifest.json; only a finished dataset can be converted")
-    data = src_store.read_metadata(MANIFEST)
-    parse_manifest(data, f"{src_store.url}/{MANIFEST}")  # shard and input names checked before any is opened
-    manifest = json.loads(data)
+    manifest = read_manifest(src_store)  # shard and input names checked before any is opened
+    source = record_from_manifest(manifest, f"{src_store.url}/{MANIFEST}")
     fmt = _source_format(manifest, to, hdf5_layout, source_format)
     store = open_store(out, storage_options)
     same = (isinstance(store, LocalStore) and isinstance(src_store, LocalStore)
@@ -115,23 +113,21 @@ def convert(
     if same:
         raise FgbgError(f"{out}: convert writes a new dataset; choose an --out other than the source")
     check_output(store)
-    n = int(manifest["totals"]["samples"])
-    record = make_record(BuildConfig.from_json(manifest["config"]), manifest["inputs"], manifest["depth"], [to],
-                         hdf5_layout, n)
+    record = make_record(source.build_config, source.inputs, source.depth, [to], hdf5_layout,
+                         manifest.totals.samples)
     store.create()
     with store.lock():
         if store.exists(BUILD_RECORD):
             existing = read_record(store)
-            if existing["fingerprint"] != record["fingerprint"]:
+            if existing.fingerprint != record.fingerprint:
                 diffs = record_differences(existing, record) or ["fingerprint"]
                 raise ConfigMismatchError(f"{out}: already holds another dataset ({'; '.join(diffs)})")
         store.remove_stale_temps()
-        for kind in ("bg", "fg"):
-            for rec in manifest["inputs"][kind]:
-                for key in ("file", "mask_file"):
-                    if key in rec:
-                        store.write_atomic(rec[key], src_store.read_bytes(rec[key]))
-        store.write_atomic(BUILD_RECORD, dumps(record))
+        for entry in record.inputs.bg + record.inputs.fg:
+            for rel in (entry.file, entry.mask_file):
+                if rel is not None:
+                    store.write_atomic(rel, src_store.read_bytes(rel))
+        store.write_atomic(BUILD_RECORD, record.to_bytes())
         factory = functools.partial(ConvertWorker, src_store, fmt, store, record)
         return complete(store, record, local_runner(factory, workers), progress, None, t0,
                         desc=f"fgbg convert {fmt}->{to}")

@@ -12,8 +12,11 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+from fgbg.readers.schema import InputEntry
 
 from ..errors import OutputError
 from ..storage import ObjectStore, open_store
@@ -21,9 +24,9 @@ from ..storage import ObjectStore, open_store
 __all__ = ["export", "safe_stems", "sample_name"]
 
 
-def safe_stems(records: list[dict[str, Any]]) -> list[str]:
+def safe_stems(records: Sequence[InputEntry]) -> list[str]:
     """Path-safe, unique stems of the inputs' original names."""
-    stems = [re.sub(r"[/\\:\x00]", "_", r["name"].rsplit(".", 1)[0]).lstrip(".") or "input" for r in records]
+    stems = [re.sub(r"[/\\:\x00]", "_", r.name.rsplit(".", 1)[0]).lstrip(".") or "input" for r in records]
     return [f"{s}-{i}" if stems.count(s) > 1 else s for i, s in enumerate(stems)]
 
 
@@ -45,16 +48,16 @@ def export(url: str, out: str | Path, storage_options: dict[str, Any] | None = N
     location = Location(url, options)
     manifest = read_manifest(location)  # read once, checked: input names included
     ds = Dataset(location, manifest, format="tar" if "tar" in manifest.shards else None)
-    inputs = ds.manifest["inputs"]
+    inputs: dict[str, list[InputEntry]] = {"bg": manifest.inputs.get("bg", []), "fg": manifest.inputs.get("fg", [])}
     bg_names, fg_names = safe_stems(inputs["bg"]), safe_stems(inputs["fg"])
     # An imported dataset keeps only the inputs its source had (and no foreground masks):
     # the folders hold what the dataset stores.
     for kind, names in (("bg", bg_names), ("fg", fg_names)):
         for rec, name in zip(inputs[kind], names, strict=True):
-            for folder, field in ((out / f"inp_{kind}", "file"), (out / "inp_fg_masks", "mask_file")):
-                if field in rec:
+            for folder, rel in ((out / f"inp_{kind}", rec.file), (out / "inp_fg_masks", rec.mask_file)):
+                if rel is not None:
                     folder.mkdir(parents=True, exist_ok=True)
-                    (folder / f"{name}.png").write_bytes(store.read_bytes(rec[field]))
+                    (folder / f"{name}.png").write_bytes(store.read_bytes(rel))
     out.mkdir(parents=True, exist_ok=True)
     (out / "annotations.csv").write_bytes(store.read_bytes("annotations.csv"))
     trees = {"image": ("fg_bg", "jpg"), "mask": ("fg_bg_masks", "png"), "depth": ("depth_maps", "png")}

@@ -32,10 +32,10 @@ import cv2
 import numpy as np
 
 from fgbg.readers.decode import DecodeError, check_pixels
+from fgbg.readers.schema import DepthSource, InputEntry
 
 from ..build import BuildResult, check_output
 from ..card import write_card
-from ..config import FORMAT_VERSION
 from ..encode import encode_jpeg_bgr, encode_png, encode_png_color
 from ..errors import FgbgError, InputError
 from ..manifest import (
@@ -45,11 +45,12 @@ from ..manifest import (
     MANIFEST,
     TOOL_VERSION,
     annotation_line,
-    dumps,
-    fingerprint,
     make_manifest,
+    manifest_bytes,
+    read_record,
 )
 from ..receipts import Receipt, check_shard
+from ..record import BuildRecord, ImportedConfig, Inputs
 from ..shard import commit_shard
 from ..shards import EncodedSample, ShardMeta, shard_name
 from ..stats import PixelSums
@@ -186,12 +187,12 @@ def _import(source: _Source, src: str | Path, out: str | Path, shard_size: int, 
     store = open_store(out, storage_options)
     check_output(store)
     store.create()
-    inputs: dict[str, list[dict[str, Any]]] = {"bg": [], "fg": []}
+    inputs: dict[str, list[InputEntry]] = {"bg": [], "fg": []}
     files: dict[str, bytes] = {}
     for kind, names, folder in (("bg", bg_names, "inp_bg"), ("fg", fg_names, "inp_fg")):
         given = {p.stem: p for p in (source.root / folder).iterdir()} if (source.root / folder).is_dir() else {}
         for i, name in enumerate(names):
-            rec: dict[str, Any] = {"index": i, "name": name}
+            rec = InputEntry(index=i, name=name)
             if name in given:
                 data = given[name].read_bytes()
                 _bounded(data, str(given[name]))
@@ -200,43 +201,42 @@ def _import(source: _Source, src: str | Path, out: str | Path, shard_size: int, 
                     img = cv2.cvtColor(img, cv2.COLOR_BGRA2RGBA if img.ndim == 3 and img.shape[2] == 4
                                        else cv2.COLOR_BGR2RGB) if img.ndim == 3 else np.dstack([img] * 3)
                     png = encode_png_color(img)
-                    rec.update(sha256=hashlib.sha256(data).hexdigest(), file=f"inputs/{kind}/{i:04d}.png",
-                               file_sha256=hashlib.sha256(png).hexdigest())
-                    files[rec["file"]] = png
+                    rel = f"inputs/{kind}/{i:04d}.png"
+                    rec = InputEntry(index=i, name=name, sha256=hashlib.sha256(data).hexdigest(), file=rel,
+                                     file_sha256=hashlib.sha256(png).hexdigest())
+                    files[rel] = png
             inputs[kind].append(rec)
     placements = max(p[3] for p in parsed) + 1
     depth_size = None
     if has_depth:
         d0 = _member_gray(source, lists["depth_maps"][(parsed[0][0], parsed[0][4])])
         depth_size = (int(d0.shape[1]), int(d0.shape[0]))
-    config = {"kind": "imported", "size": size, "placements": placements, "flips": 1 + max(p[2] for p in parsed),
-              "shard_size": shard_size, "quality": quality, "mask_threshold": mask_threshold, "soft_mask": False,
-              "depth": "imported" if has_depth else "none", "depth_size": list(depth_size) if depth_size else None,
-              "source": str(src), "samples": len(parsed)}
-    record: dict[str, Any] = {
-        "format_version": FORMAT_VERSION, "config": config, "formats": ["tar"], "hdf5_layout": "encoded",
-        "inputs": inputs, "key_width": max(8, len(str(len(parsed) - 1))), "tool": {"fgbg": TOOL_VERSION},
-        "depth": {"backend": "imported" if has_depth else "none"}, "left_out": left_out,
-    }
-    record["fingerprint"] = fingerprint(record)
+    config = ImportedConfig(kind="imported", size=size, placements=placements, flips=1 + max(p[2] for p in parsed),
+                            shard_size=shard_size, quality=quality, mask_threshold=mask_threshold, soft_mask=False,
+                            depth="imported" if has_depth else "none", depth_size=depth_size, source=str(src),
+                            samples=len(parsed))
+    record = BuildRecord(config=config, inputs=Inputs(tuple(inputs["bg"]), tuple(inputs["fg"])),
+                         depth=DepthSource(backend="imported" if has_depth else "none"), formats=("tar",),
+                         hdf5_layout="encoded", key_width=max(8, len(str(len(parsed) - 1))),
+                         tool={"fgbg": TOOL_VERSION}, left_out=tuple(left_out))
     bg_index = {n: i for i, n in enumerate(bg_names)}
     fg_index = {n: i for i, n in enumerate(fg_names)}
     rows: list[dict[str, Any]] = []
     receipts: list[Receipt] = []
     built = 0
     with store.lock():
-        existing = json.loads(store.read_bytes(BUILD_RECORD)) if store.exists(BUILD_RECORD) else None
-        if existing is not None and existing["fingerprint"] != record["fingerprint"]:
+        existing = read_record(store) if store.exists(BUILD_RECORD) else None
+        if existing is not None and existing.fingerprint != record.fingerprint:
             raise FgbgError(f"{out}: already holds another dataset")
         store.remove_stale_temps()
         for rel, data in files.items():
             store.write_atomic(rel, data)
-        store.write_atomic(BUILD_RECORD, dumps(record))
-        width = record["key_width"]
+        store.write_atomic(BUILD_RECORD, record.to_bytes())
+        width = record.key_width
         for shard, start in enumerate(range(0, len(parsed), shard_size)):
             chunk = parsed[start : start + shard_size]
             rel = shard_name(shard, "tar")
-            done = check_shard(store, rel, record["fingerprint"])  # a rerun: only the index rows are redone
+            done = check_shard(store, rel, record.fingerprint)  # a rerun: only the index rows are redone
             samples = []
             stats = {"image": PixelSums(3), "mask": PixelSums(1)} | ({"depth": PixelSums(1)} if has_depth else {})
             for j, (bg, fg, flip, k, stem) in enumerate(chunk):
@@ -282,7 +282,7 @@ def _import(source: _Source, src: str | Path, out: str | Path, shard_size: int, 
         store.write_atomic(ANNOTATIONS, annotations)
         manifest = make_manifest(record, receipts, annotations, {})
         write_card(store, manifest)
-        store.write_atomic(MANIFEST, dumps(manifest))
+        store.write_atomic(MANIFEST, manifest_bytes(manifest))
     n = len(receipts)
     return BuildResult(store.url, len(parsed), n, built, n - built, 0, time.monotonic() - t0, manifest), left_out
 

@@ -13,28 +13,36 @@ recovered from the manifest's copy when that one is intact; otherwise repair say
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
+from fgbg.readers.schema import BuildRecordSchema
+
 from ..build import BuildResult, build
 from ..errors import FgbgError
-from ..manifest import (
-    ANNOTATIONS,
-    BUILD_RECORD,
-    MANIFEST,
-    dumps,
-    fingerprint,
-    read_json,
-    read_record,
-    record_from_manifest,
-)
+from ..manifest import ANNOTATIONS, BUILD_RECORD, MANIFEST, read_record
 from ..receipts import receipt_name
+from ..record import BuildRecord
 from ..storage import Store, open_store
 from .verify import VerifyReport, verify
 
 __all__ = ["repair"]
 
 _SHARD = re.compile(r"shards/[0-9]{6,12}\.(tar|h5)")
+
+def _record_in_manifest(store: Store) -> BuildRecord | None:
+    """The build record the manifest carries, if that part of it is intact (its fingerprint
+    checked); the rest of a damaged manifest does not matter here, it is rewritten."""
+    try:
+        manifest = json.loads(store.read_metadata(MANIFEST))
+        if not isinstance(manifest, dict):
+            return None
+        body = {k: v for k, v in manifest.items() if k in BuildRecordSchema.__struct_fields__}
+        return BuildRecord.parse(json.dumps(body).encode(), f"{store.url}/{MANIFEST}")
+    except (OSError, ValueError):  # unreadable, not JSON, or a record that does not check out
+        return None
+
 
 def _intact_record(store: Store) -> bool:
     if not store.exists(BUILD_RECORD):
@@ -52,14 +60,11 @@ def _recover_record(url: str, storage_options: dict[str, Any] | None) -> None:
     if _intact_record(store):
         return
     state = "damaged (its fingerprint does not match its content)" if store.exists(BUILD_RECORD) else "missing"
-    try:
-        record = record_from_manifest(read_json(store, MANIFEST)) if store.exists(MANIFEST) else None
-    except ValueError:
-        record = None
-    if not isinstance(record, dict) or fingerprint(record) != record.get("fingerprint"):
+    record = _record_in_manifest(store) if store.exists(MANIFEST) else None
+    if record is None:
         raise FgbgError(f"{store.url}/{BUILD_RECORD} is {state} and the manifest holds no intact copy: "
                         "repair cannot know what the shards must hold (restore build.json from a backup)")
-    store.write_atomic(BUILD_RECORD, dumps(record))
+    store.write_atomic(BUILD_RECORD, record.to_bytes())
 
 
 def _distrust(url: str, storage_options: dict[str, Any] | None, before: VerifyReport) -> list[str]:

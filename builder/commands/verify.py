@@ -15,25 +15,42 @@ import contextlib
 import csv
 import hashlib
 import io
-import json
 from collections.abc import Iterator
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import msgspec
 import numpy as np
 
 from fgbg.readers.errors import DatasetError, MetadataError
 from fgbg.readers.fs import Location
-from fgbg.readers.schema import MEMBERS, members_digest, parse_build_record, parse_manifest
+from fgbg.readers.schema import (
+    MEMBERS,
+    Manifest,
+    PixelSumsRecord,
+    ShardEntry,
+    members_digest,
+    parse_manifest,
+)
 
 from ..card import CARD, PREVIEW, dataset_card, draw_preview
 from ..config import BuildConfig
 from ..errors import FgbgError
 from ..inputs import input_statistics, load_inputs
-from ..manifest import ANNOTATION_COLUMNS, ANNOTATIONS, BUILD_RECORD, MANIFEST, dumps, fingerprint, make_manifest
+from ..manifest import (
+    ANNOTATION_COLUMNS,
+    ANNOTATIONS,
+    BUILD_RECORD,
+    MANIFEST,
+    make_manifest,
+    manifest_bytes,
+    record_from_manifest,
+)
 from ..processes import init_worker_process, spawn_executor, worker_count
 from ..receipts import Receipt, read_receipt, receipt_name
+from ..record import BuildRecord
+from ..stats import PixelSums
 from ..storage import TMP_MARK, ObjectStore, Store, open_store
 
 __all__ = ["Problem", "VerifyReport", "verify"]
@@ -125,14 +142,14 @@ def _read_optional(store: Store, rel: str) -> bytes | None:
         return None
 
 
-def _index_problems(data: bytes | None, manifest: dict[str, Any], report: VerifyReport) -> None:
+def _index_problems(data: bytes | None, manifest: Manifest, report: VerifyReport) -> None:
     if data is None:
         report.add(ANNOTATIONS, "missing")
-    elif hashlib.sha256(data).hexdigest() != manifest.get("annotations", {}).get("sha256"):
+    elif hashlib.sha256(data).hexdigest() != manifest.annotations.sha256:
         report.add(ANNOTATIONS, "sha256 differs from the manifest")
 
 
-def _made_problems(store: Store, data: bytes, manifest: dict[str, Any], record: dict[str, Any] | None,
+def _made_problems(store: Store, data: bytes, manifest: Manifest, record: BuildRecord | None,
                    annotations: bytes | None, read: list[Receipt | None], report: VerifyReport) -> None:
     """The manifest must be exactly what the build record, the receipts (``read`` by the shard
     checks) and the index make: its shard list, totals and statistics are derived data, so an
@@ -143,7 +160,7 @@ def _made_problems(store: Store, data: bytes, manifest: dict[str, Any], record: 
     receipts = [r for r in read if r is not None]
     if len(receipts) < len(read):
         return
-    stats_of_shard: dict[int, Any] = {}
+    stats_of_shard: dict[int, dict[str, PixelSumsRecord]] = {}
     for receipt in receipts:
         # every format of a shard holds the same samples: the same exact sums
         if stats_of_shard.setdefault(receipt.shard, receipt.stats) != receipt.stats:
@@ -152,28 +169,28 @@ def _made_problems(store: Store, data: bytes, manifest: dict[str, Any], record: 
         for r in receipts:
             if not r.digests:
                 report.add(receipt_name(r.name), "has no per-sample digests while the others do (stripped?)")
-    if manifest["config"].get("kind") == "imported":
-        extra: dict[str, Any] = {}
-    else:
+    extra: dict[str, PixelSums] = {}
+    if isinstance(record.config, BuildConfig):  # an imported dataset has no input statistics
         try:
-            extra = input_statistics(load_inputs(store, record["inputs"]), BuildConfig.from_json(record["config"]))
+            extra = input_statistics(load_inputs(store, record.inputs), record.config)
         except FgbgError as e:
             report.add("inputs/", str(e))
             return
-    made = make_manifest(record, receipts, annotations, extra)
-    if dumps(made) != data:
-        fields = sorted(k for k in set(made) | set(manifest) if made.get(k) != manifest.get(k) and k not in record)
+    made_manifest = make_manifest(record, receipts, annotations, extra)
+    if manifest_bytes(made_manifest) != data:
+        made, stored, own = msgspec.to_builtins(made_manifest), msgspec.to_builtins(manifest), record.body()
+        fields = sorted(k for k in set(made) | set(stored) if made.get(k) != stored.get(k) and k not in own)
         report.add(MANIFEST, f"differs from what {BUILD_RECORD}, the receipts and the index make"
                              f" ({', '.join(fields) if fields else 'not in canonical form'})")
 
 
-def _card_problems(store: Store, manifest: dict[str, Any], report: VerifyReport) -> None:
+def _card_problems(store: Store, manifest: Manifest, report: VerifyReport) -> None:
     """The dataset card and its collage must be what the manifest and the shards make: a card
     edited by hand, or left from before an append, would tell users the wrong counts."""
     try:
-        expected = dataset_card(manifest, has_preview=True)
-    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as e:  # settings the manifest garbles
-        report.add(MANIFEST, f"its settings cannot be read ({type(e).__name__}: {e})")
+        expected = dataset_card(manifest, has_preview=True, where=MANIFEST)
+    except MetadataError as e:  # the build settings it carries do not check out
+        report.add(MANIFEST, str(e).removeprefix(f"{MANIFEST}: "))
         return
     card = _read_optional(store, CARD)
     if card is None:
@@ -187,27 +204,25 @@ def _card_problems(store: Store, manifest: dict[str, Any], report: VerifyReport)
         report.add(PREVIEW, "preview collage differs from the one the shards make (fgbg repair redraws it)")
 
 
-def _record_problems(store: Store, manifest: dict[str, Any] | None, report: VerifyReport) -> dict[str, Any] | None:
-    """Check the build record's own fingerprint and compare it with the manifest's copy of it
-    (``manifest`` None: the manifest is unusable, the record alone is checked); returns it."""
+def _record_problems(store: Store, manifest: Manifest | None, report: VerifyReport) -> BuildRecord | None:
+    """Check the build record (schema, settings, its own fingerprint) and compare it with the
+    manifest's copy of it (``manifest`` None: the manifest is unusable, the record alone is
+    checked); returns it when it checks out."""
     try:
         data = store.read_metadata(BUILD_RECORD)
-        record = json.loads(data)
-    except (FileNotFoundError, ValueError):  # MetadataError (over the bound) is a ValueError too
-        record = None
-    if not isinstance(record, dict):
+    except (FileNotFoundError, MetadataError):
         report.add(BUILD_RECORD, "missing or unreadable (repair needs it)")
         return None
     try:
-        parse_build_record(data, BUILD_RECORD)
+        record = BuildRecord.parse(data, BUILD_RECORD)
     except MetadataError as e:
         report.add(BUILD_RECORD, str(e).removeprefix(f"{BUILD_RECORD}: "))
         return None
-    if record.get("fingerprint") != fingerprint(record):
-        report.add(BUILD_RECORD, "its fingerprint does not match its content (edited or damaged)")
-    for key, value in record.items():
-        if manifest is not None and manifest.get(key) != value:
-            report.add(MANIFEST, f"field {key!r} differs from {BUILD_RECORD} (edited by hand?)")
+    if manifest is not None:
+        stored = msgspec.to_builtins(manifest)
+        for key, value in record.to_json().items():
+            if stored.get(key) != value:
+                report.add(MANIFEST, f"field {key!r} differs from {BUILD_RECORD} (edited by hand?)")
     return record
 
 
@@ -219,9 +234,9 @@ class _Context:
     url: str
     storage_options: dict[str, Any] | None
     deep: bool
-    manifest: dict[str, Any]
+    manifest: Manifest
     annotations: bytes | None
-    record: dict[str, Any] | None
+    record: BuildRecord | None
 
 
 class _ShardChecker:
@@ -236,53 +251,57 @@ class _ShardChecker:
         self.manifest = ctx.manifest
         self.index = _Index(ctx.annotations) if ctx.annotations is not None else None
         self.foregrounds = None
-        record = ctx.record if ctx.record is not None else ctx.manifest  # the manifest holds the record's fields
-        if ctx.deep and self.manifest["config"].get("kind") != "imported":  # imported masks are the data
-            cfg = record["config"]
-            self.foregrounds = Foregrounds(load_inputs(self.store, record["inputs"]), cfg["mask_threshold"],
-                                           cfg["soft_mask"], cfg["size"])
+        record = ctx.record
+        if record is None and ctx.deep:  # build.json is damaged: the manifest's copy, if that one holds
+            with contextlib.suppress(MetadataError):
+                record = record_from_manifest(ctx.manifest, MANIFEST)
+        if ctx.deep and record is not None and isinstance(record.config, BuildConfig):  # imported masks are data
+            cfg = record.config
+            self.foregrounds = Foregrounds(load_inputs(self.store, record.inputs), cfg.mask_threshold,
+                                           cfg.soft_mask, cfg.size)
         options = self.store.storage_options if isinstance(self.store, ObjectStore) else None
         location = Location(ctx.url, options)  # the manifest verify already read and checked
-        self.datasets = {fmt: Dataset(location, self.manifest, format=fmt) for fmt in self.manifest["shards"]}
+        self.datasets: dict[str, Dataset] = {fmt: Dataset(location, self.manifest, format=fmt)
+                                             for fmt in self.manifest.shards}
 
     def check(self, fmt: str, s: int) -> _ShardResult:
         """Every problem of shard ``s`` of ``fmt``, the samples seen and its receipt (when it
         parses); never raises for what a file holds."""
-        entry = self.manifest["shards"][fmt][s]
+        entry = self.manifest.shards[fmt][s]  # type: ignore[index]  # fmt is one of its keys
         try:
             return self._check_shard(fmt, s, entry)
         except FgbgError:
             raise
         except Exception as e:  # a file that lies in a way no check foresaw: a finding, not a crash
-            return [Problem(entry["name"], f"cannot be checked ({type(e).__name__}: {e})")], 0, None
+            return [Problem(entry.name, f"cannot be checked ({type(e).__name__}: {e})")], 0, None
 
-    def _check_shard(self, fmt: str, s: int, entry: dict[str, Any]) -> _ShardResult:
+    def _check_shard(self, fmt: str, s: int, entry: ShardEntry) -> _ShardResult:
         store = self.store
-        name = entry["name"]
+        name = entry.name
         out: list[Problem] = []
         if not store.exists(name):
             return [Problem(name, "missing")], 0, None
         size, digest = store.size(name), store.sha256(name)
-        if size != entry["bytes"]:
-            what = f"size {size} differs from the manifest's {entry['bytes']} (truncated or replaced)"
+        if size != entry.bytes:
+            what = f"size {size} differs from the manifest's {entry.bytes} (truncated or replaced)"
             out.append(Problem(name, what))
-        elif digest != entry["sha256"]:
+        elif digest != entry.sha256:
             out.append(Problem(name, "sha256 differs from the manifest (bytes changed)"))
-        receipt, why = read_receipt(store, name, size if size == entry["bytes"] else None)
+        receipt, why = read_receipt(store, name, size if size == entry.bytes else None)
         if receipt is None:
             out.append(Problem(receipt_name(name), why))
         elif (receipt.bytes, receipt.sha256, receipt.count, receipt.first) != (
-                entry["bytes"], entry["sha256"], entry["count"], entry["first"]):
+                entry.bytes, entry.sha256, entry.count, entry.first):
             out.append(Problem(receipt_name(name), "receipt disagrees with the manifest"))
         if fmt == "tar" and receipt is not None and not out:
-            planned = [MEMBERS[f] for f in MEMBERS if f in self.manifest["fields"]]  # the order builds write
+            planned = [m for f, m in MEMBERS.items() if f in self.manifest.fields]  # the order builds write
             out += _tar_layout_problems(self.datasets[fmt].location, name, receipt.offsets, planned,
-                                        int(self.manifest["key_width"]), int(entry["first"]))
+                                        self.manifest.key_width, entry.first)
         seen = 0
         last: str | None = None
         ds = self.datasets[fmt]
         reader = ds._readers[s]
-        digests = receipt.digests if receipt is not None and receipt.count == entry["count"] else []
+        digests = receipt.digests if receipt is not None and receipt.count == entry.count else []
         try:
             for key, members in ds.iter_members(s):  # readers check each key against its position
                 last, seen = key, seen + 1
@@ -311,8 +330,8 @@ class _ShardChecker:
         except DatasetError as e:
             out.append(Problem(name, f"unreadable after sample {last or 'none'} ({e})"))
         else:
-            if seen != entry["count"]:
-                out.append(Problem(name, f"holds {seen} samples, the manifest says {entry['count']}"))
+            if seen != entry.count:
+                out.append(Problem(name, f"holds {seen} samples, the manifest says {entry.count}"))
         return out, seen, receipt
 
 
@@ -375,13 +394,12 @@ def verify(url: str, deep: bool = False, storage_options: dict[str, Any] | None 
         return report
     try:
         data = store.read_metadata(MANIFEST)
-        parse_manifest(data, MANIFEST)  # types, ranges, names, counts: nothing below trusts it unchecked
+        manifest = parse_manifest(data, MANIFEST)  # types, ranges, names, counts: nothing below trusts it unchecked
     except MetadataError as e:
         report.add(MANIFEST, str(e).removeprefix(f"{MANIFEST}: "))
         if store.exists(BUILD_RECORD):  # is the record intact? then repair can rewrite the manifest
             _record_problems(store, None, report)
         return report
-    manifest = json.loads(data)
     record = _record_problems(store, manifest, report)
     annotations = _read_optional(store, ANNOTATIONS)
     _index_problems(annotations, manifest, report)
@@ -394,8 +412,8 @@ def verify(url: str, deep: bool = False, storage_options: dict[str, Any] | None 
             report.add(ANNOTATIONS, f"malformed ({e})")
             annotations = None
     ctx = _Context(str(url), storage_options, deep, manifest, annotations, record)
-    tasks = [(fmt, s) for fmt, shards in manifest["shards"].items() for s in range(len(shards))]
-    listed = {n for shards in manifest["shards"].values() for e in shards for n in (e["name"], receipt_name(e["name"]))}
+    tasks = [(fmt, s) for fmt, shards in manifest.shards.items() for s in range(len(shards))]
+    listed = {n for shards in manifest.shards.values() for e in shards for n in (e.name, receipt_name(e.name))}
     n_workers = min(worker_count(workers), len(tasks))
     with contextlib.ExitStack() as stack:
         if n_workers <= 1:
@@ -406,7 +424,7 @@ def verify(url: str, deep: bool = False, storage_options: dict[str, Any] | None 
             stack.callback(pool.shutdown, cancel_futures=True)  # on an error or Ctrl-C too: no waiting for the rest
             results = pool.map(_check, tasks)
         try:
-            report.samples_per_format = {fmt: 0 for fmt in manifest["shards"]}
+            report.samples_per_format = {fmt: 0 for fmt in manifest.shards}
             receipts: list[Receipt | None] = []
             for (fmt, _), (problems, seen, receipt) in zip(tasks, results, strict=False):
                 report.problems += problems
@@ -416,9 +434,9 @@ def verify(url: str, deep: bool = False, storage_options: dict[str, Any] | None 
             raise FgbgError(f"{store.url}: a verify worker process died (killed, or out of memory?); "
                             "nothing was changed: run verify again") from e
     report.shards = len(tasks)
-    total = sum(e["count"] for e in next(iter(manifest["shards"].values()), []))
-    if total != manifest["totals"]["samples"]:
-        report.add(MANIFEST, f"totals say {manifest['totals']['samples']} samples, shards hold {total}")
+    total = sum(e.count for e in next(iter(manifest.shards.values()), []))
+    if total != manifest.totals.samples:
+        report.add(MANIFEST, f"totals say {manifest.totals.samples} samples, shards hold {total}")
     _made_problems(store, data, manifest, record, annotations, receipts, report)
     _card_problems(store, manifest, report)
     for entry_name in store.listdir("shards"):

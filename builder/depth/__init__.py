@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
+
+from fgbg.readers.schema import DepthSource
+
 from ..errors import FgbgError
 from .base import DepthBackend, DepthBatch, to_seed_uint8
 from .plane import PlaneDepth
@@ -34,14 +38,14 @@ def make_backend(name: str, out_size: tuple[int, int], **options: Any) -> DepthB
     return DenseDepthBackend(out_size, **options)
 
 
-def describe_backend(name: str, out_size: tuple[int, int], **options: Any) -> dict[str, Any]:
+def describe_backend(name: str, out_size: tuple[int, int], **options: Any) -> DepthSource:
     """The manifest's record of the depth source, without loading a model."""
     _check(name)
     if name == "none":
-        return {"backend": "none"}
+        return DepthSource(backend="none")
     if name == "plane":
         return PlaneDepth(out_size).describe()
     from .densedepth import describe_weights
 
-    return {**describe_weights(options.get("weights"), options["input_size"], options.get("dtype", "float32")),
-            "size": list(out_size)}
+    described = describe_weights(options.get("weights"), options["input_size"], options.get("dtype", "float32"))
+    return msgspec.structs.replace(described, size=list(out_size))

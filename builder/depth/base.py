@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any
 
+import msgspec
 import numpy as np
+
+from fgbg.readers.schema import DepthSource
 
 __all__ = ["DepthBackend", "DepthBatch", "to_seed_uint8"]
 
@@ -39,9 +41,9 @@ class DepthBackend(ABC):
     def predict(self, batch: DepthBatch) -> np.ndarray:
         """Return (N, h, w) uint8 depth maps, 0 = nearest, 255 = farthest in each image."""
 
-    def describe(self) -> dict[str, Any]:
+    def describe(self) -> DepthSource:
         """What goes into the manifest to identify the depth source (name, weights hash...)."""
-        return {"backend": self.name, "size": list(self.out_size)}
+        return msgspec.convert({"backend": self.name, "size": list(self.out_size)}, DepthSource)
 
     def close(self) -> None:
         """Release models/devices; called once by the builder when a worker is done."""

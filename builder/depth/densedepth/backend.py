@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import cv2
+import msgspec
 import numpy as np
 
 from fgbg.readers.extras import require
+from fgbg.readers.schema import DepthSource
 
 from ...errors import FgbgError
 from ..base import DepthBackend, DepthBatch, to_seed_uint8
@@ -47,7 +49,7 @@ def pred_to_metres(pred: np.ndarray) -> np.ndarray:
 
 
 def describe_weights(weights: str | Path | None, input_size: tuple[int, int], dtype: str,
-                     released: ReleasedFile | None = None) -> dict[str, Any]:
+                     released: ReleasedFile | None = None) -> DepthSource:
     """What identifies the depth source in the manifest, without building the model
     (``released``: the file already read, so it is not read and hashed a second time)."""
     from .released import read_released
@@ -56,11 +58,12 @@ def describe_weights(weights: str | Path | None, input_size: tuple[int, int], dt
         raise FgbgError(MISSING_WEIGHTS)
     released = released or read_released(weights)
     s = released.spec
-    return {"backend": "densedepth", "weights_file": Path(weights).name, "weights_sha256": released.sha256,
-            "keras_version": released.keras_version, "parameters": released.parameters,
-            "decoder": {"conv2": s.conv2_filters, "up": list(s.up_filters), "leaky_after_a": s.leaky_after_a,
-                        "leaky_after_b": s.leaky_after_b, "alpha": s.alpha},
-            "input": list(input_size), "dtype": dtype}
+    return msgspec.convert({
+        "backend": "densedepth", "weights_file": Path(weights).name, "weights_sha256": released.sha256,
+        "keras_version": released.keras_version, "parameters": released.parameters,
+        "decoder": {"conv2": s.conv2_filters, "up": list(s.up_filters), "leaky_after_a": s.leaky_after_a,
+                    "leaky_after_b": s.leaky_after_b, "alpha": s.alpha},
+        "input": list(input_size), "dtype": dtype}, DepthSource)
 
 
 def _configure_runtime(device: str, threads: int | None, dtype: str) -> None:
@@ -115,8 +118,8 @@ class DenseDepthBackend(DepthBackend):
         self._describe = describe_weights(weights, input_size, dtype, released)
         self.forward(np.zeros((1, input_size[1], input_size[0], 3), np.float32))  # trace once, up front
 
-    def describe(self) -> dict[str, Any]:
-        return {**self._describe, "size": list(self.out_size)}
+    def describe(self) -> DepthSource:
+        return msgspec.structs.replace(self._describe, size=list(self.out_size))
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         """Raw model output (N, h, w) for float32 inputs in [0, 1] at the model's input size.
