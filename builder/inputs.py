@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import overload
@@ -116,10 +117,20 @@ def encode_inputs(
     return Inputs(tuple(bg), tuple(fg)), files
 
 
+_COPY_THREADS = 8
+
+
 def write_inputs(store: Store, files: dict[str, Path]) -> None:
-    """Copy spooled input files into the dataset, one at a time (memory: one file)."""
-    for rel, path in files.items():
-        store.write_atomic(rel, path.read_bytes())
+    """Copy spooled input files into the dataset, a few at a time (memory: a few files).
+
+    In threads because each write waits on its own fsync (or PUT, on object storage): 10,000
+    backgrounds written one by one took 6.8 s before the first shard, most of it waiting."""
+    def copy(item: tuple[str, Path]) -> None:
+        store.write_atomic(item[0], item[1].read_bytes())
+
+    with ThreadPoolExecutor(_COPY_THREADS, thread_name_prefix="fgbg-inputs") as ex:
+        for _ in ex.map(copy, files.items()):
+            pass
 
 
 def load_inputs(store: Store, inputs: Inputs) -> InputSet:

@@ -10,8 +10,10 @@ into a local spool folder rather than kept in memory: 10,000 backgrounds held as
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import tempfile
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,23 +27,22 @@ from .errors import InputError
 from .imageio import InputFile, list_images, read_image
 from .resize import attach_mask, fit_box, resize_rgb, resize_rgba
 
-__all__ = ["PreparedInput", "Spool", "file_sha256", "load_backgrounds", "load_foregrounds"]
+__all__ = ["Mapper", "PreparedInput", "Spool", "file_sha256", "load_backgrounds", "load_foregrounds"]
+
+
+#: ``map(function, items)``: the builtin (in this process) or a process pool's, which spreads
+#: the per-file work (decode, resize, PNG encode, hash) over the build's workers
+Mapper = Callable[[Callable[[Any], "PreparedInput"], Iterable[Any]], Iterable["PreparedInput"]]
 
 
 class Spool:
     """A temporary local folder for the encoded inputs of one build (removed when the last
-    input referring to it is gone, or at exit: tempfile's own finalizer)."""
+    input referring to it is gone, or at exit: tempfile's own finalizer). Workers preparing
+    inputs write into it by name, so its path is all they need."""
 
     def __init__(self) -> None:
         self._dir = tempfile.TemporaryDirectory(prefix="fgbg-inputs-")
         self.root = Path(self._dir.name)
-        self._n = 0
-
-    def put(self, data: bytes) -> Path:
-        self._n += 1
-        path = self.root / f"{self._n:07d}.png"
-        path.write_bytes(data)
-        return path
 
 
 @dataclass(frozen=True)
@@ -55,35 +56,51 @@ class PreparedInput:
     png_sha256: str
     shape: tuple[int, ...]
     base_size: tuple[int, int]  # (w, h) of the fg box at scale 1 (bg: the composite size)
-    spool: Spool = field(repr=False, compare=False)
     mask_png: Path | None = None  # fg: its mask as stored (inputs/fg_mask/)
+    spool: Spool | None = field(default=None, repr=False, compare=False)  # keeps the files alive
 
     @property
     def pixels(self) -> np.ndarray:
         return decode_png_color(self.png.read_bytes())
 
 
-def _prepared(spool: Spool, name: str, digest: str, pixels: np.ndarray, base: tuple[int, int],
+def _prepared(spool: Path, stem: str, name: str, digest: str, pixels: np.ndarray, base: tuple[int, int],
               mask: np.ndarray | None = None) -> PreparedInput:
     data = encode_png_color(pixels)
-    return PreparedInput(name, digest, spool.put(data), hashlib.sha256(data).hexdigest(), pixels.shape, base, spool,
-                         spool.put(encode_png(mask)) if mask is not None else None)
+    png = spool / f"{stem}.png"
+    png.write_bytes(data)
+    mask_png = None
+    if mask is not None:
+        mask_png = spool / f"{stem}.mask.png"
+        mask_png.write_bytes(encode_png(mask))
+    return PreparedInput(name, digest, png, hashlib.sha256(data).hexdigest(), pixels.shape, base, mask_png)
 
 
 def file_sha256(path: InputFile) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def _in_order(mapper: Mapper, function: Callable[[Any], PreparedInput], tasks: list[Any],
+              spool: Spool) -> list[PreparedInput]:
+    """``function`` over ``tasks`` with ``mapper``, in task order, each result tied to ``spool``."""
+    return [dataclasses.replace(p, spool=spool) for p in mapper(function, tasks)]
+
+
+def _background(task: tuple[InputFile, int, Path, int]) -> PreparedInput:
+    """One background as the build uses it (runs in any process: a pure function of the file)."""
+    path, size, spool, i = task
+    arr = read_image(path, "background")[..., :3]
+    rgb = resize_rgb(np.ascontiguousarray(arr), size, size)
+    return _prepared(spool, f"bg{i:07d}", path.name, file_sha256(path), rgb, (size, size))
+
+
 def load_backgrounds(folder: str | Path, cfg: BuildConfig, skip_invalid: bool = False,
-                     storage_options: dict[str, Any] | None = None) -> list[PreparedInput]:
-    """Read every background, drop any alpha, resize to ``size`` x ``size``."""
-    out = []
+                     storage_options: dict[str, Any] | None = None, mapper: Mapper = map) -> list[PreparedInput]:
+    """Read every background, drop any alpha, resize to ``size`` x ``size`` (per file with
+    ``mapper``: 10,000 backgrounds are 10,000 independent decodes and PNG encodes)."""
     spool = Spool()
-    for path in list_images(folder, "background", skip_invalid, storage_options):
-        arr = read_image(path, "background")[..., :3]
-        rgb = resize_rgb(np.ascontiguousarray(arr), cfg.size, cfg.size)
-        out.append(_prepared(spool, path.name, file_sha256(path), rgb, (cfg.size, cfg.size)))
-    return out
+    paths = list_images(folder, "background", skip_invalid, storage_options)
+    return _in_order(mapper, _background, [(p, cfg.size, spool.root, i) for i, p in enumerate(paths)], spool)
 
 
 def _mask_for(fg_path: InputFile, mask_dir: str, masks: dict[str, list[InputFile]]) -> InputFile:
@@ -98,7 +115,7 @@ def _mask_for(fg_path: InputFile, mask_dir: str, masks: dict[str, list[InputFile
 
 def load_foregrounds(
     folder: str | Path, cfg: BuildConfig, mask_dir: str | Path | None = None, skip_invalid: bool = False,
-    storage_options: dict[str, Any] | None = None,
+    storage_options: dict[str, Any] | None = None, mapper: Mapper = map,
 ) -> list[PreparedInput]:
     """Read every foreground as RGBA (own alpha, or RGB + mask file with the same stem).
 
@@ -115,31 +132,35 @@ def load_foregrounds(
     if mask_dir is not None:
         for m in list_images(mask_dir, "foreground mask", skip_invalid, storage_options):
             masks.setdefault(m.stem, []).append(m)
-    out = []
     spool = Spool()
-    for path in paths:
-        arr = read_image(path, "foreground")
-        digest = file_sha256(path)
-        if mask_dir is not None:
-            mpath = _mask_for(path, str(mask_dir), masks)
-            mask = read_image(mpath, "foreground mask")
-            if mask.shape[:2] != arr.shape[:2]:
-                raise InputError(
-                    f"{mpath}: mask is {mask.shape[1]}x{mask.shape[0]} but foreground {path.name} "
-                    f"is {arr.shape[1]}x{arr.shape[0]}"
-                )
-            arr = attach_mask(arr, mask)
-            digest = hashlib.sha256((digest + file_sha256(mpath)).encode()).hexdigest()
-        elif arr.shape[2] != 4:
+    tasks = [(p, _mask_for(p, str(mask_dir), masks) if mask_dir is not None else None, cfg, spool.root, i)
+             for i, p in enumerate(paths)]  # every mask matched before any image is decoded
+    return _in_order(mapper, _foreground, tasks, spool)
+
+
+def _foreground(task: tuple[InputFile, InputFile | None, BuildConfig, Path, int]) -> PreparedInput:
+    """One foreground as the build uses it: RGBA at its largest box, and its mask."""
+    path, mpath, cfg, spool, i = task
+    arr = read_image(path, "foreground")
+    digest = file_sha256(path)
+    if mpath is not None:
+        mask = read_image(mpath, "foreground mask")
+        if mask.shape[:2] != arr.shape[:2]:
             raise InputError(
-                f"{path}: foreground has no alpha channel; give RGBA images (PNG/WebP) or "
-                "pass --fg-masks DIR with a mask per foreground (same file stem)"
+                f"{mpath}: mask is {mask.shape[1]}x{mask.shape[0]} but foreground {path.name} "
+                f"is {arr.shape[1]}x{arr.shape[0]}"
             )
-        if not arr[..., 3].any():
-            raise InputError(f"{path}: foreground is fully transparent (alpha is 0 everywhere)")
-        base = fit_box(arr.shape[1], arr.shape[0], cfg.fg_size[0], cfg.fg_size[1], cfg.keep_aspect)
-        stored_w, stored_h = scaled_size(base, cfg.fg_scale[1])
-        rgba = resize_rgba(np.ascontiguousarray(arr), stored_w, stored_h)
-        out.append(_prepared(spool, path.name, digest, rgba, base,
-                             mask_box(rgba[..., 3], cfg.mask_threshold, cfg.soft_mask)))
-    return out
+        arr = attach_mask(arr, mask)
+        digest = hashlib.sha256((digest + file_sha256(mpath)).encode()).hexdigest()
+    elif arr.shape[2] != 4:
+        raise InputError(
+            f"{path}: foreground has no alpha channel; give RGBA images (PNG/WebP) or "
+            "pass --fg-masks DIR with a mask per foreground (same file stem)"
+        )
+    if not arr[..., 3].any():
+        raise InputError(f"{path}: foreground is fully transparent (alpha is 0 everywhere)")
+    base = fit_box(arr.shape[1], arr.shape[0], cfg.fg_size[0], cfg.fg_size[1], cfg.keep_aspect)
+    stored_w, stored_h = scaled_size(base, cfg.fg_scale[1])
+    rgba = resize_rgba(np.ascontiguousarray(arr), stored_w, stored_h)
+    return _prepared(spool, f"fg{i:07d}", path.name, digest, rgba, base,
+                     mask_box(rgba[..., 3], cfg.mask_threshold, cfg.soft_mask))

@@ -71,3 +71,30 @@ def test_keep_aspect_and_scale_storage(tmp_path: Path) -> None:
     assert out[0].base_size == (35, 70) and out[0].pixels.shape == (70, 35, 4)
     out = load_foregrounds(tmp_path, BuildConfig(fg_scale=(0.5, 1.5)))
     assert out[0].base_size == (100, 70) and out[0].pixels.shape == (105, 150, 4)
+
+
+def test_prepared_in_worker_processes_as_in_this_one(tmp_path: Path) -> None:
+    """A build prepares its inputs in its worker pool: same files, same order, and a bad file
+    is still the error naming it (the first bad one in order, whichever worker read it)."""
+    from fgbg.builder.processes import spawn_executor
+
+    bg, fg = tmp_path / "bg", tmp_path / "fg"
+    bg.mkdir()
+    fg.mkdir()
+    for i in range(12):
+        Image.new("RGB", (40 + i, 30), (i, 2 * i, 3 * i)).save(bg / f"room{i:02d}.png")
+        _rgba(fg / f"p{i:02d}.png", 20 + i, 30)
+    cfg = BuildConfig(size=64, fg_size=(20, 30))
+    pool = spawn_executor(2)
+    try:
+        for load in (lambda m: load_backgrounds(bg, cfg, mapper=m), lambda m: load_foregrounds(fg, cfg, mapper=m)):
+            here, there = load(map), load(lambda f, items: pool.map(f, items, chunksize=3))
+            assert [(p.name, p.source_sha256, p.png_sha256, p.shape, p.base_size) for p in here] == \
+                [(p.name, p.source_sha256, p.png_sha256, p.shape, p.base_size) for p in there]
+            assert [p.png.read_bytes() for p in here] == [p.png.read_bytes() for p in there]
+        (bg / "room05.png").write_bytes(b"not an image")
+        (bg / "room09.png").write_bytes(b"not one either")
+        with pytest.raises(InputError, match=r"room05\.png"):
+            load_backgrounds(bg, cfg, mapper=lambda f, items: pool.map(f, items, chunksize=1))
+    finally:
+        pool.shutdown()

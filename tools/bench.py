@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 
 from fgbg.builder import BuildConfig, build  # noqa: E402
 from fgbg.builder.demo import write_demo_inputs  # noqa: E402
-from fgbg.builder.manifest import read_json  # noqa: E402
+from fgbg.builder.manifest import read_record  # noqa: E402
 from fgbg.builder.shard import ShardBuilder  # noqa: E402
 from fgbg.builder.shards import ShardMeta, TarShardWriter, writer_class  # noqa: E402
 from fgbg.builder.storage import LocalStore  # noqa: E402
@@ -54,14 +54,14 @@ def bench_formats(n_samples: int, work: Path) -> None:
     src = work / "src"
     build(src, cfg, bg, fg, progress=False, workers=1)
     store = LocalStore(src)
-    record = read_json(store, "build.json")
+    record = read_record(store)
     builder = ShardBuilder(store, record)
     samples = list(builder.samples(0, decoded=True))  # one shard of samples, kept in memory
     n = len(samples)
     layouts = {"tar": ("tar", "encoded"), "hdf5-encoded": ("hdf5", "encoded"), "hdf5-raw-zstd": ("hdf5", "raw")}
     rows = []
     for name, (fmt, layout) in layouts.items():
-        meta = ShardMeta(0, 0, n, int(record["key_width"]), cfg.size, cfg.depth_shape, layout)
+        meta = ShardMeta(0, 0, n, record.key_width, cfg.size, cfg.depth_shape, layout)
         path = work / f"w-{name}"
 
         def write(fmt: str = fmt, meta: ShardMeta = meta, path: Path = path) -> None:
@@ -127,7 +127,7 @@ def bench_depth(side: int, batches: list[int], n_samples: int, work: Path, devic
     options = {"weights": str(weights), "batch": best_b, "device": device}
     res = build(work / "ds", cfg, bg, fg, progress=False, workers=1, depth_options=options)
     store = LocalStore(work / "ds")
-    shard_builder = ShardBuilder(store, read_json(store, "build.json"), options)  # model loaded once, as in a worker
+    shard_builder = ShardBuilder(store, read_record(store), options)  # model loaded once, as in a worker
     pipeline = _rate(res.samples, lambda: shard_builder.build(0), repeat=1)
     print(f"\ndepth: DenseDepth, released layout (42.8 M parameters), input {side}x{side}, float32, {device}")
     print(f"machine: {platform.processor() or platform.machine()}, Python {platform.python_version()}\n")
@@ -262,7 +262,7 @@ def _encode_only(args: tuple[str, list[int]]) -> tuple[float, float, int]:
     cv2.setNumThreads(1)
     root, shards = args
     store = LocalStore(root)
-    builder = ShardBuilder(store, read_json(store, "build.json"))
+    builder = ShardBuilder(store, read_record(store))
     encode_s = write_s = 0.0
     n = 0
     for shard in shards:
@@ -303,10 +303,10 @@ def _seed_way(args: tuple[str, list[int], str]) -> int:
 
     root, shards, out = args
     store = LocalStore(root)
-    record = read_json(store, "build.json")
+    record = read_record(store)
     builder = ShardBuilder(store, record)
-    bgs = [Image.fromarray(decode_png_color(store.read_bytes(r["file"]))) for r in record["inputs"]["bg"]]
-    fgs = [Image.fromarray(decode_png_color(store.read_bytes(r["file"]))) for r in record["inputs"]["fg"]]
+    bgs = [Image.fromarray(decode_png_color(store.read_bytes(str(r.file)))) for r in record.inputs.bg]
+    fgs = [Image.fromarray(decode_png_color(store.read_bytes(str(r.file)))) for r in record.inputs.fg]
     n = 0
     for shard in shards:
         first, count = builder.plan.shard_range(shard)
@@ -412,7 +412,7 @@ def bench_build(n_samples: int, work: Path, workers: int, depth: str) -> None:
     assert written == n and zipped == per_sample * n == files, (written, zipped, files)
     # writers on the same encoded bytes, one process
     store = LocalStore(out)
-    samples = list(ShardBuilder(store, read_json(store, "build.json")).samples(0))
+    samples = list(ShardBuilder(store, read_record(store)).samples(0))
     meta = ShardMeta(0, 0, len(samples), 8, cfg.size, cfg.depth_shape)
 
     def ours() -> None:

@@ -27,7 +27,7 @@ import fgbg.builder.shard as shard_module
 from fgbg.builder import BuildConfig, build
 from fgbg.builder.demo import write_demo_inputs
 from fgbg.builder.encode import encode_jpeg_bgr, encode_mask_png
-from fgbg.builder.manifest import read_json
+from fgbg.builder.manifest import read_record
 from fgbg.builder.storage import LocalStore
 from tools.bench import _rate
 
@@ -64,7 +64,7 @@ def main() -> int:
         build(Path(tmp) / "ds", BuildConfig(placements=5, shard_size=1000, depth="none"), bg, fg,
               progress=False, workers=1)
         store = LocalStore(Path(tmp) / "ds")
-        worker = shard_module.ShardBuilder(store, read_json(store, "build.json"))
+        worker = shard_module.ShardBuilder(store, read_record(store))
         shards = list(range(1, 1 + args.shards))
         n = sum(worker.plan.shard_range(s)[1] for s in shards)
         worker.build(0)  # warm: caches of prepared foregrounds
