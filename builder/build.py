@@ -325,7 +325,7 @@ def run_record(
 
         run = ray_runner(store, record, depth_options, workers, ray_address)
     else:
-        if record.config.depth == "densedepth":  # share the cores between the workers' models
+        if record.config.depth in ("densedepth", "onnx"):  # share the cores between the workers' models
             depth_options.setdefault("threads", max(1, (os.cpu_count() or 1) // worker_count(workers)))
         run = local_runner(functools.partial(_shard_builder, store, record, depth_options), workers, pool)
     return complete(store, record, run, progress, on_shard, t0, desc)

@@ -33,6 +33,8 @@ from .commands.verify import verify
 from .config import BuildConfig, parse_range, parse_size
 from .demo import write_demo_inputs
 from .depth import BACKENDS
+from .depth.presets import PRESETS
+from .depth.runtimes import RUNTIMES, resolve_runtime
 from .errors import FgbgError
 from .manifest import TOOL_VERSION
 from .shards import HDF5_LAYOUTS, parse_formats
@@ -114,16 +116,24 @@ def _build_parser() -> argparse.ArgumentParser:
     g.add_argument("--mask-threshold", type=int, default=d.mask_threshold, help="mask = 255 where fg alpha > this")
     g.add_argument("--soft-mask", action="store_true", help="store alpha in the mask instead of 0/255")
     g.add_argument("--depth", default=d.depth, choices=BACKENDS,
-                   help="depth backend: plane (a geometric prior, not a model), densedepth, none")
+                   help="depth backend: plane (a geometric prior, not a model), densedepth, onnx (your model), none")
     g.add_argument("--depth-size", help="stored depth map WIDTHxHEIGHT (default: half the composite size)")
     g.add_argument("--depth-weights", help="densedepth: path to the released nyu.h5 / kitti.h5 (required)")
+    g.add_argument("--depth-model", help="onnx: path to the ONNX depth model (required; nothing is downloaded)")
+    g.add_argument("--depth-preset", choices=sorted(PRESETS),
+                   help="onnx: the model's conventions (input size, normalisation, output kind)")
     g.add_argument("--depth-input", help="densedepth: model input WIDTHxHEIGHT, multiples of 32 "
-                                         "(default: --size rounded to 32; 640x480 for sharper maps)")
-    g.add_argument("--depth-batch", type=int, default=32, help="densedepth: images per model call")
+                                         "(default: --size rounded to 32; 640x480 for sharper maps); "
+                                         "onnx: overrides the preset's")
+    g.add_argument("--depth-runtime", default="auto", choices=("auto", *RUNTIMES),
+                   help="densedepth/onnx: what runs the model (auto: OpenVINO for densedepth on a CPU-only "
+                        "machine when installed, else TensorFlow; onnxruntime for onnx)")
+    g.add_argument("--depth-batch", type=int, default=32, help="densedepth/onnx: images per model call")
     g.add_argument("--depth-device", default="auto", choices=("auto", "cpu", "gpu"),
-                   help="densedepth: where the model runs (auto: a GPU when TensorFlow sees one)")
-    g.add_argument("--depth-dtype", default="float32", choices=("float32", "float16", "bfloat16"),
-                   help="densedepth: precision; lower ones change depth maps (see README for the measured error)")
+                   help="densedepth/onnx: where the model runs (auto: a GPU when the runtime sees one)")
+    g.add_argument("--depth-dtype", default="float32", choices=("float32", "float16", "bfloat16", "int8"),
+                   help="densedepth/onnx: precision; reduced ones change depth maps (fgbg depth-check measures "
+                        "how much with your weights); int8 needs --depth-runtime openvino")
     o = b.add_argument_group("output")
     o.add_argument("--shard-size", type=int, default=d.shard_size, help="samples per shard")
     o.add_argument("--format", default="tar", help="tar, hdf5, or both: tar,hdf5 (one pass)")
@@ -239,6 +249,8 @@ def _config(a: argparse.Namespace) -> BuildConfig:
         depth_size=parse_size(a.depth_size, "--depth-size") if a.depth_size else None,
         depth_input=parse_size(a.depth_input, "--depth-input") if a.depth_input else None, depth_dtype=a.depth_dtype,
         mask_threshold=a.mask_threshold, soft_mask=a.soft_mask,
+        depth_runtime=resolve_runtime(a.depth, a.depth_runtime, a.depth_device, a.depth_dtype),
+        depth_preset=a.depth_preset if a.depth == "onnx" else None,
     )
 
 
@@ -248,6 +260,8 @@ def _cmd_build(a: argparse.Namespace) -> int:
     depth_options = {"batch": a.depth_batch, "device": a.depth_device}
     if a.depth_weights:
         depth_options["weights"] = a.depth_weights
+    if a.depth_model:
+        depth_options["model"] = a.depth_model
     opts = {"workers": a.workers, "progress": progress, "formats": parse_formats(a.format),
             "hdf5_layout": a.hdf5_layout, "depth_options": depth_options, "storage_options": _storage_options(a),
             "executor": a.executor, "ray_address": a.ray_address}

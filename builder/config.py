@@ -64,9 +64,13 @@ class BuildConfig:
     depth: str = "plane"
     depth_size: tuple[int, int] | None = None
     depth_input: tuple[int, int] | None = None  # densedepth: model input (w, h), multiples of 32
-    depth_dtype: str = "float32"  # densedepth: float32, float16 or bfloat16 (mixed precision)
+    depth_dtype: str = "float32"  # densedepth/onnx: float32; reduced: float16, bfloat16, int8 (see runtimes)
     mask_threshold: int = 0
     soft_mask: bool = False
+    # Fields added after format 1 was first written: None = what datasets made before them did
+    # (omitted from the record then, so those datasets keep their fingerprints).
+    depth_runtime: str | None = None  # densedepth: tensorflow (None), onnxruntime or openvino; onnx: either of the two
+    depth_preset: str | None = None  # onnx: the model convention (see builder/depth/presets.py)
 
     def __post_init__(self) -> None:
         problems = []
@@ -82,10 +86,20 @@ class BuildConfig:
             problems.append(f"--quality must be 1..100, got {self.quality}")
         if self.shard_size < 1:
             problems.append(f"--shard-size must be >= 1, got {self.shard_size}")
-        if self.depth_input and (self.depth_input[0] % 32 or self.depth_input[1] % 32):
+        if self.depth == "densedepth" and self.depth_input and (self.depth_input[0] % 32 or self.depth_input[1] % 32):
             problems.append(f"--depth-input must be multiples of 32, got {self.depth_input[0]}x{self.depth_input[1]}")
-        if self.depth_dtype not in ("float32", "float16", "bfloat16"):
-            problems.append(f"--depth-dtype must be float32, float16 or bfloat16, got {self.depth_dtype!r}")
+        if self.depth_dtype not in ("float32", "float16", "bfloat16", "int8"):
+            problems.append(f"--depth-dtype must be float32, float16, bfloat16 or int8, got {self.depth_dtype!r}")
+        runtime = self.runtime
+        if self.depth in ("densedepth", "onnx") and runtime not in _RUNTIMES[self.depth]:
+            problems.append(f"--depth-runtime for --depth {self.depth} must be one of "
+                            f"{', '.join(_RUNTIMES[self.depth])}, got {runtime!r}")
+        elif self.depth_dtype != "float32" and (self.depth, runtime) not in _REDUCED.get(self.depth_dtype, ()):
+            problems.append(f"--depth-dtype {self.depth_dtype} is not available with --depth {self.depth}"
+                            f"{' on ' + runtime if runtime else ''} (it is with: "
+                            f"{', '.join(f'{d} on {r}' for d, r in _REDUCED[self.depth_dtype])})")
+        if self.depth == "onnx" and self.depth_preset is None:
+            problems.append("--depth onnx needs --depth-preset (the model's input and output conventions)")
         if not 0 <= self.mask_threshold <= 254:
             problems.append(f"--mask-threshold must be 0..254, got {self.mask_threshold}")
         fw, fh = self.max_fg_size
@@ -105,6 +119,15 @@ class BuildConfig:
         return scaled_size(self.fg_size, hi)
 
     @property
+    def runtime(self) -> str | None:
+        """The runtime the depth model runs on (None: no model)."""
+        if self.depth == "densedepth":
+            return self.depth_runtime or "tensorflow"
+        if self.depth == "onnx":
+            return self.depth_runtime or "onnxruntime"
+        return None
+
+    @property
     def depth_input_shape(self) -> tuple[int, int]:
         """(w, h) the depth model runs at: the composite size rounded to a multiple of 32."""
         if self.depth_input:
@@ -120,8 +143,21 @@ class BuildConfig:
     def to_json(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["depth_size"] = list(self.depth_shape)
-        d["depth_input"] = list(self.depth_input_shape) if self.depth == "densedepth" else None
+        d["depth_input"] = list(self.depth_input_shape) if self.depth == "densedepth" else (
+            list(self.depth_input) if self.depth_input else None)
+        for late in ("depth_runtime", "depth_preset"):
+            if d[late] is None:
+                del d[late]
         return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
+
+
+_RUNTIMES = {"densedepth": ("tensorflow", "onnxruntime", "openvino"), "onnx": ("onnxruntime", "openvino")}
+#: reduced precisions and where they run: (depth backend, runtime)
+_REDUCED = {
+    "bfloat16": (("densedepth", "tensorflow"), ("densedepth", "openvino"), ("onnx", "openvino")),
+    "float16": (("densedepth", "tensorflow"), ("densedepth", "openvino"), ("onnx", "openvino")),
+    "int8": (("densedepth", "openvino"), ("onnx", "openvino")),
+}
 
 
 def scaled_size(size: tuple[int, int], scale: float) -> tuple[int, int]:

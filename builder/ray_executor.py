@@ -23,9 +23,10 @@ from fgbg.readers.schema import DepthSource
 
 from .build import Runner
 from .depth import DepthBackend, DepthBatch, make_backend
+from .inputs import load_inputs
 from .receipts import Receipt
 from .record import BuildRecord
-from .shard import ShardBuilder, depth_settings
+from .shard import ShardBuilder, calibration_images, depth_settings
 from .storage import Store
 
 __all__ = ["RemoteDepth", "ray_runner"]
@@ -107,10 +108,11 @@ def ray_runner(store: Store, record: BuildRecord, depth_options: dict[str, Any],
         try:
             actors: list[Any] = []
             cfg = record.build_config
-            if cfg.depth == "densedepth":
+            if cfg.runtime is not None:  # a learned model: one copy per GPU (or one on the CPUs)
                 gpus = int(ray.cluster_resources().get("GPU", 0))  # type: ignore[no-untyped-call]
                 server = ray.remote(num_gpus=1 if gpus else 0, num_cpus=0 if gpus else 1)(DepthServer)
-                options = depth_settings(cfg, depth_options)
+                calibration = calibration_images(load_inputs(store, record.inputs), cfg)
+                options = depth_settings(cfg, {**depth_options, "calibration": calibration})
                 actors = [server.remote(cfg.depth, cfg.depth_shape, options) for _ in range(max(1, gpus))]
             task: Any = ray.remote(max_retries=TASK_RETRIES)(_ensure)
             store_ref, record_ref, options_ref = ray.put(store), ray.put(record), ray.put(depth_options)

@@ -92,11 +92,30 @@ def _annotation(r: _Row, inputs: Inputs) -> dict[str, Any]:
     }
 
 
+_RUN_OPTIONS = {"densedepth": ("weights", "batch", "device", "threads", "calibration"),
+                "onnx": ("model", "batch", "device", "threads", "calibration")}
+CALIBRATION_IMAGES = 32  # int8: the dataset's first backgrounds calibrate the quantized model
+
+
 def depth_settings(cfg: BuildConfig, options: dict[str, Any] | None) -> dict[str, Any]:
-    """Backend options: the config's (input size, dtype) plus the run's (weights path, device...)."""
-    if cfg.depth != "densedepth":
+    """Backend options: the config's (input size, runtime, precision...) plus the run's
+    (weights or model path, device, threads: they change no byte by themselves)."""
+    if cfg.depth not in _RUN_OPTIONS:
         return {}
-    return {"input_size": cfg.depth_input_shape, "dtype": cfg.depth_dtype, **(options or {})}
+    run = {k: v for k, v in (options or {}).items() if k in _RUN_OPTIONS[cfg.depth]}
+    if cfg.depth == "onnx":
+        return {"preset": cfg.depth_preset, "input_size": cfg.depth_input, "dtype": cfg.depth_dtype,
+                "runtime": cfg.runtime, **run}
+    return {"input_size": cfg.depth_input_shape, "dtype": cfg.depth_dtype, "runtime": cfg.runtime, **run}
+
+
+def calibration_images(inputs: InputSet, cfg: BuildConfig) -> np.ndarray | None:
+    """int8 only: what the quantized model is calibrated on -- the first stored backgrounds
+    (RGB, composite size), a function of the dataset, so every worker quantizes alike."""
+    if cfg.depth_dtype != "int8":
+        return None
+    n = min(CALIBRATION_IMAGES, len(inputs.bg))
+    return np.stack([inputs.bg[i] for i in range(n)])
 
 
 def shard_meta(record: BuildRecord, shard: int, first: int, count: int) -> ShardMeta:
@@ -208,8 +227,11 @@ class ShardBuilder:
         self.plan = plan_for(self.cfg, record, self.inputs.fg_base, len(self.inputs.bg))
         self.key_width = record.key_width
         self.mask_png: str = record.tool.get("mask_png", "sub")  # absent: made before the field
+        options = dict(depth_options or {})
+        if backend is None and self.cfg.depth_dtype == "int8":
+            options["calibration"] = calibration_images(self.inputs, self.cfg)
         self.backend = backend or make_backend(self.cfg.depth, self.cfg.depth_shape,
-                                               **depth_settings(self.cfg, depth_options))
+                                               **depth_settings(self.cfg, options))
         if self.backend is not None and self.backend.describe() != record.depth:
             raise FgbgError(f"{store.url}: the depth backend differs from the one this dataset was built with "
                             f"({self.backend.describe()} vs {record.depth}); give the same --depth-weights")

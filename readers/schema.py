@@ -132,7 +132,7 @@ class DepthSource(Struct, frozen=True, omit_defaults=True, forbid_unknown_fields
     for a learned model, what identifies its weights and how it was run. Two builds are the
     same dataset only if these are equal, so a record of the run is compared whole."""
 
-    backend: Literal["none", "plane", "densedepth", "imported"]
+    backend: Literal["none", "plane", "densedepth", "onnx", "imported"]
     size: Annotated[list[Dim], Meta(min_length=2, max_length=2)] | None = None
     weights_file: str | None = None
     weights_sha256: Sha256 | None = None
@@ -140,7 +140,9 @@ class DepthSource(Struct, frozen=True, omit_defaults=True, forbid_unknown_fields
     parameters: NonNegative | None = None
     decoder: DecoderShape | None = None
     input: Annotated[list[Dim], Meta(min_length=2, max_length=2)] | None = None
-    dtype: Literal["float32", "float16", "bfloat16"] | None = None
+    dtype: Literal["float32", "float16", "bfloat16", "int8"] | None = None
+    runtime: Literal["onnxruntime", "openvino"] | None = None  # absent: TensorFlow (the reference)
+    preset: str | None = None  # onnx: the model convention it was fed by
 
 
 Segment = Annotated[list[Annotated[list[NonNegative], Meta(min_length=2, max_length=2)]],

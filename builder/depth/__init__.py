@@ -14,7 +14,7 @@ from .plane import PlaneDepth
 
 __all__ = ["BACKENDS", "DepthBackend", "DepthBatch", "describe_backend", "make_backend", "to_seed_uint8"]
 
-BACKENDS = ("plane", "none", "densedepth")
+BACKENDS = ("plane", "none", "densedepth", "onnx")
 
 
 def _check(name: str) -> None:
@@ -33,6 +33,10 @@ def make_backend(name: str, out_size: tuple[int, int], **options: Any) -> DepthB
         return None
     if name == "plane":
         return PlaneDepth(out_size)
+    if name == "onnx":
+        from .onnx_model import OnnxDepth
+
+        return OnnxDepth(out_size, **options)
     from .densedepth import DenseDepthBackend
 
     return DenseDepthBackend(out_size, **options)
@@ -45,7 +49,13 @@ def describe_backend(name: str, out_size: tuple[int, int], **options: Any) -> De
         return DepthSource(backend="none")
     if name == "plane":
         return PlaneDepth(out_size).describe()
+    if name == "onnx":
+        from .onnx_model import describe_model
+
+        return describe_model(options.get("model"), options.get("preset"), options.get("input_size"),
+                              options.get("runtime", "onnxruntime"), options.get("dtype", "float32"), out_size)
     from .densedepth import describe_weights
 
-    described = describe_weights(options.get("weights"), options["input_size"], options.get("dtype", "float32"))
+    described = describe_weights(options.get("weights"), options["input_size"], options.get("dtype", "float32"),
+                                 runtime=options.get("runtime", "tensorflow"))
     return msgspec.structs.replace(described, size=list(out_size))

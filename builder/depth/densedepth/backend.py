@@ -26,13 +26,14 @@ from fgbg.readers.schema import DepthSource
 
 from ...errors import FgbgError
 from ..base import DepthBackend, DepthBatch, to_seed_uint8
+from ..runtimes import OnnxRunner, make_runner
 
 if TYPE_CHECKING:
     from .released import ReleasedFile
 
 __all__ = ["DTYPES", "DenseDepthBackend", "describe_weights", "pred_to_metres"]
 
-DTYPES = ("float32", "float16", "bfloat16")
+DTYPES = ("float32", "float16", "bfloat16", "int8")
 MISSING_WEIGHTS = (
     "--depth densedepth needs --depth-weights PATH: the released DenseDepth weights nyu.h5 "
     "(172,897,376 bytes) or kitti.h5, linked from the README of the ialhashim/DenseDepth repository; "
@@ -49,7 +50,7 @@ def pred_to_metres(pred: np.ndarray) -> np.ndarray:
 
 
 def describe_weights(weights: str | Path | None, input_size: tuple[int, int], dtype: str,
-                     released: ReleasedFile | None = None) -> DepthSource:
+                     released: ReleasedFile | None = None, runtime: str = "tensorflow") -> DepthSource:
     """What identifies the depth source in the manifest, without building the model
     (``released``: the file already read, so it is not read and hashed a second time)."""
     from .released import read_released
@@ -63,7 +64,36 @@ def describe_weights(weights: str | Path | None, input_size: tuple[int, int], dt
         "keras_version": released.keras_version, "parameters": released.parameters,
         "decoder": {"conv2": s.conv2_filters, "up": list(s.up_filters), "leaky_after_a": s.leaky_after_a,
                     "leaky_after_b": s.leaky_after_b, "alpha": s.alpha},
-        "input": list(input_size), "dtype": dtype}, DepthSource)
+        "input": list(input_size), "dtype": dtype,
+        "runtime": None if runtime == "tensorflow" else runtime}, DepthSource)
+
+
+def exported_onnx(weights: str | Path, released: ReleasedFile, input_size: tuple[int, int],
+                  threads: int | None) -> Path:
+    """The DenseDepth graph of ``released`` as ONNX (float32, dynamic batch), from the one
+    Keras loader; exported once per weights, size and tool versions, then cached."""
+    from ..runtimes import OPSET, cached, digest, package_version
+
+    w, h = input_size
+    key = digest("densedepth", released.sha256, released.spec, w, h, OPSET, package_version("tf2onnx"),
+                 package_version("tensorflow"), package_version("keras"))
+
+    def make(tmp: Path) -> None:
+        require("tf2onnx", "densedepth", "--depth-runtime onnxruntime/openvino")
+        import tensorflow as tf
+        import tf2onnx
+
+        from .model import build_model
+        from .released import load_strict
+
+        _configure_runtime("cpu", threads, "float32")
+        model = build_model(released.spec, h, w)
+        load_strict(model, released)
+        spec = (tf.TensorSpec((None, h, w, 3), tf.float32, name="image"),)
+        tf2onnx.convert.from_function(tf.function(lambda image: model(image, training=False)),
+                                      input_signature=spec, opset=OPSET, output_path=str(tmp))
+
+    return cached(key, ".onnx", make)
 
 
 def _configure_runtime(device: str, threads: int | None, dtype: str) -> None:
@@ -97,7 +127,8 @@ class DenseDepthBackend(DepthBackend):
 
     def __init__(self, out_size: tuple[int, int], weights: str | Path | None = None,
                  input_size: tuple[int, int] = (224, 224), batch: int = 32, device: str = "auto",
-                 dtype: str = "float32", threads: int | None = None):
+                 dtype: str = "float32", threads: int | None = None, runtime: str = "tensorflow",
+                 calibration: np.ndarray | None = None):
         super().__init__(out_size)
         if not weights:
             raise FgbgError(MISSING_WEIGHTS)
@@ -108,14 +139,23 @@ class DenseDepthBackend(DepthBackend):
         from .model import build_model
         from .released import load_strict, read_released
 
-        _configure_runtime(device, threads or (os.cpu_count() or 1), dtype)
         released = read_released(weights)
         self.input_size = input_size
         self.batch = max(1, batch)
         self.dtype = dtype
-        self.model = build_model(released.spec, input_size[1], input_size[0])
-        load_strict(self.model, released)
-        self._describe = describe_weights(weights, input_size, dtype, released)
+        self.runner: OnnxRunner | None = None
+        if runtime == "tensorflow":
+            if dtype == "int8":
+                raise FgbgError("--depth-dtype int8 runs on --depth-runtime openvino")
+            _configure_runtime(device, threads or (os.cpu_count() or 1), dtype)
+            self.model = build_model(released.spec, input_size[1], input_size[0])
+            load_strict(self.model, released)
+        else:
+            path = exported_onnx(weights, released, input_size, threads)
+            calib = None if calibration is None else self._model_input(calibration)
+            self.runner = make_runner(path, runtime, dtype, self.batch, threads, device, calib,
+                                      (input_size[1], input_size[0], 3))
+        self._describe = describe_weights(weights, input_size, dtype, released, runtime)
         self.forward(np.zeros((1, input_size[1], input_size[0], 3), np.float32))  # trace once, up front
 
     def describe(self) -> DepthSource:
@@ -127,6 +167,8 @@ class DenseDepthBackend(DepthBackend):
         Every call runs full batches (the last one zero-padded): a new batch shape would make
         the compiled graph be traced again, which costs seconds.
         """
+        if self.runner is not None:
+            return self.runner.forward(x)[..., 0]
         n = len(x)
         pad = -n % self.batch
         if pad:
@@ -135,13 +177,16 @@ class DenseDepthBackend(DepthBackend):
                 for i in range(0, len(x), self.batch)]
         return np.concatenate(outs)[:n, ..., 0]
 
-    def predict(self, batch: DepthBatch) -> np.ndarray:
+    def _model_input(self, images: np.ndarray) -> np.ndarray:
+        """(N, H, W, 3) uint8 RGB -> the model's input: resized, float32 in [0, 1]."""
         w, h = self.input_size
-        images = batch.images
         if images.shape[1:3] != (h, w):
             images = np.stack([cv2.resize(im, (w, h), interpolation=cv2.INTER_AREA if w <= im.shape[1]
                                           else cv2.INTER_LINEAR) for im in images])
-        metres = pred_to_metres(self.forward(images.astype(np.float32) / 255.0))
+        return images.astype(np.float32) / 255.0
+
+    def predict(self, batch: DepthBatch) -> np.ndarray:
+        metres = pred_to_metres(self.forward(self._model_input(batch.images)))
         ow, oh = self.out_size
         if metres.shape[1:] != (oh, ow):
             shrink = ow <= metres.shape[2] and oh <= metres.shape[1]
