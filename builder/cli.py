@@ -168,7 +168,7 @@ def _build_parser() -> argparse.ArgumentParser:
     rp = command("repair", "rebuild missing or corrupt shards (byte-identical) and rewrite the manifest")
     rp.add_argument("dataset", help="dataset folder or URL")
     _add_workers(rp)
-    rp.add_argument("--depth-weights", help="densedepth datasets: the weights they were built with")
+    _add_model_paths(rp)
     _add_no_progress(rp)
     _add_storage_option(rp)
 
@@ -178,7 +178,7 @@ def _build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--fg", help="folder of new foregrounds (at least one of --bg/--fg)")
     ap.add_argument("--fg-masks", help="masks for RGB foregrounds (matched by stem)")
     _add_workers(ap)
-    ap.add_argument("--depth-weights", help="densedepth datasets: the weights they were built with")
+    _add_model_paths(ap)
     ap.add_argument("--skip-invalid", action="store_true", help="skip non-image files instead of failing")
     _add_no_progress(ap)
     _add_storage_option(ap)
@@ -206,6 +206,24 @@ def _build_parser() -> argparse.ArgumentParser:
     i.add_argument("dataset", help="dataset folder or URL")
     i.add_argument("--json", action="store_true", help="print the manifest")
     _add_storage_option(i)
+
+    dc = command("depth-check", "compare a depth runtime/precision with the float32 reference on real composites: "
+                               "agreement and speed, with your weights")
+    dsrc = dc.add_argument_group("composites (default: the built-in demo rooms and people)")
+    dsrc.add_argument("--bg", help="folder of background images")
+    dsrc.add_argument("--fg", help="folder of foreground images (RGBA)")
+    dsrc.add_argument("--images", type=int, default=16, help="composites to compare")
+    dsrc.add_argument("--size", type=int, default=d.size, help="composite side in pixels")
+    dm = dc.add_argument_group("model")
+    dm.add_argument("--depth", default="densedepth", choices=("densedepth", "onnx"), help="which model backend")
+    _add_model_paths(dm)
+    dm.add_argument("--depth-preset", choices=sorted(PRESETS), help="onnx: the model's conventions")
+    dm.add_argument("--depth-input", help="model input WIDTHxHEIGHT (densedepth: multiples of 32)")
+    dm.add_argument("--depth-runtime", default="auto", choices=("auto", *RUNTIMES), help="the candidate runtime")
+    dm.add_argument("--depth-dtype", default="float32", choices=("float32", "float16", "bfloat16", "int8"),
+                    help="the candidate precision")
+    dm.add_argument("--depth-batch", type=int, default=8, help="images per model call")
+    dm.add_argument("--depth-device", default="auto", choices=("auto", "cpu", "gpu"), help="where the models run")
 
     m = command("demo-inputs", "write the synthetic demo inputs to a folder")
     m.add_argument("--out", required=True, help="folder to write bg/ and fg/ into")
@@ -296,6 +314,33 @@ def _cmd_convert(a: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_depth_check(a: argparse.Namespace) -> int:
+    from .commands.depth_check import depth_check, format_report
+
+    if (a.bg is None) != (a.fg is None):
+        raise FgbgError("--bg and --fg go together (or neither: the demo inputs)")
+    runtime = resolve_runtime(a.depth, a.depth_runtime, a.depth_device, a.depth_dtype)
+    cfg = BuildConfig(size=a.size, fg_size=(a.size * 100 // 224, a.size * 70 // 224), placements=2, depth=a.depth,
+                      depth_input=parse_size(a.depth_input, "--depth-input") if a.depth_input else None,
+                      depth_dtype=a.depth_dtype, depth_runtime=runtime,
+                      depth_preset=a.depth_preset if a.depth == "onnx" else None)
+    options = {**(_model_paths(a) or {}), "batch": a.depth_batch, "device": a.depth_device}
+    print(format_report(depth_check(cfg, options, Path(a.bg) if a.bg else None, Path(a.fg) if a.fg else None,
+                                    a.images)))
+    return 0
+
+
+def _add_model_paths(p: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    p.add_argument("--depth-weights", help="densedepth: the weights (the ones a dataset was built with)")
+    p.add_argument("--depth-model", help="onnx: the model file (the one a dataset was built with)")
+
+
+def _model_paths(a: argparse.Namespace) -> dict[str, Any] | None:
+    """The model files given on the command line (their hashes must match what a dataset recorded)."""
+    paths = {k: v for k, v in (("weights", a.depth_weights), ("model", a.depth_model)) if v}
+    return paths or None
+
+
 def _cmd_verify(a: argparse.Namespace) -> int:
     report = verify(a.dataset, deep=a.deep, storage_options=_storage_options(a), workers=a.workers)
     print(json.dumps(report.to_json(), indent=1) if a.json else report.text())
@@ -303,7 +348,7 @@ def _cmd_verify(a: argparse.Namespace) -> int:
 
 
 def _cmd_repair(a: argparse.Namespace) -> int:
-    depth_options = {"weights": a.depth_weights} if a.depth_weights else None
+    depth_options = _model_paths(a)
     before, result, after = repair(a.dataset, workers=a.workers, storage_options=_storage_options(a),
                                    depth_options=depth_options, progress=False if a.no_progress else None)
     for p in before.problems:
@@ -318,7 +363,7 @@ def _cmd_repair(a: argparse.Namespace) -> int:
 def _cmd_append(a: argparse.Namespace) -> int:
     r = append(a.dataset, a.bg, a.fg, fg_mask_dir=a.fg_masks, workers=a.workers,
                progress=False if a.no_progress else None, storage_options=_storage_options(a),
-               depth_options={"weights": a.depth_weights} if a.depth_weights else None, skip_invalid=a.skip_invalid)
+               depth_options=_model_paths(a), skip_invalid=a.skip_invalid)
     _summary(r)
     return 0
 
@@ -401,8 +446,8 @@ def os_error_text(e: OSError) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _build_parser().parse_args(argv)
     handlers = {"build": _cmd_build, "convert": _cmd_convert, "info": _cmd_info, "demo-inputs": _cmd_demo_inputs,
-                "append": _cmd_append, "verify": _cmd_verify, "repair": _cmd_repair, "export": _cmd_export,
-                "preview": _cmd_preview, "import": _cmd_import}
+                "append": _cmd_append, "depth-check": _cmd_depth_check, "verify": _cmd_verify, "repair": _cmd_repair,
+                "export": _cmd_export, "preview": _cmd_preview, "import": _cmd_import}
     handler = handlers[args.command]
     previous = _terminate_as_interrupt()
     try:

@@ -33,6 +33,8 @@ __all__ = ["RemoteDepth", "ray_runner"]
 
 TASK_RETRIES = 3
 _builders: dict[str, ShardBuilder] = {}  # per Ray worker process: dataset fingerprint -> builder
+#: where the last run's depth actors landed: (node id, GPU ids Ray gave the actor), one per actor
+last_placement: list[tuple[str, tuple[str, ...]]] = []
 
 
 class DepthServer:
@@ -48,6 +50,13 @@ class DepthServer:
 
     def describe(self) -> DepthSource:
         return self.backend.describe()
+
+    def placement(self) -> tuple[str, tuple[str, ...]]:
+        """The node this actor runs on and the GPU ids Ray assigned it (CUDA_VISIBLE_DEVICES)."""
+        import ray
+
+        context = ray.get_runtime_context()
+        return context.get_node_id(), tuple(str(g) for g in context.get_accelerator_ids().get("GPU", []))
 
 
 class RemoteDepth(DepthBackend):
@@ -114,6 +123,7 @@ def ray_runner(store: Store, record: BuildRecord, depth_options: dict[str, Any],
                 calibration = calibration_images(load_inputs(store, record.inputs), cfg)
                 options = depth_settings(cfg, {**depth_options, "calibration": calibration})
                 actors = [server.remote(cfg.depth, cfg.depth_shape, options) for _ in range(max(1, gpus))]
+                last_placement[:] = ray.get([a.placement.remote() for a in actors])
             task: Any = ray.remote(max_retries=TASK_RETRIES)(_ensure)
             store_ref, record_ref, options_ref = ray.put(store), ray.put(record), ray.put(depth_options)
             pending = [task.remote(store_ref, record_ref, options_ref, actors, s) for s in shards]

@@ -138,3 +138,15 @@ def test_cli_names_what_is_missing(tmp_path: Path, demo_inputs: tuple[Path, Path
     with pytest.raises(FgbgError, match="--depth-dtype int8 is not available with --depth onnx on onnxruntime"):
         BuildConfig(depth="onnx", depth_preset="midas-v21-small", depth_dtype="int8", depth_runtime="onnxruntime")
     assert json.dumps(BuildConfig().to_json()).count("depth_runtime") == 0  # old records keep their bytes
+
+
+def test_depth_check_reports_agreement_and_speed(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The same float32 graph on OpenVINO against the ONNX Runtime reference: exact maps."""
+    model = first_channel_model(tmp_path / "m.onnx", 32)
+    assert main(["depth-check", "--depth", "onnx", "--depth-model", str(model), "--depth-preset", "midas-v21-small",
+                 "--depth-input", "32x32", "--depth-runtime", "openvino", "--images", "6", "--size", "64"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == ("fgbg depth-check: 6 composites, openvino float32 against the reference onnxruntime float32")
+    assert out[2] == "8-bit depth maps 0.00% of pixels differ, by at most 0 level(s)"
+    assert out[1].startswith("raw prediction   max relative error ") and "images/s raw forward" in out[3]
+    assert float(out[1].split()[5].rstrip(",")) < 1e-6

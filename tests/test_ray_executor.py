@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -98,4 +100,35 @@ def test_densedepth_in_ray_actor_matches_local(local_ray: None, tmp_path: Path,
     res = build(tmp_path / "ray", cfg, *demo_inputs, progress=False, executor="ray", depth_options=options)
     build(tmp_path / "local", cfg, *demo_inputs, progress=False, workers=1, depth_options=options)
     assert res.built == 3 and res.manifest.depth.backend == "densedepth"
+    assert snapshot(tmp_path / "ray") == snapshot(tmp_path / "local")
+
+
+def test_depth_actors_one_per_declared_gpu(tmp_path: Path, demo_inputs: tuple[Path, Path]) -> None:
+    """On a machine declaring 2 GPUs (Ray's own resource accounting; no GPU needed), the model
+    gets one actor per GPU, each on its own GPU id, fed by CPU tasks; bytes equal a local build's."""
+    onnx = pytest.importorskip("onnx")
+    from test_onnx_depth import first_channel_model
+
+    from fgbg.builder import ray_executor
+
+    assert onnx is not None
+    model = first_channel_model(tmp_path / "m.onnx", 32)
+    cfg = BuildConfig(size=64, fg_size=(20, 14), placements=1, flips=1, shard_size=3, depth="onnx",
+                      depth_preset="midas-v21-small", depth_input=(32, 32))
+    options = {"model": str(model)}
+    was_running = ray.is_initialized()
+    if was_running:
+        ray.shutdown()  # this test needs its own instance, with GPUs declared
+    temp = tempfile.mkdtemp(prefix="ray")  # short: Ray's socket paths must fit 107 bytes
+    ray.init(num_cpus=2, num_gpus=2, include_dashboard=False, log_to_driver=False, _node_ip_address="127.0.0.1",
+             _temp_dir=temp)
+    try:
+        res = build(tmp_path / "ray", cfg, *demo_inputs, progress=False, executor="ray", depth_options=options)
+        placement = list(ray_executor.last_placement)
+    finally:
+        ray.shutdown()
+        shutil.rmtree(temp, ignore_errors=True)
+    build(tmp_path / "local", cfg, *demo_inputs, progress=False, workers=1, depth_options=options)
+    assert res.built == 3 and len(placement) == 2
+    assert sorted(g for _, gpus in placement for g in gpus) == ["0", "1"]  # one GPU each, none shared
     assert snapshot(tmp_path / "ray") == snapshot(tmp_path / "local")

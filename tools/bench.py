@@ -94,49 +94,69 @@ def bench_formats(n_samples: int, work: Path) -> None:
     print("\nratios are against tar in the same run")
 
 
-def bench_depth(side: int, batches: list[int], n_samples: int, work: Path, device: str) -> None:
-    """Raw batched DenseDepth forward vs the full build pipeline with depth, same run.
+_DEPTH_CANDIDATES = ("tensorflow:bfloat16", "onnxruntime:float32", "openvino:float32", "openvino:bfloat16",
+                     "openvino:int8")
 
-    Uses random weights in the released nyu.h5 layout (full-width decoder, 42.8 M
-    parameters): speed does not depend on the values, and no weights can be downloaded.
+
+def bench_depth(side: int, candidates: list[str], images: int, n_samples: int, work: Path, device: str,
+                batch: int) -> None:
+    """DenseDepth per runtime and precision against TensorFlow float32, same composites, same run:
+    raw batched forward images/s, agreement of the raw output and of the 8-bit maps, and the
+    end-to-end build (one worker process, all cores to the model) for the float32 reference,
+    the fastest float32 and the fastest reduced precision.
+
+    Random weights in the released nyu.h5 layout (full-width decoder, 42.8 M parameters): speed
+    does not depend on the values; agreement does (random weights give nearly flat maps, which
+    the per-image stretch amplifies), so ``fgbg depth-check`` with real weights is the word on it.
     """
-    import numpy as np
+    import os
 
-    from fgbg.builder.depth import make_backend
+    from fgbg.builder.commands.depth_check import depth_check
     from fgbg.builder.depth.densedepth.model import DecoderSpec
     from fgbg.builder.depth.densedepth.synthetic import make_random_weights
 
+    os.environ.setdefault("FGBG_CACHE_DIR", str(work / "cache"))
     weights = work / "nyu_layout_random.h5"
     make_random_weights(weights, DecoderSpec.released(), side=64)
-    backend = make_backend("densedepth", (side // 2, side // 2), weights=str(weights), input_size=(side, side),
-                           batch=max(batches), device=device, dtype="float32")
-    assert backend is not None
-    rng = np.random.default_rng(0)
+    options = {"weights": str(weights), "batch": batch, "device": device}
+    base = {"size": side, "fg_size": (side * 100 // 224, side * 70 // 224), "depth": "densedepth"}
     rows = []
-    for b in batches:
-        backend.batch = b  # type: ignore[attr-defined]
-        x = rng.random((max(b, 8), side, side, 3)).astype(np.float32)
-        backend.forward(x[:b])  # warm-up: traces the graph for this batch size
-        rows.append((b, _rate(len(x), lambda x=x: backend.forward(x), repeat=2)))
-    best_b, best = max(rows, key=lambda r: r[1])
+    for c in candidates:
+        runtime, dtype = c.split(":")
+        cfg = BuildConfig(**base, depth_runtime=None if runtime == "tensorflow" else runtime,  # type: ignore[arg-type]
+                          depth_dtype=dtype)
+        rows.append((c, depth_check(cfg, options, images=images)))
+    reference_rate = sum(r.reference_rate for _, r in rows) / len(rows)  # measured once per candidate
+    print(f"\ndepth: DenseDepth, released layout (42.8 M parameters), input {side}x{side}, batch {batch}, {device}")
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+          f"Python {platform.python_version()}; {images} demo composites\n")
+    print("| runtime, precision | raw forward img/s | x TF float32 | max rel err | 8-bit px differing | max levels |")
+    print("|---|---|---|---|---|---|")
+    print(f"| tensorflow float32 (reference) | {reference_rate:,.2f} | 1.00 | 0 | 0 | 0 |")
+    for c, r in rows:
+        print(f"| {c.replace(':', ' ')} | {r.candidate_rate:,.2f} | {r.candidate_rate / reference_rate:.2f} | "
+              f"{r.max_rel_error:.1e} | {100 * r.pixels_differing:.2f}% | {r.max_levels} |")
+    float32 = max((r for r in rows if r[0].endswith("float32")), key=lambda r: r[1].candidate_rate, default=None)
+    reduced = max((r for r in rows if not r[0].endswith("float32")), key=lambda r: r[1].candidate_rate, default=None)
     n_bg = 2
-    placements = max(1, n_samples // (n_bg * n_bg * 2))
     bg, fg = write_demo_inputs(work / "inputs", n_bg, n_bg)
-    cfg = BuildConfig(size=side, fg_size=(side * 100 // 224, side * 70 // 224), placements=placements,
-                      shard_size=10**6, depth="densedepth")
-    options = {"weights": str(weights), "batch": best_b, "device": device}
-    res = build(work / "ds", cfg, bg, fg, progress=False, workers=1, depth_options=options)
-    store = LocalStore(work / "ds")
-    shard_builder = ShardBuilder(store, read_record(store), options)  # model loaded once, as in a worker
-    pipeline = _rate(res.samples, lambda: shard_builder.build(0), repeat=1)
-    print(f"\ndepth: DenseDepth, released layout (42.8 M parameters), input {side}x{side}, float32, {device}")
-    print(f"machine: {platform.processor() or platform.machine()}, Python {platform.python_version()}\n")
-    print("| batch | raw forward samples/s |")
-    print("|---|---|")
-    for b, r in rows:
-        print(f"| {b} | {r:,.2f} |")
-    print(f"\nbuild pipeline with depth (one worker, {res.samples} samples: composite, JPEG round trip, depth, "
-          f"encode, write, commit; batch {best_b}): {pipeline:,.2f} samples/s = {pipeline / best:.2f} x raw forward")
+    placements = max(1, n_samples // (n_bg * n_bg * 2))
+    print(f"\nend to end (one worker process, all cores to the model: {placements * n_bg * n_bg * 2} samples "
+          "composited, JPEG round trip, depth, encoded, written, committed; model loaded once, as in a build):\n")
+    print("| runtime, precision | worker start s (model load; export cached) | samples/s | x raw forward |")
+    print("|---|---|---|---|")
+    for name in ["tensorflow:float32", *(r[0] for r in (float32, reduced) if r is not None)]:
+        runtime, dtype = name.split(":")
+        cfg = BuildConfig(**base, placements=placements, shard_size=10**6,  # type: ignore[arg-type]
+                          depth_runtime=None if runtime == "tensorflow" else runtime, depth_dtype=dtype)
+        build(work / f"ds-{name}", cfg, bg, fg, progress=False, workers=1, depth_options=options)
+        store = LocalStore(work / f"ds-{name}")
+        t0 = time.perf_counter()
+        shard_builder = ShardBuilder(store, read_record(store), {**options, "threads": os.cpu_count()})
+        start = time.perf_counter() - t0
+        rate = _rate(placements * n_bg * n_bg * 2, lambda b=shard_builder: b.build(0), repeat=1)
+        raw = reference_rate if name == "tensorflow:float32" else dict(rows)[name].candidate_rate
+        print(f"| {name.replace(':', ' ')} | {start:.1f} | {rate:,.2f} | {rate / raw:.2f} |")
 
 
 def _cv2_decode(files: dict[str, bytes]) -> dict[str, object]:
@@ -488,14 +508,18 @@ def main() -> int:
     i = sub.add_parser("inputs", help="memory and time to the first shard with many backgrounds")
     i.add_argument("--bg", type=int, default=10000)
     i.add_argument("--workers", type=int, default=2)
-    d = sub.add_parser("depth", help="DenseDepth: raw batched forward vs build pipeline; batch sweep")
+    d = sub.add_parser("depth", help="DenseDepth per runtime and precision: speed and agreement, end to end")
     d.add_argument("--input", type=int, default=224, help="model input side (multiple of 32)")
-    d.add_argument("--batches", default="1,8,32")
-    d.add_argument("--samples", type=int, default=64, help="samples in the pipeline build")
+    d.add_argument("--runtimes", default=",".join(_DEPTH_CANDIDATES),
+                   help="candidates RUNTIME:DTYPE against tensorflow:float32")
+    d.add_argument("--images", type=int, default=16, help="composites compared")
+    d.add_argument("--batch", type=int, default=8)
+    d.add_argument("--samples", type=int, default=64, help="samples in each end-to-end build")
     d.add_argument("--device", default="auto", choices=("auto", "cpu", "gpu"))
     ap.add_argument("--work", type=Path, default=None, help="scratch folder (default: a temp dir)")
     a = ap.parse_args()
     work = a.work or Path(tempfile.mkdtemp(prefix="fgbg-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
     try:
         if a.bench == "formats":
             bench_formats(a.samples, work)
@@ -508,7 +532,7 @@ def main() -> int:
         elif a.bench == "inputs":
             bench_inputs(a.bg, work, a.workers)
         elif a.bench == "depth":
-            bench_depth(a.input, [int(b) for b in a.batches.split(",")], a.samples, work, a.device)
+            bench_depth(a.input, a.runtimes.split(","), a.images, a.samples, work, a.device, a.batch)
     finally:
         if a.work is None:
             shutil.rmtree(work, ignore_errors=True)

@@ -101,6 +101,9 @@ class OnnxDepth(DepthBackend):
         """The model's raw output for a preprocessed batch."""
         return self.runner.forward(x)
 
+    def model_input(self, images: np.ndarray) -> np.ndarray:
+        """(N, H, W, 3) uint8 RGB composites -> the model's input, by the preset."""
+        return preprocess(images, self.preset, self.input_size)
+
     def predict(self, batch: DepthBatch) -> np.ndarray:
-        return postprocess(self.forward(preprocess(batch.images, self.preset, self.input_size)), self.preset,
-                           self.out_size)
+        return postprocess(self.forward(self.model_input(batch.images)), self.preset, self.out_size)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import io
 import os
 import shutil
 from collections.abc import Callable, Iterator
@@ -180,9 +181,10 @@ def _quantized(path: Path, calibration: np.ndarray, batch: int) -> Path:
         nncf = require("nncf", "densedepth", "--depth-dtype int8")
         model = ov.Core().read_model(str(path))
         model.reshape([batch, *calibration.shape[1:]])
-        chunks = [calibration[i : i + batch] for i in range(0, len(calibration) - batch + 1, batch)]
-        quantized = nncf.quantize(model, nncf.Dataset(chunks), subset_size=len(chunks) * batch,
-                                  fast_bias_correction=True)
+        images = np.concatenate([calibration] * -(-batch // len(calibration)))  # at least one full batch
+        chunks = [images[i : i + batch] for i in range(0, len(images) - batch + 1, batch)]
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):  # progress bars
+            quantized = nncf.quantize(model, nncf.Dataset(chunks), subset_size=len(chunks), fast_bias_correction=True)
         tmp.mkdir()
         ov.save_model(quantized, str(tmp / "model.xml"))  # and model.bin beside it
 

@@ -14,6 +14,8 @@ The model is built and loaded once per worker process; Keras 3 runs it on whatev
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -26,6 +28,7 @@ from fgbg.readers.schema import DepthSource
 
 from ...errors import FgbgError
 from ..base import DepthBackend, DepthBatch, to_seed_uint8
+from ..quiet import quiet_tensorflow
 from ..runtimes import OnnxRunner, make_runner
 
 if TYPE_CHECKING:
@@ -71,7 +74,11 @@ def describe_weights(weights: str | Path | None, input_size: tuple[int, int], dt
 def exported_onnx(weights: str | Path, released: ReleasedFile, input_size: tuple[int, int],
                   threads: int | None) -> Path:
     """The DenseDepth graph of ``released`` as ONNX (float32, dynamic batch), from the one
-    Keras loader; exported once per weights, size and tool versions, then cached."""
+    Keras loader; exported once per weights, size and tool versions, then cached.
+
+    The export runs in a child process (``python -m ...densedepth.export``): tf2onnx peaks at
+    ~6 GB for DenseNet-169 and TensorFlow never hands memory back, so a worker that exported
+    in-process would carry that for the whole build."""
     from ..runtimes import OPSET, cached, digest, package_version
 
     w, h = input_size
@@ -80,20 +87,35 @@ def exported_onnx(weights: str | Path, released: ReleasedFile, input_size: tuple
 
     def make(tmp: Path) -> None:
         require("tf2onnx", "densedepth", "--depth-runtime onnxruntime/openvino")
+        cmd = [sys.executable, "-m", "fgbg.builder.depth.densedepth.export", str(weights), str(w), str(h), str(tmp),
+               str(threads or 0)]
+        done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        if done.returncode != 0 or not tmp.exists():
+            tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
+            raise FgbgError(f"{weights}: exporting DenseDepth to ONNX failed (exit {done.returncode}: {tail})")
+
+    return cached(key, ".onnx", make)
+
+
+def export_onnx(weights: Path, input_size: tuple[int, int], out: Path, threads: int | None) -> None:
+    """Build the Keras model from ``weights`` and write it to ``out`` as ONNX (the child's work)."""
+    from .model import build_model
+    from .released import load_strict, read_released
+
+    w, h = input_size
+    released = read_released(weights)
+    with quiet_tensorflow():
         import tensorflow as tf
         import tf2onnx
 
-        from .model import build_model
-        from .released import load_strict
+        from ..runtimes import OPSET
 
         _configure_runtime("cpu", threads, "float32")
         model = build_model(released.spec, h, w)
         load_strict(model, released)
         spec = (tf.TensorSpec((None, h, w, 3), tf.float32, name="image"),)
         tf2onnx.convert.from_function(tf.function(lambda image: model(image, training=False)),
-                                      input_signature=spec, opset=OPSET, output_path=str(tmp))
-
-    return cached(key, ".onnx", make)
+                                      input_signature=spec, opset=OPSET, output_path=str(out))
 
 
 def _configure_runtime(device: str, threads: int | None, dtype: str) -> None:
@@ -147,12 +169,14 @@ class DenseDepthBackend(DepthBackend):
         if runtime == "tensorflow":
             if dtype == "int8":
                 raise FgbgError("--depth-dtype int8 runs on --depth-runtime openvino")
-            _configure_runtime(device, threads or (os.cpu_count() or 1), dtype)
-            self.model = build_model(released.spec, input_size[1], input_size[0])
-            load_strict(self.model, released)
+            with quiet_tensorflow():
+                _configure_runtime(device, threads or (os.cpu_count() or 1), dtype)
+                self.model = build_model(released.spec, input_size[1], input_size[0])
+                load_strict(self.model, released)
+                self.forward(np.zeros((1, input_size[1], input_size[0], 3), np.float32))  # the first op probes CUDA
         else:
             path = exported_onnx(weights, released, input_size, threads)
-            calib = None if calibration is None else self._model_input(calibration)
+            calib = None if calibration is None else self.model_input(calibration)
             self.runner = make_runner(path, runtime, dtype, self.batch, threads, device, calib,
                                       (input_size[1], input_size[0], 3))
         self._describe = describe_weights(weights, input_size, dtype, released, runtime)
@@ -177,7 +201,7 @@ class DenseDepthBackend(DepthBackend):
                 for i in range(0, len(x), self.batch)]
         return np.concatenate(outs)[:n, ..., 0]
 
-    def _model_input(self, images: np.ndarray) -> np.ndarray:
+    def model_input(self, images: np.ndarray) -> np.ndarray:
         """(N, H, W, 3) uint8 RGB -> the model's input: resized, float32 in [0, 1]."""
         w, h = self.input_size
         if images.shape[1:3] != (h, w):
@@ -186,7 +210,7 @@ class DenseDepthBackend(DepthBackend):
         return images.astype(np.float32) / 255.0
 
     def predict(self, batch: DepthBatch) -> np.ndarray:
-        metres = pred_to_metres(self.forward(self._model_input(batch.images)))
+        metres = pred_to_metres(self.forward(self.model_input(batch.images)))
         ow, oh = self.out_size
         if metres.shape[1:] != (oh, ow):
             shrink = ow <= metres.shape[2] and oh <= metres.shape[1]
