@@ -173,14 +173,15 @@ class DenseDepthBackend(DepthBackend):
                 _configure_runtime(device, threads or (os.cpu_count() or 1), dtype)
                 self.model = build_model(released.spec, input_size[1], input_size[0])
                 load_strict(self.model, released)
-                self.forward(np.zeros((1, input_size[1], input_size[0], 3), np.float32))  # the first op probes CUDA
+                # trace once, up front (its first op is also where TensorFlow probes CUDA)
+                self.forward(np.zeros((1, input_size[1], input_size[0], 3), np.float32))
         else:
             path = exported_onnx(weights, released, input_size, threads)
             calib = None if calibration is None else self.model_input(calibration)
             self.runner = make_runner(path, runtime, dtype, self.batch, threads, device, calib,
                                       (input_size[1], input_size[0], 3))
+            self.forward(np.zeros((1, input_size[1], input_size[0], 3), np.float32))  # warm up, up front
         self._describe = describe_weights(weights, input_size, dtype, released, runtime)
-        self.forward(np.zeros((1, input_size[1], input_size[0], 3), np.float32))  # trace once, up front
 
     def describe(self) -> DepthSource:
         return msgspec.structs.replace(self._describe, size=list(self.out_size))
