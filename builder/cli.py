@@ -33,7 +33,7 @@ from .commands.verify import verify
 from .config import BuildConfig, parse_range, parse_size
 from .demo import write_demo_inputs
 from .depth import BACKENDS
-from .depth.presets import PRESETS
+from .depth.presets import CUSTOM_OPTIONS, PRESETS, custom_spec
 from .depth.runtimes import RUNTIMES, resolve_runtime
 from .errors import FgbgError
 from .manifest import TOOL_VERSION
@@ -120,8 +120,10 @@ def _build_parser() -> argparse.ArgumentParser:
     g.add_argument("--depth-size", help="stored depth map WIDTHxHEIGHT (default: half the composite size)")
     g.add_argument("--depth-weights", help="densedepth: path to the released nyu.h5 / kitti.h5 (required)")
     g.add_argument("--depth-model", help="onnx: path to the ONNX depth model (required; nothing is downloaded)")
-    g.add_argument("--depth-preset", choices=sorted(PRESETS),
-                   help="onnx: the model's conventions (input size, normalisation, output kind)")
+    g.add_argument("--depth-preset", choices=(*sorted(PRESETS), "custom"),
+                   help="onnx: the model's conventions (input size, normalisation, output kind); custom: "
+                        "say them with --depth-layout/--depth-norm/--depth-output/--depth-resize and --depth-input")
+    _add_custom_preset(g)
     g.add_argument("--depth-input", help="densedepth: model input WIDTHxHEIGHT, multiples of 32 "
                                          "(default: --size rounded to 32; 640x480 for sharper maps); "
                                          "onnx: overrides the preset's")
@@ -217,7 +219,8 @@ def _build_parser() -> argparse.ArgumentParser:
     dm = dc.add_argument_group("model")
     dm.add_argument("--depth", default="densedepth", choices=("densedepth", "onnx"), help="which model backend")
     _add_model_paths(dm)
-    dm.add_argument("--depth-preset", choices=sorted(PRESETS), help="onnx: the model's conventions")
+    dm.add_argument("--depth-preset", choices=(*sorted(PRESETS), "custom"), help="onnx: the model's conventions")
+    _add_custom_preset(dm)
     dm.add_argument("--depth-input", help="model input WIDTHxHEIGHT (densedepth: multiples of 32)")
     dm.add_argument("--depth-runtime", default="auto", choices=("auto", *RUNTIMES), help="the candidate runtime")
     dm.add_argument("--depth-dtype", default="float32", choices=("float32", "float16", "bfloat16", "int8"),
@@ -255,6 +258,33 @@ def parse_storage_options(items: Sequence[str]) -> dict[str, Any]:
     return options
 
 
+def _add_custom_preset(g: argparse._ArgumentGroup) -> None:
+    for name, what in (("layout", "input tensor layout"), ("norm", "normalisation of [0,1] RGB (imagenet: "
+                       "ImageNet mean/std; unit: none; symmetric: to [-1,1])"), ("output", "what the first output "
+                       "is: inverse (relative inverse depth), metric (metres), densedepth (its raw output)"),
+                       ("resize", "how composites are resized to the input (default cubic)")):
+        g.add_argument(f"--depth-{name}", choices=CUSTOM_OPTIONS[name], help=f"onnx, --depth-preset custom: {what}")
+
+
+def _preset(a: argparse.Namespace) -> str | None:
+    """The preset the config records: a name, or the canonical custom spec built from the flags."""
+    custom = {k: getattr(a, f"depth_{k}") for k in CUSTOM_OPTIONS}
+    given = [f"--depth-{k}" for k, v in custom.items() if v is not None]
+    if a.depth != "onnx" or a.depth_preset is None:
+        if given:
+            raise FgbgError(f"{', '.join(given)} go with --depth onnx --depth-preset custom")
+        return None
+    if a.depth_preset != "custom":
+        if given:
+            raise FgbgError(f"{', '.join(given)} describe a custom model; --depth-preset {a.depth_preset} "
+                            "already says its conventions")
+        return str(a.depth_preset)
+    missing = [f"--depth-{k}" for k in ("layout", "norm", "output") if custom[k] is None]
+    if missing:
+        raise FgbgError(f"--depth-preset custom needs {', '.join(missing)}")
+    return custom_spec(custom["layout"], custom["norm"], custom["output"], custom["resize"] or "cubic")
+
+
 def _storage_options(a: argparse.Namespace) -> dict[str, Any]:
     return parse_storage_options(a.storage_option or [])
 
@@ -268,7 +298,7 @@ def _config(a: argparse.Namespace) -> BuildConfig:
         depth_input=parse_size(a.depth_input, "--depth-input") if a.depth_input else None, depth_dtype=a.depth_dtype,
         mask_threshold=a.mask_threshold, soft_mask=a.soft_mask,
         depth_runtime=resolve_runtime(a.depth, a.depth_runtime, a.depth_device, a.depth_dtype),
-        depth_preset=a.depth_preset if a.depth == "onnx" else None,
+        depth_preset=_preset(a),
     )
 
 
@@ -323,7 +353,7 @@ def _cmd_depth_check(a: argparse.Namespace) -> int:
     cfg = BuildConfig(size=a.size, fg_size=(a.size * 100 // 224, a.size * 70 // 224), placements=2, depth=a.depth,
                       depth_input=parse_size(a.depth_input, "--depth-input") if a.depth_input else None,
                       depth_dtype=a.depth_dtype, depth_runtime=runtime,
-                      depth_preset=a.depth_preset if a.depth == "onnx" else None)
+                      depth_preset=_preset(a))
     options = {**(_model_paths(a) or {}), "batch": a.depth_batch, "device": a.depth_device}
     print(format_report(depth_check(cfg, options, Path(a.bg) if a.bg else None, Path(a.fg) if a.fg else None,
                                     a.images)))

@@ -12,6 +12,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+from .depth.presets import parse_preset
 from .errors import FgbgError
 
 __all__ = ["FORMAT_VERSION", "BuildConfig", "parse_range", "parse_size"]
@@ -100,6 +101,11 @@ class BuildConfig:
                             f"{', '.join(f'{d} on {r}' for d, r in _REDUCED[self.depth_dtype])})")
         if self.depth == "onnx" and self.depth_preset is None:
             problems.append("--depth onnx needs --depth-preset (the model's input and output conventions)")
+        elif self.depth == "onnx" and self.depth_preset is not None:
+            try:
+                parse_preset(self.depth_preset, self.depth_input)
+            except ValueError as e:
+                problems.append(str(e))
         if not 0 <= self.mask_threshold <= 254:
             problems.append(f"--mask-threshold must be 0..254, got {self.mask_threshold}")
         fw, fh = self.max_fg_size

@@ -150,3 +150,53 @@ def test_depth_check_reports_agreement_and_speed(tmp_path: Path, capsys: pytest.
     assert out[2] == "8-bit depth maps 0.00% of pixels differ, by at most 0 level(s)"
     assert out[1].startswith("raw prediction   max relative error ") and "images/s raw forward" in out[3]
     assert float(out[1].split()[5].rstrip(",")) < 1e-6
+
+
+def test_custom_convention_is_exact(tmp_path: Path) -> None:
+    """A model no preset knows: NHWC, inputs in [-1, 1], metric output, linear resize -- the
+    same NumPy reference as the presets, from the settings alone."""
+    from fgbg.builder.depth.base import to_seed_uint8
+    from fgbg.builder.depth.presets import custom_spec, parse_preset
+
+    model = densedepth_like_model(tmp_path / "m.onnx", 32)  # red of every second pixel + 1, [b,16,16,1]
+    spec = custom_spec("nhwc", "symmetric", "metric", "linear")
+    assert spec == "custom:layout=nhwc,norm=symmetric,output=metric,resize=linear"
+    backend = make_backend("onnx", (8, 8), model=str(model), preset=spec, input_size=(32, 32), batch=2)
+    assert backend is not None
+    images = _images(3, side=48)
+    resized = np.stack([cv2.resize(im, (32, 32), interpolation=cv2.INTER_LINEAR) for im in images])
+    x = (resized.astype(np.float32) / np.float32(255.0) - np.float32(0.5)) / np.float32(0.5)
+    metres = (x[:, ::2, ::2, 0] + 1).astype(np.float64)
+    want = to_seed_uint8(np.stack([cv2.resize(m, (8, 8), interpolation=cv2.INTER_AREA) for m in metres]))
+    assert np.array_equal(backend.predict(_batch(images)), want)
+    assert parse_preset(spec, (32, 32)).input_size == (32, 32)
+    for bad, why in ((spec, "needs --depth-input"), ("custom:layout=nhwc", "missing norm, output, resize"),
+                     ("custom:layout=nhwc,layout=nchw,norm=unit,output=metric,resize=area", "each once"),
+                     (spec.replace("output=metric", "output=x"), "output must be one of inverse, metric, densedepth")):
+        with pytest.raises(ValueError, match=why):
+            parse_preset(bad, None if bad == spec else (32, 32))
+
+
+def test_cli_custom_flags(tmp_path: Path, demo_inputs: tuple[Path, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    bg, fg = (str(p) for p in demo_inputs)
+    model = first_channel_model(tmp_path / "m.onnx", 32)
+    base = ["build", "--bg", bg, "--fg", fg, "--depth", "onnx", "--depth-model", str(model), "--size", "64",
+            "--fg-size", "20x14", "--placements", "1", "--flips", "1", "--no-progress", "--workers", "1"]
+    assert main([*base, "--out", str(tmp_path / "a"), "--depth-preset", "custom", "--depth-layout", "nchw"]) == 2
+    assert "--depth-preset custom needs --depth-norm, --depth-output" in capsys.readouterr().err
+    assert main([*base, "--out", str(tmp_path / "b"), "--depth-preset", "midas-v21-small", "--depth-norm", "unit"]) == 2
+    assert "--depth-norm describe a custom model; --depth-preset midas-v21-small" in capsys.readouterr().err
+    assert main([*base, "--out", str(tmp_path / "c"), "--depth-preset", "custom", "--depth-layout", "nchw",
+                 "--depth-norm", "imagenet", "--depth-output", "inverse"]) == 2
+    assert "--depth-preset custom needs --depth-input WIDTHxHEIGHT" in capsys.readouterr().err
+    assert main([*base, "--out", str(tmp_path / "d"), "--depth-preset", "custom", "--depth-layout", "nchw",
+                 "--depth-norm", "imagenet", "--depth-output", "inverse", "--depth-input", "32x32"]) == 0
+    ds = open_dataset(tmp_path / "d")
+    spec = "custom:layout=nchw,norm=imagenet,output=inverse,resize=cubic"
+    assert ds.manifest["depth"]["preset"] == spec and ds.manifest["config"]["depth_preset"] == spec
+    assert main([*base, "--out", str(tmp_path / "e"), "--depth-preset", "midas-v21-small", "--depth-input",
+                 "32x32"]) == 0  # the same conventions under their preset's name: the same maps
+    named = open_dataset(tmp_path / "e")
+    assert len(ds) == len(named) == 9
+    pairs = zip(ds, named, strict=True)
+    assert all(np.array_equal(a["depth"], b["depth"]) and a["depth"].max() == 255 for a, b in pairs)

@@ -19,7 +19,7 @@ from fgbg.readers.schema import DepthSource
 
 from ..errors import FgbgError
 from .base import DepthBackend, DepthBatch
-from .presets import PRESETS, Preset, postprocess, preprocess
+from .presets import PRESETS, Preset, parse_preset, postprocess, preprocess
 from .runtimes import make_runner
 
 __all__ = ["OnnxDepth", "describe_model", "preset_named"]
@@ -28,10 +28,14 @@ MISSING_MODEL = ("--depth onnx needs --depth-model FILE.onnx (a depth model you 
                  "Small or MiDaS v2.1 small exported to ONNX); fgbg never downloads models")
 
 
-def preset_named(name: str | None) -> Preset:
-    if name not in PRESETS:
-        raise FgbgError(f"--depth-preset must be one of {', '.join(PRESETS)}, got {name!r}")
-    return PRESETS[name]
+def preset_named(name: str | None, input_size: tuple[int, int] | None = None) -> Preset:
+    """The named preset or the custom convention ``name`` spells (see presets.parse_preset)."""
+    if name is None:
+        raise FgbgError(f"--depth onnx needs --depth-preset ({', '.join(PRESETS)} or custom)")
+    try:
+        return parse_preset(name, input_size)
+    except ValueError as e:
+        raise FgbgError(str(e)) from None
 
 
 def _model_file(model: str | Path | None) -> Path:
@@ -47,7 +51,7 @@ def describe_model(model: str | Path | None, preset: str | None, input_size: tup
                    dtype: str, out_size: tuple[int, int]) -> DepthSource:
     """What identifies an ONNX depth source, without loading the model."""
     path = _model_file(model)
-    p = preset_named(preset)
+    p = preset_named(preset, input_size)
     _check_loadable(path, runtime)
     return msgspec.convert({
         "backend": "onnx", "weights_file": path.name, "weights_sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
@@ -81,7 +85,7 @@ class OnnxDepth(DepthBackend):
                  calibration: np.ndarray | None = None):
         super().__init__(out_size)
         path = _model_file(model)
-        self.preset = preset_named(preset)
+        self.preset = preset_named(preset, input_size)
         self.input_size = input_size or self.preset.input_size
         self._describe = describe_model(path, preset, self.input_size, runtime, dtype, out_size)
         w, h = self.input_size

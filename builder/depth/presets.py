@@ -23,7 +23,7 @@ import numpy as np
 
 from .base import to_seed_uint8
 
-__all__ = ["PRESETS", "Preset", "postprocess", "preprocess"]
+__all__ = ["CUSTOM_OPTIONS", "PRESETS", "Preset", "custom_spec", "parse_preset", "postprocess", "preprocess"]
 
 _IMAGENET_MEAN = (0.485, 0.456, 0.406)
 _IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -60,6 +60,50 @@ PRESETS = {
                interpolation=cv2.INTER_AREA, license="GPL-3.0 (code); weights as published by the authors"),
     )
 }
+
+
+#: what a custom model's conventions may say (``--depth-preset custom`` with these flags)
+NORMS = {"imagenet": (_IMAGENET_MEAN, _IMAGENET_STD), "unit": ((0.0, 0.0, 0.0), (1.0, 1.0, 1.0)),
+         "symmetric": ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))}
+RESIZES = {"cubic": cv2.INTER_CUBIC, "area": cv2.INTER_AREA, "linear": cv2.INTER_LINEAR}
+CUSTOM_OPTIONS = {"layout": ("nchw", "nhwc"), "norm": tuple(NORMS), "output": ("inverse", "metric", "densedepth"),
+                  "resize": tuple(RESIZES)}
+
+
+def custom_spec(layout: str, norm: str, output: str, resize: str = "cubic") -> str:
+    """The canonical text of a custom convention, as the config records it: one string, so a
+    dataset's fingerprint covers every setting and old records (named presets) stay as they were."""
+    return f"custom:layout={layout},norm={norm},output={output},resize={resize}"
+
+
+def parse_preset(text: str, input_size: tuple[int, int] | None = None) -> Preset:
+    """A preset by name, or a custom spec (``custom:layout=..,norm=..,output=..,resize=..``).
+
+    A custom model has no size of its own: ``input_size`` (``--depth-input``) is required.
+    Raises ValueError with a one-line reason; the text comes from a flag or a dataset's record.
+    """
+    if text in PRESETS:
+        return PRESETS[text]
+    if not text.startswith("custom:"):
+        raise ValueError(f"--depth-preset must be one of {', '.join(PRESETS)} or custom, got {text!r}")
+    settings: dict[str, str] = {}
+    for part in text[len("custom:"):].split(","):
+        key, eq, value = part.partition("=")
+        if not eq or key not in CUSTOM_OPTIONS or key in settings:
+            raise ValueError(f"custom depth preset {text!r}: expected {', '.join(k + '=' for k in CUSTOM_OPTIONS)} "
+                             "each once")
+        if value not in CUSTOM_OPTIONS[key]:
+            raise ValueError(f"custom depth preset: {key} must be one of {', '.join(CUSTOM_OPTIONS[key])}, "
+                             f"got {value!r}")
+        settings[key] = value
+    missing = [k for k in CUSTOM_OPTIONS if k not in settings]
+    if missing:
+        raise ValueError(f"custom depth preset {text!r}: missing {', '.join(missing)}")
+    if input_size is None:
+        raise ValueError("--depth-preset custom needs --depth-input WIDTHxHEIGHT (the model's input size)")
+    mean, std = NORMS[settings["norm"]]
+    return Preset(text, input_size, settings["layout"], mean, std, settings["output"],
+                  interpolation=RESIZES[settings["resize"]], license="as the model's authors publish it")
 
 
 def preprocess(images: np.ndarray, preset: Preset, input_size: tuple[int, int] | None = None) -> np.ndarray:
