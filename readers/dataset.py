@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
+import numpy as np
 
-from .decode import MAX_PIXELS, DecodeError, decode_member
+from .decode import MAX_PIXELS, REDUCTIONS, DecodeError, decode_member
 from .errors import DatasetError, MetadataError, ShardReadError
 from .formats import Member, ShardReader, reader_class
 from .fs import Location
@@ -36,10 +37,18 @@ class Dataset:
     """A finished fgbg dataset (local folder), read through one of its formats."""
 
     def __init__(self, location: Location, manifest: Manifest, format: str | None = None,
-                 fields: Sequence[str] | None = None, max_pixels: int = MAX_PIXELS, check: bool = False):
+                 fields: Sequence[str] | None = None, max_pixels: int = MAX_PIXELS, check: bool = False,
+                 decode: bool = True, reduce: int = 1):
         """``manifest``: the checked ``manifest.json`` (:func:`read_manifest`, or the one a
         builder is about to commit). ``check``: prove every sample read against its receipt's
-        digest (see :func:`open_dataset`)."""
+        digest; ``decode``: False hands back members undecoded; ``reduce``: pixel fields at
+        1/2, 1/4 or 1/8 of their size (see :func:`open_dataset`)."""
+        if reduce not in REDUCTIONS:
+            raise DatasetError(f"reduce must be one of {', '.join(map(str, REDUCTIONS))}, got {reduce!r}")
+        if reduce != 1 and not decode:
+            raise DatasetError("reduce applies when decoding; this dataset is opened with decode=False")
+        self.decode = decode
+        self.reduce = reduce
         self.location = location
         self.root = location.url
         self.metadata = manifest
@@ -81,8 +90,15 @@ class Dataset:
         return f"Dataset({self.root!r}, format={self.format!r}, samples={len(self)}, shards={len(self.shards)})"
 
     def close(self) -> None:
+        """Close the shard files this dataset holds open (reads reopen them on demand)."""
         for r in self._readers:
             r.close()
+
+    def __enter__(self) -> Dataset:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     # -- decoding -----------------------------------------------------------------------
     def _prove(self, reader: ShardReader, key: str, members: dict[str, Member]) -> None:
@@ -106,9 +122,9 @@ class Dataset:
             if field not in members:
                 raise DatasetError(f"{reader.path}: sample {key} has no {field} member")
             value = members[field]
-            if isinstance(value, bytes):
+            if self.decode and isinstance(value, bytes):
                 try:
-                    value = decode_member(field, value, self.max_pixels)
+                    value = decode_member(field, value, self.max_pixels, self.reduce)
                 except DecodeError as e:
                     raise DatasetError(f"{reader.path}: sample {key} {field}: {e}") from None
             sample[field] = value
@@ -152,6 +168,8 @@ class Dataset:
         if worker is None or workers is None:
             worker, workers = worker_context()
         spec = StreamSpec(shuffle, seed, epoch, rank, world, worker, workers, buffer, partial)
+        if (normalize or resize) and not self.decode:
+            raise DatasetError("normalize/resize need decoded samples; this dataset was opened with decode=False")
         transform = SampleTransform(self.statistics, normalize, resize) if normalize or resize else None
         return Stream(self, spec, resume, transform)
 
@@ -168,22 +186,56 @@ class Dataset:
         return torch_dataset(self, **kwargs)
 
     # -- random access ------------------------------------------------------------------
-    def __getitem__(self, index: int) -> dict[str, Any]:
-        n = len(self)
+    def _position(self, index: int) -> int:
+        n = self.metadata.totals.samples
+        if type(index) is not int:
+            if not isinstance(index, (int, np.integer)) or isinstance(index, bool):
+                raise TypeError(f"sample index must be an int, got {type(index).__name__}")
+            index = int(index)
         if index < 0:
             index += n
         if not 0 <= index < n:
             raise IndexError(f"sample {index} out of range (dataset has {n})")
-        s = bisect.bisect_right(self._firsts, index) - 1
+        return index
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        g = self._position(index)
+        s = bisect.bisect_right(self._firsts, g) - 1
         reader = self._readers[s]
         try:
-            key, members = reader.read_members(index - self._firsts[s], self.read_fields)
+            key, members = reader.read_members(g - self._firsts[s], self.read_fields)
         except DatasetError:
             raise
         except _READ_ERRORS as e:
-            raise ShardReadError(f"{reader.path}: sample {reader.key(index - self._firsts[s])} unreadable "
+            raise ShardReadError(f"{reader.path}: sample {reader.key(g - self._firsts[s])} unreadable "
                                  f"({type(e).__name__}: {e})") from None
         return self._decode(reader, key, members)
+
+    def get_many(self, indices: Sequence[int]) -> list[dict[str, Any]]:
+        """Samples ``indices`` (any order, repeats allowed), in that order. Reads are grouped
+        by shard, sorted and coalesced: neighbouring samples come in one read (one ranged
+        request on object storage), which is what a shuffled batch sampler wants."""
+        wanted = [self._position(i) for i in indices]
+        by_shard: dict[int, list[int]] = {}
+        for g in sorted(set(wanted)):
+            by_shard.setdefault(bisect.bisect_right(self._firsts, g) - 1, []).append(g)
+        got: dict[int, dict[str, Any]] = {}
+        for s, gs in by_shard.items():
+            reader, first = self._readers[s], self._firsts[s]
+            try:
+                read = reader.read_many([g - first for g in gs], self.read_fields)
+            except DatasetError:
+                raise
+            except _READ_ERRORS as e:
+                keys = ", ".join(reader.key(g - first) for g in gs[:3]) + (", ..." if len(gs) > 3 else "")
+                raise ShardReadError(f"{reader.path}: sample(s) {keys} unreadable ({type(e).__name__}: {e})") from None
+            for g, (key, members) in zip(gs, read, strict=True):
+                got[g] = self._decode(reader, key, members)
+        out, seen = [], set()
+        for g in wanted:  # a repeated index gets its own dict (the arrays are shared)
+            out.append(dict(got[g]) if g in seen else got[g])
+            seen.add(g)
+        return out
 
 
 def read_manifest(location: Location) -> Manifest:
@@ -200,7 +252,8 @@ def read_manifest(location: Location) -> Manifest:
 
 def open_dataset(url: str | Path, format: str | None = None, fields: Sequence[str] | None = None,
                  max_pixels: int = MAX_PIXELS, storage_options: dict[str, Any] | None = None,
-                 cache_dir: str | Path | None = None, check: bool = False) -> Dataset:
+                 cache_dir: str | Path | None = None, check: bool = False, decode: bool = True,
+                 reduce: int = 1) -> Dataset:
     """Open the dataset at ``url``: a folder or an fsspec URL holding ``manifest.json``.
 
     ``format`` picks ``"tar"`` or ``"hdf5"`` when the dataset holds both (default: the
@@ -210,6 +263,16 @@ def open_dataset(url: str | Path, format: str | None = None, fields: Sequence[st
     recorded at build time, so damage on flaky storage is a ``DatasetError`` naming the
     sample instead of silently wrong data (cost: one sha256 of each sample's bytes, and
     every member is read even when ``fields`` asks for fewer).
+
+    ``decode=False`` hands back each field's stored bytes (``image`` JPEG, ``mask``/``depth``
+    PNG, ``meta`` JSON; the raw HDF5 layout's arrays as they are) for decoders of your own
+    -- GPU decoding, a different library -- in every access path: iteration, ``ds[i]``,
+    :meth:`Dataset.get_many` and streams (``normalize``/``resize`` need decoded samples).
+
+    ``reduce=2`` (or 4, 8) decodes every pixel field at that fraction of its stored size: the
+    JPEG composite in the DCT domain (libjpeg's scaled decoding: a fraction of the work, not
+    a full decode then a resize), the mask by nearest neighbour, depth by area. These pixels
+    differ from a full decode resized afterwards; ``reduce=1`` (default) is the stored size.
     """
     location = Location(url, storage_options, cache_dir)
-    return Dataset(location, read_manifest(location), format, fields, max_pixels, check)
+    return Dataset(location, read_manifest(location), format, fields, max_pixels, check, decode, reduce)

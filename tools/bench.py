@@ -26,6 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from fgbg.builder import BuildConfig, build  # noqa: E402
+from fgbg.builder.config import parse_size  # noqa: E402
 from fgbg.builder.demo import write_demo_inputs  # noqa: E402
 from fgbg.builder.manifest import read_record  # noqa: E402
 from fgbg.builder.shard import ShardBuilder  # noqa: E402
@@ -99,7 +100,7 @@ _DEPTH_CANDIDATES = ("tensorflow:bfloat16", "onnxruntime:float32", "openvino:flo
 
 
 def bench_depth(side: int, candidates: list[str], images: int, n_samples: int, work: Path, device: str,
-                batch: int) -> None:
+                batch: int, model_input: tuple[int, int] | None = None) -> None:
     """DenseDepth per runtime and precision against TensorFlow float32, same composites, same run:
     raw batched forward images/s, agreement of the raw output and of the 8-bit maps, and the
     end-to-end build (one worker process, all cores to the model) for the float32 reference,
@@ -119,7 +120,8 @@ def bench_depth(side: int, candidates: list[str], images: int, n_samples: int, w
     weights = work / "nyu_layout_random.h5"
     make_random_weights(weights, DecoderSpec.released(), side=64)
     options = {"weights": str(weights), "batch": batch, "device": device}
-    base = {"size": side, "fg_size": (side * 100 // 224, side * 70 // 224), "depth": "densedepth"}
+    base = {"size": side, "fg_size": (side * 100 // 224, side * 70 // 224), "depth": "densedepth",
+            "depth_input": model_input}
     rows = []
     for c in candidates:
         runtime, dtype = c.split(":")
@@ -127,7 +129,8 @@ def bench_depth(side: int, candidates: list[str], images: int, n_samples: int, w
                           depth_dtype=dtype)
         rows.append((c, depth_check(cfg, options, images=images)))
     reference_rate = sum(r.reference_rate for _, r in rows) / len(rows)  # measured once per candidate
-    print(f"\ndepth: DenseDepth, released layout (42.8 M parameters), input {side}x{side}, batch {batch}, {device}")
+    w, h = model_input or (side, side)
+    print(f"\ndepth: DenseDepth, released layout (42.8 M parameters), model input {w}x{h}, batch {batch}, {device}")
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
           f"Python {platform.python_version()}; {images} demo composites\n")
     print("| runtime, precision | raw forward img/s | x TF float32 | max rel err | 8-bit px differing | max levels |")
@@ -136,6 +139,8 @@ def bench_depth(side: int, candidates: list[str], images: int, n_samples: int, w
     for c, r in rows:
         print(f"| {c.replace(':', ' ')} | {r.candidate_rate:,.2f} | {r.candidate_rate / reference_rate:.2f} | "
               f"{r.max_rel_error:.1e} | {100 * r.pixels_differing:.2f}% | {r.max_levels} |")
+    if n_samples <= 0:
+        return
     float32 = max((r for r in rows if r[0].endswith("float32")), key=lambda r: r[1].candidate_rate, default=None)
     reduced = max((r for r in rows if not r[0].endswith("float32")), key=lambda r: r[1].candidate_rate, default=None)
     n_bg = 2
@@ -509,12 +514,13 @@ def main() -> int:
     i.add_argument("--bg", type=int, default=10000)
     i.add_argument("--workers", type=int, default=2)
     d = sub.add_parser("depth", help="DenseDepth per runtime and precision: speed and agreement, end to end")
-    d.add_argument("--input", type=int, default=224, help="model input side (multiple of 32)")
+    d.add_argument("--input", type=int, default=224, help="composite side (and model input unless --model-input)")
+    d.add_argument("--model-input", help="model input WIDTHxHEIGHT, multiples of 32 (e.g. 640x480)")
     d.add_argument("--runtimes", default=",".join(_DEPTH_CANDIDATES),
                    help="candidates RUNTIME:DTYPE against tensorflow:float32")
     d.add_argument("--images", type=int, default=16, help="composites compared")
     d.add_argument("--batch", type=int, default=8)
-    d.add_argument("--samples", type=int, default=64, help="samples in each end-to-end build")
+    d.add_argument("--samples", type=int, default=64, help="samples in each end-to-end build (0: raw forward only)")
     d.add_argument("--device", default="auto", choices=("auto", "cpu", "gpu"))
     ap.add_argument("--work", type=Path, default=None, help="scratch folder (default: a temp dir)")
     a = ap.parse_args()
@@ -532,7 +538,8 @@ def main() -> int:
         elif a.bench == "inputs":
             bench_inputs(a.bg, work, a.workers)
         elif a.bench == "depth":
-            bench_depth(a.input, a.runtimes.split(","), a.images, a.samples, work, a.device, a.batch)
+            bench_depth(a.input, a.runtimes.split(","), a.images, a.samples, work, a.device, a.batch,
+                        parse_size(a.model_input, "--model-input") if a.model_input else None)
     finally:
         if a.work is None:
             shutil.rmtree(work, ignore_errors=True)

@@ -9,7 +9,7 @@ between formats can copy bytes without ever decoding them.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 
@@ -45,8 +45,14 @@ class ShardReader(ABC):
     def read_members(self, local: int, fields: tuple[str, ...]) -> tuple[str, dict[str, Member]]:
         """The ``local``-th sample of the shard, without reading the others."""
 
+    def read_many(self, locals_: Sequence[int], fields: tuple[str, ...]) -> list[tuple[str, dict[str, Member]]]:
+        """Samples ``locals_`` (any order, repeats allowed), in that order; formats that can
+        coalesce neighbouring reads override this."""
+        return [self.read_members(k, fields) for k in locals_]
+
     def close(self) -> None:
         """Drop open handles (they are reopened on demand)."""
+        self.location.forget([self.rel])
 
     _receipt: ReceiptRecord | None = None
 

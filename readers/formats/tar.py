@@ -1,19 +1,37 @@
-"""Reading WebDataset tar shards: a sequential walk, or one sample by its recorded offset."""
+"""Reading WebDataset tar shards: sequentially, one sample by its offset, or many at once.
+
+The receipt records where each sample starts (checked against the shard's real size), so
+every read is of whole samples: sequential reads take windows of consecutive samples in
+one read each, random reads take one sample's byte range in one ``pread`` (or one ranged
+GET), and batched reads coalesce neighbouring samples. A read buffer is split into
+members with :func:`parse_span`; whatever that fast path does not recognise -- and a
+shard whose receipt cannot be read -- goes through :func:`walk_tar`, the general walker,
+so odd archives are read (or refused) exactly as before.
+"""
 
 from __future__ import annotations
 
+import io
+import mmap
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import IO
 
-from ..errors import ShardReadError
-from ..tarwalk import TarFormatError, walk_tar
+import numpy as np
+
+from ..errors import DatasetError, ShardReadError
+from ..tarwalk import TarFormatError, parse_span, parse_window, walk_tar
 from .base import MEMBER_OF_FIELD, Member, ShardReader
 
 __all__ = ["FIELD_OF_SUFFIX", "TarShardReader"]
 
 FIELD_OF_SUFFIX = {suffix: field for field, suffix in MEMBER_OF_FIELD.items()}
+_FIELD_OF_SUFFIX_BYTES = {suffix.encode(): field for suffix, field in FIELD_OF_SUFFIX.items()}
 _READ_BUFFER = 1 << 20
+WINDOW = 8 << 20  # bytes of consecutive samples per sequential read
+MAX_SPAN = 64 << 20  # a sample bigger than this (far above any real one) is walked member by member
+VECTOR_MIN = 16  # samples in one buffer from which NumPy checks them faster than a Python loop
+COALESCE_GAP = 64 << 10  # batched reads: samples closer than this share one read
 
 
 def _split(name: str) -> tuple[str, str]:
@@ -26,6 +44,12 @@ class TarShardReader(ShardReader):
     def _open(self, buffering: int = _READ_BUFFER) -> IO[bytes]:
         try:
             return self.location.open(self.rel, buffering)
+        except FileNotFoundError:
+            raise ShardReadError(f"{self.path}: shard listed in the manifest is missing") from None
+
+    def _read(self, start: int, end: int) -> bytes:
+        try:
+            return self.location.read_range(self.rel, start, end)
         except FileNotFoundError:
             raise ShardReadError(f"{self.path}: shard listed in the manifest is missing") from None
 
@@ -52,37 +76,181 @@ class TarShardReader(ShardReader):
         if current is not None:
             yield current, raw
 
+    # -- where samples lie ----------------------------------------------------------------
+    _bounds: list[int] | None = None
+
+    def _ends(self) -> list[int] | None:
+        """Sample boundaries: offsets of samples 0..count-1, then the shard's size; None when
+        the receipt cannot be read (the shard is then walked from its start, as it always could be)."""
+        try:
+            return self._boundaries()
+        except DatasetError:
+            return None
+
+    def _boundaries(self) -> list[int]:
+        if self._bounds is None:
+            receipt = self.receipt()
+            if len(receipt.offsets) != self.entry.count:
+                raise ShardReadError(f"{self.path}: its receipt has {len(receipt.offsets)} offsets for "
+                                     f"{self.entry.count} samples")
+            self._bounds = [*receipt.offsets, receipt.bytes]
+        return self._bounds
+
+    def _offset(self, local: int) -> int:
+        """The byte offset of sample ``local``, from the receipt (checked against the file once)."""
+        return self.receipt().offsets[local]
+
+    _suffixes: tuple[bytes, ...] | None = None  # the members each sample holds, in order (learnt once)
+
+    def _parse(self, buf: bytes | mmap.mmap, base: int, locals_: Sequence[int], ends: list[int],
+               fields: tuple[str, ...]) -> list[tuple[str, dict[str, Member]]] | None:
+        """Samples ``locals_`` out of ``buf`` (which starts at byte ``base`` of the shard; the
+        mapped shard has base 0): all at once with :func:`parse_window`, else one by one with
+        :func:`parse_span`; None when any of them is not the plain case (the caller then walks it)."""
+        last = locals_[-1] == self.entry.count - 1
+        if self._suffixes is None:
+            lo, hi = ends[locals_[0]] - base, ends[locals_[0] + 1] - base
+            first = parse_span(buf[lo:hi], 0, hi - lo, self.key(locals_[0]).encode(), _FIELD_OF_SUFFIX_BYTES,
+                               len(locals_) == 1 and last)
+            self._suffixes = tuple(suffix for suffix, _, _ in first) if first else None
+        if self._suffixes and len(locals_) >= VECTOR_MIN:
+            offsets = self._window(buf, base, locals_, ends, last)
+            if offsets is not None:
+                take = [(m, _FIELD_OF_SUFFIX_BYTES[x]) for m, x in enumerate(self._suffixes)
+                        if _FIELD_OF_SUFFIX_BYTES[x] in fields]
+                return [(self.key(local), {f: buf[o[m][0]:o[m][1]] for m, f in take})
+                        for local, o in zip(locals_, offsets, strict=True)]
+        if not isinstance(buf, bytes):  # a mapped file: the sample-by-sample path reads bytes
+            lo, hi = ends[locals_[0]], ends[locals_[-1] + 1]
+            buf, base = buf[lo - base:hi - base], lo
+        return self._parse_each(buf, base, locals_, ends, fields, last)
+
+    def _window(self, buf: bytes | mmap.mmap, base: int, locals_: Sequence[int], ends: list[int],
+                last: bool) -> list[list[list[int]]] | None:
+        assert self._suffixes is not None
+        starts = np.fromiter((ends[k] for k in locals_), np.int64, len(locals_)) - base
+        stops = np.fromiter((ends[k + 1] for k in locals_), np.int64, len(locals_)) - base
+        first = self.entry.first
+        keys = np.frombuffer("".join([f"{first + k:0{self.key_width}d}" for k in locals_]).encode(), np.uint8)
+        found = parse_window(buf, starts, stops, keys.reshape(len(locals_), -1), self._suffixes, last)
+        return None if found is None else found.tolist()
+
+    def _parse_each(self, buf: bytes, base: int, locals_: Sequence[int], ends: list[int], fields: tuple[str, ...],
+                    last_in: bool) -> list[tuple[str, dict[str, Member]]] | None:
+        out = []
+        for local in locals_:
+            key = self.key(local)
+            span = parse_span(buf, ends[local] - base, ends[local + 1] - base, key.encode(),
+                              _FIELD_OF_SUFFIX_BYTES, last_in and local == locals_[-1])
+            if span is None:
+                return None
+            members: dict[str, Member] = {}
+            for suffix, a, b in span:
+                field = _FIELD_OF_SUFFIX_BYTES[suffix]
+                if field in fields:
+                    members[field] = buf[a:b]
+            out.append((key, members))
+        return out
+
+    # -- sequential -----------------------------------------------------------------------
     def iter_members(self, fields: tuple[str, ...], start: int = 0,
                      stop: int | None = None) -> Iterator[tuple[str, dict[str, Member]]]:
         count = self.entry.count
         stop = count if stop is None else min(stop, count)
         if start >= stop:
             return
+        ends = self._ends()
+        local = start
+        if ends is not None:
+            try:
+                with self.location.mapped(self.rel) as mm:
+                    if mm is not None and len(mm) != ends[-1]:
+                        mm = None  # changed since its receipt was read: reads below find out how
+                    for parsed in self._windows(mm, ends, start, stop, fields):
+                        if parsed is None:
+                            break  # the general walker takes over from this window
+                        yield from parsed
+                        local += len(parsed)
+            except FileNotFoundError:
+                raise ShardReadError(f"{self.path}: shard listed in the manifest is missing") from None
+        if local < stop:
+            yield from self._walk(fields, local, stop, ends[local] if ends is not None else None)
+
+    def _windows(self, mm: mmap.mmap | None, ends: list[int], local: int, stop: int,
+                 fields: tuple[str, ...]) -> Iterator[list[tuple[str, dict[str, Member]]] | None]:
+        """Consecutive samples up to WINDOW bytes at a time (at least one), parsed; None for a
+        window the fast paths do not take."""
+        while local < stop:
+            hi = local + 1
+            while hi < stop and ends[hi + 1] - ends[local] <= WINDOW:
+                hi += 1
+            size = ends[hi] - ends[local]
+            if mm is not None:
+                yield self._parse(mm, 0, range(local, hi), ends, fields)
+            else:
+                buf = self._read(ends[local], ends[hi]) if size <= MAX_SPAN else b""
+                yield self._parse(buf, ends[local], range(local, hi), ends, fields) if len(buf) == size else None
+            local = hi
+
+    def _walk(self, fields: tuple[str, ...], start: int, stop: int,
+              offset: int | None) -> Iterator[tuple[str, dict[str, Member]]]:
+        """Samples ``start..stop-1`` by the general walker, from ``offset`` (None: the shard's
+        start, skipping samples before ``start``)."""
         with self._open() as f:
-            if start:
-                f.seek(self._offset(start))
-            local = start
+            local = start if offset is not None else 0
+            if offset:
+                f.seek(offset)
             for key, members in self._group(walk_tar(f, str(self.path)), fields):
                 if key != self.key(local):  # a reader never hands out a sample under another key
                     raise ShardReadError(f"{self.path}: sample {self.key(local)} expected, found {key!r}")
-                yield key, members
+                if local >= start:
+                    yield key, members
                 local += 1
                 if local >= stop:
                     return
-        raise ShardReadError(f"{self.path}: ends after {local - start} of samples {self.key(start)}-"
-                             f"{self.key(stop - 1)} (the manifest says {count} samples)")
+        raise ShardReadError(f"{self.path}: ends after {max(0, local - start)} of samples {self.key(start)}-"
+                             f"{self.key(stop - 1)} (the manifest says {self.entry.count} samples)")
 
-    def _offset(self, local: int) -> int:
-        """The byte offset of sample ``local``, from the receipt (checked against the file once)."""
-        return self.receipt().offsets[local]
-
+    # -- random access --------------------------------------------------------------------
     def read_members(self, local: int, fields: tuple[str, ...]) -> tuple[str, dict[str, Member]]:
-        key = self.key(local)
-        offset = self._offset(local)
-        with self._open(buffering=65536) as f:
-            f.seek(offset)
+        ends = self._bounds or self._boundaries()
+        lo, hi = ends[local], ends[local + 1]
+        buf = self._read(lo, hi) if hi - lo <= MAX_SPAN else b""
+        parsed = self._parse_each(buf, lo, (local,), ends, fields, local == self.entry.count - 1) if len(
+            buf) == hi - lo else None
+        return parsed[0] if parsed else self._read_one(local, ends, fields)
+
+    def read_many(self, locals_: Sequence[int], fields: tuple[str, ...]) -> list[tuple[str, dict[str, Member]]]:
+        """Samples ``locals_`` (any order, repeats allowed) in that order: sorted, neighbours
+        coalesced into one read each (gaps under COALESCE_GAP, runs up to WINDOW)."""
+        ends = self._boundaries()
+        wanted = sorted(set(locals_))
+        found: dict[int, tuple[str, dict[str, Member]]] = {}
+        i = 0
+        while i < len(wanted):
+            j = i + 1
+            while (j < len(wanted) and ends[wanted[j]] - ends[wanted[j - 1] + 1] <= COALESCE_GAP
+                   and ends[wanted[j] + 1] - ends[wanted[i]] <= WINDOW):
+                j += 1
+            run = wanted[i:j]
+            lo, hi = ends[run[0]], ends[run[-1] + 1]
+            buf = self._read(lo, hi) if hi - lo <= MAX_SPAN else b""
+            parsed = self._parse(buf, lo, run, ends, fields) if len(buf) == hi - lo else None
+            for local, got in zip(run, parsed or (self._read_one(k, ends, fields) for k in run), strict=True):
+                found[local] = got
+            i = j
+        return [found[k] for k in locals_]
+
+    def _read_one(self, local: int, ends: list[int], fields: tuple[str, ...]) -> tuple[str, dict[str, Member]]:
+        """One sample by the general walker (anything the fast path did not take)."""
+        key, offset = self.key(local), ends[local]
+        size = ends[local + 1] - offset
+        with (io.BytesIO(self._read(offset, ends[local + 1])) if size <= MAX_SPAN else self._open(65536)) as f:
+            if size > MAX_SPAN:
+                f.seek(offset)
             for got, members in self._group(walk_tar(f, str(self.path)), fields, stop_after_one=True):
                 if got == key:
                     return got, members
                 raise ShardReadError(f"{self.path}: sample {key} expected at byte {offset}, found {got!r}")
         raise ShardReadError(f"{self.path}: no sample {key} at byte {offset}")
+
