@@ -90,3 +90,108 @@ def test_checked_reads_prove_every_sample(tmp_path: Path, demo_inputs: tuple[Pat
         p.write_text(json.dumps(r))
     with pytest.raises(DatasetError, match="has no per-sample digests"):
         open_dataset(out, format="tar", check=True)[0]
+
+
+def _tar_members(path: Path) -> dict[str, dict[str, bytes]]:
+    """Every sample's members as stored, by the standard library's tar reader."""
+    import tarfile
+
+    out: dict[str, dict[str, bytes]] = {}
+    with tarfile.open(path) as t:
+        for m in t:
+            f = t.extractfile(m)
+            assert f is not None
+            key, _, suffix = m.name.partition(".")
+            out.setdefault(key, {})[suffix] = f.read()
+    return out
+
+
+def test_raw_bytes_are_the_stored_members(dataset: Path) -> None:
+    """decode=False: each field is the member's bytes exactly, by iteration, ds[i], get_many, streams."""
+    ds = open_dataset(dataset, decode=False)
+    stored: dict[str, dict[str, bytes]] = {}
+    for s in ds.shards:
+        stored.update(_tar_members(dataset / s.name))
+    suffix = {"image": "jpg", "mask": "mask.png", "depth": "depth.png", "meta": "json"}
+    seq = list(ds)
+    assert len(seq) == len(stored) == 54
+    for s in seq:
+        assert all(isinstance(s[f], bytes) and s[f] == stored[s["key"]][x] for f, x in suffix.items())
+    order = np.random.default_rng(1).permutation(54).tolist()
+    assert [ds[i]["image"] for i in order] == [seq[i]["image"] for i in order]
+    assert [s["depth"] for s in ds.get_many(order)] == [seq[i]["depth"] for i in order]
+    assert sorted(s["key"] for s in ds.stream(shuffle=True, seed=3)) == [s["key"] for s in seq]
+    with pytest.raises(DatasetError, match="normalize/resize need decoded samples"):
+        ds.stream(normalize=True)
+    decoded = open_dataset(dataset)
+    from fgbg.readers.decode import decode_member
+
+    assert np.array_equal(decode_member("image", seq[5]["image"]), decoded[5]["image"])
+
+
+def test_get_many_any_order_repeats_and_shards(dataset: Path) -> None:
+    ds = open_dataset(dataset)
+    seq = list(ds)
+    wanted = [53, 0, 7, 6, 6, 20, 21, 22, -1, 13, 8]  # across shards of 7, neighbours, repeats, negative
+    got = ds.get_many(wanted)
+    assert [s["key"] for s in got] == [seq[i]["key"] for i in wanted]
+    assert all(np.array_equal(g["image"], seq[i]["image"]) and g["meta"] == seq[i]["meta"] for g, i in
+               zip(got, wanted, strict=True))
+    assert got[3] is not got[4] and got[3]["image"] is got[4]["image"]  # one read, one dict per position
+    assert ds.get_many([]) == []
+    with pytest.raises(IndexError):
+        ds.get_many([1, 54])
+    with pytest.raises(TypeError, match="sample index must be an int"):
+        ds[1.0]  # type: ignore[index]
+    assert ds[np.int64(3)]["key"] == seq[3]["key"]
+
+
+def test_reduce_decodes_smaller(dataset: Path) -> None:
+    """reduce=2: the JPEG by DCT scaling (libjpeg's scaled decode), the mask by nearest, depth by area."""
+    import cv2
+    import simplejpeg
+
+    raw = open_dataset(dataset, decode=False)[9]
+    s = open_dataset(dataset, reduce=2)[9]
+    assert s["image"].shape == (112, 112, 3) and s["mask"].shape == (112, 112) and s["depth"].shape == (56, 56)
+    assert np.array_equal(s["image"], simplejpeg.decode_jpeg(raw["image"], colorspace="RGB", min_width=112,
+                                                             min_height=112))
+    full = open_dataset(dataset)[9]
+    assert np.array_equal(s["mask"], cv2.resize(full["mask"], (112, 112), interpolation=cv2.INTER_NEAREST))
+    assert np.array_equal(s["depth"], cv2.resize(full["depth"], (56, 56), interpolation=cv2.INTER_AREA))
+    assert set(np.unique(s["mask"]).tolist()) <= {0, 255}
+    with pytest.raises(DatasetError, match="reduce must be one of 1, 2, 4, 8"):
+        open_dataset(dataset, reduce=3)
+
+
+def test_random_reads_keep_a_bounded_set_of_files_open(dataset: Path, tmp_path: Path) -> None:
+    """ds[i] reuses open shard files (no open/close per sample), never more than the cache's
+    bound, and close() lets them go; a dataset reopened after its files are replaced reads the new ones."""
+    import os
+    import shutil
+
+    from fgbg.readers.handles import handles
+
+    def open_fds() -> int:
+        return len(os.listdir("/proc/self/fd"))
+
+    before, cached = open_fds(), len(handles)
+    ds = open_dataset(dataset)
+    for i in range(0, 54, 3):
+        ds[i]
+    assert len(handles) - cached == len(ds.shards) and open_fds() - before == len(ds.shards)
+    for i in range(54):
+        ds[i]
+    assert open_fds() - before == len(ds.shards)  # reused, not reopened
+    ds.close()
+    assert open_fds() == before and len(handles) == cached
+    copy = tmp_path / "copy"
+    shutil.copytree(dataset, copy)
+    with open_dataset(copy) as a:
+        first = a[0]["key"]
+        shutil.copy(copy / "shards" / "000001.tar", copy / "shards" / "000000.tar.new")
+        os.replace(copy / "shards" / "000000.tar.new", copy / "shards" / "000000.tar")  # a shard rewritten
+        assert a[0]["key"] == first  # this open dataset still reads the file it opened
+    with open_dataset(copy) as b, pytest.raises(DatasetError, match=r"000000\.tar"):
+        b[0]  # reopened: the new file is seen (and its bytes are not sample 0's)
+    assert open_fds() == before
