@@ -12,7 +12,7 @@ from __future__ import annotations
 import bisect
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import msgspec
 import numpy as np
@@ -71,6 +71,8 @@ class Dataset:
         self.key_width = self.metadata.key_width
         reader = reader_class(self.format)
         self._readers: list[ShardReader] = [reader(location, s, self.key_width) for s in self.shards]
+        for r in self._readers:
+            r.views = not decode
 
     @property
     def manifest(self) -> dict[str, Any]:
@@ -117,6 +119,10 @@ class Dataset:
     def _decode(self, reader: ShardReader, key: str, members: dict[str, Member]) -> dict[str, Any]:
         if self.check:
             self._prove(reader, key, members)
+        elif not self.decode and len(members) == len(self.fields):  # the reader kept exactly these
+            raw = cast(dict[str, Any], members)  # the reader's fresh dict becomes the sample: no second dict
+            raw["key"] = key
+            return raw
         sample: dict[str, Any] = {"key": key}
         for field in self.fields:
             if field not in members:

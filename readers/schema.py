@@ -239,7 +239,7 @@ def sample_digest(members: dict[str, bytes]) -> str:
 def members_digest(members: dict[str, Any]) -> str | None:
     """:func:`sample_digest` of a sample as readers return it (field -> member); None when a
     member is decoded pixels (raw-layout HDF5: its chunks carry Fletcher-32 checksums instead)."""
-    if not all(isinstance(m, bytes) for m in members.values()):
+    if not all(isinstance(m, (bytes, memoryview)) for m in members.values()):
         return None
     return sample_digest({MEMBERS[f]: m for f, m in members.items()})
 

@@ -1,3 +1,4 @@
+import json
 from pathlib import Path
 
 import numpy as np
@@ -115,11 +116,15 @@ def test_raw_bytes_are_the_stored_members(dataset: Path) -> None:
     suffix = {"image": "jpg", "mask": "mask.png", "depth": "depth.png", "meta": "json"}
     seq = list(ds)
     assert len(seq) == len(stored) == 54
-    for s in seq:
-        assert all(isinstance(s[f], bytes) and s[f] == stored[s["key"]][x] for f, x in suffix.items())
+    for s in seq:  # pixels as zero-copy views of the mapped shard, the annotation as bytes
+        assert isinstance(s["image"], memoryview) and isinstance(s["meta"], bytes)
+        assert all(bytes(s[f]) == stored[s["key"]][x] for f, x in suffix.items())
     order = np.random.default_rng(1).permutation(54).tolist()
     assert [ds[i]["image"] for i in order] == [seq[i]["image"] for i in order]
     assert [s["depth"] for s in ds.get_many(order)] == [seq[i]["depth"] for i in order]
+    assert [json.loads(ds[i]["meta"])["index"] for i in order] == order
+    checked = open_dataset(dataset, decode=False, check=True)  # views are proven against the digests too
+    assert [bytes(s["mask"]) for s in checked] == [bytes(s["mask"]) for s in seq]
     assert sorted(s["key"] for s in ds.stream(shuffle=True, seed=3)) == [s["key"] for s in seq]
     with pytest.raises(DatasetError, match="normalize/resize need decoded samples"):
         ds.stream(normalize=True)
@@ -164,13 +169,18 @@ def test_reduce_decodes_smaller(dataset: Path) -> None:
         open_dataset(dataset, reduce=3)
 
 
-def test_random_reads_keep_a_bounded_set_of_files_open(dataset: Path, tmp_path: Path) -> None:
+def test_random_reads_keep_a_bounded_set_of_files_open(dataset: Path, tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     """ds[i] reuses open shard files (no open/close per sample), never more than the cache's
     bound, and close() lets them go; a dataset reopened after its files are replaced reads the new ones."""
     import os
     import shutil
 
-    from fgbg.readers.handles import handles
+    from fgbg.readers import fs
+    from fgbg.readers.handles import HandleCache
+
+    handles = HandleCache()  # this test's own: other tests of the process may have filled the shared one
+    monkeypatch.setattr(fs, "handles", handles)
 
     def open_fds() -> int:
         return len(os.listdir("/proc/self/fd"))

@@ -183,61 +183,94 @@ def _cv2_decode(files: dict[str, bytes]) -> dict[str, object]:
     return out
 
 
-def bench_read(n_samples: int, work: Path) -> None:
-    """Decoded samples/s on one core: fgbg reader vs stock webdataset vs the decode bound."""
-    import webdataset as wds
+def bench_read(n_samples: int, work: Path, peers: bool) -> None:
+    """fgbg's readers against the formats a user would pick instead, on the same encoded bytes
+    (one core: run under ``taskset -c 0``; warm page cache; best of 3 interleaved repeats).
+
+    Columns: write (fgbg: its tar writer with sha256 and fsync), sequential and random reads,
+    undecoded (every member's bytes in hand) and decoded (image, mask, depth, annotation).
+    Peers decode with OpenCV and ``json`` (what their users write); fgbg with its own decoders
+    -- the same pixels, checked by the tests. Peers: ``pip install -e ".[bench]"``.
+    """
+    import random
+
+    from fgbg.builder.shards.base import EncodedSample
+    from fgbg.readers.decode import check_pixels
 
     n_bg = 10
     placements = max(1, n_samples // (n_bg * n_bg * 2))
     bg, fg = write_demo_inputs(work / "inputs", n_bg, n_bg)
     out = work / "ds"
     build(out, BuildConfig(placements=placements, shard_size=1000), bg, fg, progress=False)
-    ds = open_dataset(out)
+    ds, raw = open_dataset(out), open_dataset(out, decode=False)
     n = len(ds)
+    order = list(range(n))
+    random.Random(0).shuffle(order)
     urls = [str(out / s.name) for s in ds.shards]
-    members = [m for s in range(len(ds.shards)) for _, m in ds.iter_members(s)]
-    payload = [{MEMBER_OF_FIELD[f]: v for f, v in m.items()} for m in members]
-    bound = _rate(n, lambda: [_cv2_decode(p) for p in payload])
-    ours = _rate(n, lambda: sum(1 for _ in ds))
-    checked_ds = open_dataset(out, check=True)
-    checked = _rate(n, lambda: sum(1 for _ in checked_ds))  # every sample proven against its digest
-    ours_stream = _rate(n, lambda: sum(1 for _ in ds.stream(shuffle=True, seed=0, buffer=1000)))
+    payload = [{MEMBER_OF_FIELD[f]: s[f] for f in ds.fields} for s in raw]
+    on_disk = sum(s.bytes for s in ds.shards)
 
-    def stock() -> int:
-        pipeline = wds.WebDataset(urls, shardshuffle=False).map(
-            lambda s: _cv2_decode({k: v for k, v in s.items() if not k.startswith("__")}))
-        return sum(1 for _ in pipeline)
+    def write() -> None:
+        meta = ShardMeta(0, 0, n, ds.key_width, 224, (112, 112))
+        with TarShardWriter(work / "w.tar", meta) as w:
+            for k, files in enumerate(payload):
+                w.add(EncodedSample(f"{k:0{ds.key_width}d}", files))
+            w.close()
 
-    webdataset_rate = _rate(n, stock)
-    undecoded = _rate(n, lambda: sum(1 for s in range(len(ds.shards)) for _ in ds.iter_members(s)))
+    def touch(samples: object) -> int:
+        return sum(len(v) for s in samples for k, v in s.items() if k != "key")  # type: ignore[attr-defined]
 
-    def raw_tarfile() -> int:
-        import tarfile
-
-        count = 0
-        for url in urls:
-            with tarfile.open(url) as t:
-                for m in t:
-                    f = t.extractfile(m)
-                    if f is not None:
-                        f.read()
-                        count += 1
-        return count
-
-    tar_rate = _rate(n, raw_tarfile)
+    figures = {
+        "write": _rate(n, write),
+        "seq_raw": _rate(n, lambda: touch(raw)),
+        "seq_decoded": _rate(n, lambda: sum(1 for _ in ds)),
+        "rand_raw": _rate(n, lambda: touch(raw[i] for i in order)),
+        "rand_decoded": _rate(n, lambda: [ds[i] for i in order]),
+    }
+    batches = [order[k:k + 256] for k in range(0, n, 256)]
+    extra = {
+        "get_many, batches of 256 random indices, undecoded": _rate(n, lambda: [raw.get_many(b) for b in batches]),
+        "get_many, batches of 256 random indices, decoded": _rate(n, lambda: [ds.get_many(b) for b in batches]),
+        "iter(ds), decoded at 1/2 size (reduce=2: DCT-scaled JPEG)": _rate(n, lambda: sum(
+            1 for _ in open_dataset(out, reduce=2))),
+        "iter(ds) with check=True (per-sample digests)": _rate(n, lambda: sum(
+            1 for _ in open_dataset(out, check=True))),
+        "undecoded iteration + the peers' OpenCV decoding": _rate(n, lambda: [_cv2_decode(_files(s)) for s in raw]),
+        "decode bound: the peers' OpenCV decoding of the bytes in memory": _rate(n, lambda: [
+            _cv2_decode(p) for p in payload]),
+    }
+    pixels = [v for p in payload for k, v in p.items() if k != "json"]
+    bomb = _rate(len(pixels), lambda: [check_pixels(v) for v in pixels]) / 3  # three images per sample
     print(f"\nread: {n} samples (224x224 JPEG q90, PNG mask, PNG depth, JSON), tar shards, one core, warm cache")
     print(f"machine: {platform.processor() or platform.machine()}, Python {platform.python_version()}\n")
-    print("| reader | decoded samples/s | vs decode bound | vs stock webdataset |")
-    print("|---|---|---|---|")
-    for name, r in (("decode bound (cv2.imdecode of the same bytes, in memory)", bound),
-                    ("fgbg: iter(ds), key order", ours),
-                    ("fgbg: iter(ds) with check=True (per-sample digests)", checked),
-                    ("fgbg: ds.stream(shuffle=True, buffer=1000)", ours_stream),
-                    ("stock webdataset.WebDataset + the same cv2 decoding", webdataset_rate)):
-        print(f"| {name} | {r:,.0f} | {r / bound:.2f} | {r / webdataset_rate:.2f} |")
-    print(f"\nchecked reads cost {1 - checked / ours:.1%} of the decoded rate (one sha256 per sample)")
-    print(f"\nundecoded: fgbg {undecoded:,.0f} samples/s vs raw tarfile iteration {tar_rate / 4:,.0f} samples/s "
-          f"({tar_rate:,.0f} members/s) = {undecoded / (tar_rate / 4):.1f}x")
+    rows = [("fgbg (tar, this version)", figures, on_disk / n, "")]
+    if peers:
+        from bench_peers import run_peers
+
+        for r in run_peers(payload, urls, work / "peers", _cv2_decode, order):
+            rows.append((r.name, {"write": r.write, "seq_raw": r.seq_raw, "seq_decoded": r.seq_decoded,
+                                  "rand_raw": r.rand_raw, "rand_decoded": r.rand_decoded}, r.bytes_per_sample, r.note))
+    cols = ("write", "seq_raw", "seq_decoded", "rand_raw", "rand_decoded")
+    print("samples/s (fgbg ÷ peer in brackets: above 1 = fgbg faster)\n")
+    print("| format | write | sequential, undecoded | sequential, decoded | random, undecoded | random, decoded "
+          "| bytes/sample |")
+    print("|---|---|---|---|---|---|---|")
+    for name, f, size, note in rows:
+        cells = [f"{f[c]:,.0f}" + (f" ({figures[c] / f[c]:.2f})" if f is not figures and f[c] else "") for c in cols]
+        if note and not any(f[c] for c in cols):
+            cells = [note] + [""] * (len(cols) - 1)
+        print(f"| {name} | {' | '.join(cells)} | {size:,.0f} |" + (f" {note}" if note and any(f.values()) else ""))
+    print("\n| fgbg, more | samples/s |\n|---|---|")
+    for name, rate in extra.items():
+        print(f"| {name} | {rate:,.0f} |")
+    per_sample = 1 / bomb
+    print(f"\ndecompression-bomb checks (header sizes of the 3 images): {per_sample * 1e6:.1f} us/sample = "
+          f"{per_sample * figures['seq_decoded']:.1%} of a decoded read")
+
+
+def _files(sample: dict[str, object]) -> dict[str, bytes]:
+    """A raw sample as tar member suffix -> bytes (what the peers' decoding takes)."""
+    return {MEMBER_OF_FIELD[f]: v for f, v in sample.items() if f != "key"}  # type: ignore[misc]
 
 
 def bench_scale(n_samples: int, work: Path, depth: str) -> None:
@@ -501,8 +534,9 @@ def main() -> int:
     sub = ap.add_subparsers(dest="bench", required=True)
     f = sub.add_parser("formats", help="tar vs HDF5 encoded vs HDF5 raw: write, read, size")
     f.add_argument("--samples", type=int, default=4000)
-    r = sub.add_parser("read", help="reader vs stock webdataset vs decode bound (one core)")
+    r = sub.add_parser("read", help="readers vs MDS, LitData, Arrow, Lance, webdataset (one core)")
     r.add_argument("--samples", type=int, default=4000)
+    r.add_argument("--no-peers", action="store_true", help="fgbg's own figures only")
     b = sub.add_parser("build", help="build vs encode bound, vs loose files + zip, tar writers")
     b.add_argument("--samples", type=int, default=20000)
     b.add_argument("--workers", type=int, default=2)
@@ -534,7 +568,7 @@ def main() -> int:
         elif a.bench == "scale":
             bench_scale(a.samples, work, a.depth)
         elif a.bench == "read":
-            bench_read(a.samples, work)
+            bench_read(a.samples, work, not a.no_peers)
         elif a.bench == "inputs":
             bench_inputs(a.bg, work, a.workers)
         elif a.bench == "depth":

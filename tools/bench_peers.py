@@ -2,9 +2,10 @@
 
 Why: "fgbg reads N samples/s" says little on its own. ``tools/bench.py read`` calls :func:`run_peers` with the
 very bytes it gives fgbg, so fgbg and each peer are printed side by side from one run, and the ratios hold on
-any machine. Each peer is written with the library's own writer at its defaults (64 MB chunks for MDS and
-LitData, as their docs suggest), read back with its own reader as a ``{suffix: bytes}`` dict, and only then
-handed to the caller's ``decode``, so decoding costs the same everywhere and only the format differs.
+any machine. Each peer is written with the library's own writer at its defaults (64 MB shards: MDS's default;
+LitData needs one given, "64MB" as in its README), read back with its own reader as a ``{suffix: bytes}`` dict,
+and only then handed to the caller's ``decode``, so decoding costs the same everywhere and only the format
+differs.
 
 The peers pull in torch and much else, so they live in their own environment, never in fgbg's (pin as tested):
 
@@ -12,7 +13,9 @@ The peers pull in torch and much else, so they live in their own environment, ne
     echo torch==2.13.0 > c.txt && peervenv/bin/pip install -c c.txt numpy opencv-python-headless \\
         webdataset==1.0.2 mosaicml-streaming==0.13.0 litdata==0.2.76 datasets==5.0.1 pylance==14.0.2 pyarrow==26.0.1
 
-A peer that is not installed, or that fails, is reported with zeros and a ``note``; the others still run.
+torchvision 0.28.0 comes in with mosaicml-streaming and does not load beside the CPU torch: see ``_mds`` for the
+stand-in module. A peer that is not installed, or that fails, is reported with zeros and a ``note``; the others
+still run.
 """
 
 from __future__ import annotations
@@ -70,7 +73,7 @@ def _du(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
-def _mds() -> _Peer:
+def _mds(n: int) -> _Peer:
     # streaming/__init__ imports streaming.vision, which imports torchvision; a torchvision wheel that does not
     # match the installed torch (torchvision 0.28.0 beside the local torch 2.13.0+cpu) raises RuntimeError
     # "operator torchvision::nms does not exist" on import. MDS needs none of it: an empty module stands in.
@@ -83,9 +86,14 @@ def _mds() -> _Peer:
             for s in samples:
                 w.write(s)
 
-    # StreamingDataset, not the bare LocalDataset: it is what MDS users train from (local dir, no remote)
-    return _Peer(write, lambda d: StreamingDataset(local=str(d), shuffle=False, batch_size=1), iter,
-                 lambda ds, i: ds[i], _du)
+    # StreamingDataset, not the bare LocalDataset: it is what MDS users train from (local dir, no remote). Its
+    # iterator yields only what a "ready" thread has passed, which runs at most `predownload` samples ahead and
+    # then sleeps 7 ms: the default 8 x batch_size (8 here) caps iteration at ~1,100 samples/s. Local shards need
+    # no download, so the whole dataset may be ready at once.
+    def open_(d: Path) -> Any:
+        return StreamingDataset(local=str(d), shuffle=False, batch_size=1, predownload=n)
+
+    return _Peer(write, open_, iter, lambda ds, i: ds[i], _du)
 
 
 def _litdata() -> _Peer:
@@ -100,6 +108,8 @@ def _litdata() -> _Peer:
         w.done()
         w.merge()
 
+    # ds[i] (0.2.76) decodes the whole 256-row Arrow record batch around i and keeps only that window:
+    # cheap in key order, one batch decode per item in random order (batch_decode=0 does not change it)
     return _Peer(write, lambda d: litdata.StreamingDataset(str(d)), iter, lambda ds, i: ds[i], _du)
 
 
@@ -188,7 +198,7 @@ def run_peers(samples: list[Sample], tar_urls: list[str], work: Path, decode: Ca
     _one_core()
     n, keys = len(samples), list(samples[0])
     factories: dict[str, Callable[[], _Peer]] = {
-        "mds": _mds, "litdata": _litdata, "datasets": _datasets,
+        "mds": lambda: _mds(n), "litdata": _litdata, "datasets": _datasets,
         "lance": lambda: _lance(keys), "webdataset": lambda: _webdataset(tar_urls),
     }
     chosen = list(PEERS if peers is None else peers)

@@ -22,11 +22,15 @@ __all__ = ["MEMBER_OF_FIELD", "Member", "ShardReadError", "ShardReader"]
 #: sample field -> tar member suffix, in the order builds write them (defined with the format records)
 MEMBER_OF_FIELD = MEMBERS
 
-Member = bytes | np.ndarray
+Member = bytes | memoryview | np.ndarray
 
 
 class ShardReader(ABC):
     """Reads one shard file of a dataset; opened lazily, safe to pickle (no handles kept)."""
+
+    #: hand out encoded members as zero-copy views of the read buffer or mapped file where the
+    #: format can (set by datasets opened with ``decode=False``: no copy the caller did not ask for)
+    views = False
 
     def __init__(self, location: Location, entry: ShardEntry, key_width: int):
         self.location = location

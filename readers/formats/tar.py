@@ -114,30 +114,33 @@ class TarShardReader(ShardReader):
                                len(locals_) == 1 and last)
             self._suffixes = tuple(suffix for suffix, _, _ in first) if first else None
         if self._suffixes and len(locals_) >= VECTOR_MIN:
-            offsets = self._window(buf, base, locals_, ends, last)
+            keys = [f"{self.entry.first + k:0{self.key_width}d}" for k in locals_]
+            offsets = self._window(buf, base, locals_, ends, last, keys)
             if offsets is not None:
                 take = [(m, _FIELD_OF_SUFFIX_BYTES[x]) for m, x in enumerate(self._suffixes)
                         if _FIELD_OF_SUFFIX_BYTES[x] in fields]
-                return [(self.key(local), {f: buf[o[m][0]:o[m][1]] for m, f in take})
-                        for local, o in zip(locals_, offsets, strict=True)]
+                # views: pixels as zero-copy views, the annotation as bytes (json.loads takes no views)
+                view = memoryview(buf) if self.views else buf
+                src = [(m, f, buf if f == "meta" else view) for m, f in take]
+                return [(key, {f: b[o[m][0]:o[m][1]] for m, f, b in src}) for key, o in zip(keys, offsets, strict=True)]
         if not isinstance(buf, bytes):  # a mapped file: the sample-by-sample path reads bytes
             lo, hi = ends[locals_[0]], ends[locals_[-1] + 1]
             buf, base = buf[lo - base:hi - base], lo
         return self._parse_each(buf, base, locals_, ends, fields, last)
 
     def _window(self, buf: bytes | mmap.mmap, base: int, locals_: Sequence[int], ends: list[int],
-                last: bool) -> list[list[list[int]]] | None:
+                last: bool, keys: list[str]) -> list[list[list[int]]] | None:
         assert self._suffixes is not None
         starts = np.fromiter((ends[k] for k in locals_), np.int64, len(locals_)) - base
         stops = np.fromiter((ends[k + 1] for k in locals_), np.int64, len(locals_)) - base
-        first = self.entry.first
-        keys = np.frombuffer("".join([f"{first + k:0{self.key_width}d}" for k in locals_]).encode(), np.uint8)
-        found = parse_window(buf, starts, stops, keys.reshape(len(locals_), -1), self._suffixes, last)
+        table = np.frombuffer("".join(keys).encode(), np.uint8).reshape(len(locals_), -1)
+        found = parse_window(buf, starts, stops, table, self._suffixes, last)
         return None if found is None else found.tolist()
 
     def _parse_each(self, buf: bytes, base: int, locals_: Sequence[int], ends: list[int], fields: tuple[str, ...],
                     last_in: bool) -> list[tuple[str, dict[str, Member]]] | None:
         out = []
+        view = memoryview(buf) if self.views else buf
         for local in locals_:
             key = self.key(local)
             span = parse_span(buf, ends[local] - base, ends[local + 1] - base, key.encode(),
@@ -148,7 +151,7 @@ class TarShardReader(ShardReader):
             for suffix, a, b in span:
                 field = _FIELD_OF_SUFFIX_BYTES[suffix]
                 if field in fields:
-                    members[field] = buf[a:b]
+                    members[field] = (buf if field == "meta" else view)[a:b]
             out.append((key, members))
         return out
 
