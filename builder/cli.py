@@ -204,6 +204,15 @@ def _build_parser() -> argparse.ArgumentParser:
     pv.add_argument("--columns", type=int, default=8, help="images per row")
     _add_storage_option(pv)
 
+    vw = command("view", "browse a dataset in the web browser: grid, sample pages, overview (read-only)")
+    vw.add_argument("dataset", help="dataset folder or URL")
+    vw.add_argument("--host", default="127.0.0.1", help="address to bind (default: this machine only)")
+    vw.add_argument("--port", type=int, default=8000, help="port (0: any free one)")
+    vw.add_argument("--format", choices=("tar", "hdf5"), help="which copy to read when the dataset has both")
+    vw.add_argument("--export", metavar="DIR", help="write a static site for a fixed sample instead of serving")
+    vw.add_argument("--samples", type=int, default=200, help="--export: samples in the site (evenly spaced)")
+    _add_storage_option(vw)
+
     i = command("info", "what a dataset holds: counts, shards, config, statistics")
     i.add_argument("dataset", help="dataset folder or URL")
     i.add_argument("--json", action="store_true", help="print the manifest")
@@ -413,6 +422,28 @@ def _cmd_export(a: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_view(a: argparse.Namespace) -> int:
+    from .view import export_site, serve
+
+    if a.export:
+        site = export_site(a.dataset, a.export, a.samples, a.format, _storage_options(a))
+        print(f"fgbg view: {site}/index.html")
+        return 0
+    if not 0 <= a.port <= 65535:
+        raise FgbgError(f"--port must be 0..65535, got {a.port}")
+
+    def ready(server: Any) -> None:
+        print(f"fgbg view: {server.url}  (Ctrl-C stops it)", flush=True)
+
+    try:
+        serve(a.dataset, a.host, a.port, a.format, _storage_options(a), ready)
+    except KeyboardInterrupt:
+        pass
+    except OSError as e:
+        raise FgbgError(f"cannot serve on {a.host}:{a.port} ({e.strerror or e})") from None
+    return 0
+
+
 def _cmd_preview(a: argparse.Namespace) -> int:
     path = preview(a.dataset, a.out, a.columns, storage_options=_storage_options(a))
     print(f"fgbg preview: {path}")
@@ -477,7 +508,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _build_parser().parse_args(argv)
     handlers = {"build": _cmd_build, "convert": _cmd_convert, "info": _cmd_info, "demo-inputs": _cmd_demo_inputs,
                 "append": _cmd_append, "depth-check": _cmd_depth_check, "verify": _cmd_verify, "repair": _cmd_repair,
-                "export": _cmd_export, "preview": _cmd_preview, "import": _cmd_import}
+                "export": _cmd_export, "preview": _cmd_preview, "import": _cmd_import, "view": _cmd_view}
     handler = handlers[args.command]
     previous = _terminate_as_interrupt()
     try:
