@@ -18,7 +18,7 @@ import pytest
 
 from fgbg.builder import BuildConfig, build
 from fgbg.builder.cli import main
-from fgbg.builder.view import ViewData, export_site
+from fgbg.builder.view import ViewData
 from fgbg.builder.view.server import ViewServer
 from fgbg.readers import open_dataset
 from fgbg.readers.decode import decode_member
@@ -89,13 +89,15 @@ def test_samples_pages_and_filters(server: ViewServer, dataset: Path) -> None:
 def test_sample_page_and_neighbours(server: ViewServer, dataset: Path) -> None:
     s = get_json(server, "/api/sample/7")
     meta = open_dataset(dataset)[7]["meta"]
-    assert s["key"] == "00000007" and s["annotation"] == meta and s["box"] == [meta["x"], meta["y"], meta["w"], meta["h"]]
+    assert s["key"] == "00000007" and s["annotation"] == meta
+    assert s["box"] == [meta["x"], meta["y"], meta["w"], meta["h"]]
     assert (s["prev"], s["next"], s["size"], s["depth"]) == (6, 8, [224, 224], True)
     bg = meta["bg"]["index"]
     within = get_json(server, f"/api/sample/7?bg={bg}")  # neighbours among the filtered samples
     same = [it["index"] for it in get_json(server, f"/api/samples?per=500&bg={bg}")["items"]]
     k = same.index(7)
-    assert within["prev"] == (same[k - 1] if k else None) and within["next"] == (same[k + 1] if k + 1 < len(same) else None)
+    assert within["prev"] == (same[k - 1] if k else None)
+    assert within["next"] == (same[k + 1] if k + 1 < len(same) else None)
 
 
 def test_images_are_the_samples(server: ViewServer, dataset: Path) -> None:
