@@ -193,9 +193,12 @@ def _build_parser() -> argparse.ArgumentParser:
                     help="masks saved as lossy JPEG become 255 where value > this")
     _add_storage_option(im)
 
-    ex = command("export", "write the dataset as loose folders in the seeds' layout")
+    ex = command("export", "write the dataset as loose folders in the seeds' layout, or as COCO annotations")
     ex.add_argument("dataset", help="dataset folder or URL")
-    ex.add_argument("--out", required=True, help="folder to write (fg_bg/, fg_bg_masks/, depth_maps/, inp_*)")
+    what = ex.add_mutually_exclusive_group(required=True)
+    what.add_argument("--out", help="folder to write (fg_bg/, fg_bg_masks/, depth_maps/, inp_*)")
+    what.add_argument("--coco", metavar="DIR", help="folder to write images/KEY.jpg and annotations.json (COCO "
+                                                   "instances: RLE masks, boxes; pip install \"fgbg[coco]\")")
     _add_storage_option(ex)
 
     pv = command("preview", "a collage PNG: backgrounds, foregrounds, masks, composites, depth")
@@ -417,6 +420,12 @@ def _cmd_import(a: argparse.Namespace) -> int:
 
 
 def _cmd_export(a: argparse.Namespace) -> int:
+    if a.coco:
+        from .commands.coco import export_coco
+
+        n = export_coco(a.dataset, a.coco, storage_options=_storage_options(a))
+        print(f"fgbg export: {n} images with COCO annotations written to {a.coco}")
+        return 0
     n = export(a.dataset, a.out, storage_options=_storage_options(a))
     print(f"fgbg export: {n} samples written to {a.out}")
     return 0
