@@ -115,6 +115,12 @@ def _build_parser() -> argparse.ArgumentParser:
     g.add_argument("--quality", type=int, default=d.quality, help="JPEG quality of composites")
     g.add_argument("--mask-threshold", type=int, default=d.mask_threshold, help="mask = 255 where fg alpha > this")
     g.add_argument("--soft-mask", action="store_true", help="store alpha in the mask instead of 0/255")
+    g.add_argument("--blend", default="alpha", help="how the person's edge meets the room: alpha (straight alpha), "
+                                                    "hard (a hard cut), feather:R (alpha softened R px inward), "
+                                                    "poisson (OpenCV seamlessClone); the mask follows the alpha")
+    g.add_argument("--harmonize", nargs="?", type=float, const=0.5, default=None, metavar="S",
+                   help="move the person's colours toward the room's (Reinhard in Lab), strength S in (0, 1] "
+                        "(default 0.5)")
     g.add_argument("--depth", default=d.depth, choices=BACKENDS,
                    help="depth backend: plane (a geometric prior, not a model), densedepth, onnx (your model), none")
     g.add_argument("--depth-size", help="stored depth map WIDTHxHEIGHT (default: half the composite size)")
@@ -310,7 +316,7 @@ def _config(a: argparse.Namespace) -> BuildConfig:
         depth_input=parse_size(a.depth_input, "--depth-input") if a.depth_input else None, depth_dtype=a.depth_dtype,
         mask_threshold=a.mask_threshold, soft_mask=a.soft_mask,
         depth_runtime=resolve_runtime(a.depth, a.depth_runtime, a.depth_device, a.depth_dtype),
-        depth_preset=_preset(a),
+        depth_preset=_preset(a), blend=None if a.blend == "alpha" else a.blend, harmonize=a.harmonize,
     )
 
 

@@ -68,8 +68,11 @@ class Prepared:
         return h, w
 
 
-def prepare(fg: np.ndarray, threshold: int = 0, soft: bool = False, canvas_width: int = 224) -> Prepared:
-    """Precompute what pasting straight RGBA ``fg`` at any position needs (see :class:`Prepared`)."""
+def prepare(fg: np.ndarray, threshold: int = 0, soft: bool = False, canvas_width: int = 224,
+            mask_alpha: np.ndarray | None = None) -> Prepared:
+    """Precompute what pasting straight RGBA ``fg`` at any position needs (see :class:`Prepared`).
+    ``mask_alpha``: the alpha the mask is made from when ``fg``'s own was changed by a blend
+    option (the mask follows the person, not the blend)."""
     if fg.ndim != 3 or fg.shape[2] != 4 or fg.dtype != np.uint8:
         raise ValueError(f"foreground must be uint8 (h, w, 4), got {fg.dtype} {fg.shape}")
     if fg.shape[1] > canvas_width:
@@ -80,7 +83,7 @@ def prepare(fg: np.ndarray, threshold: int = 0, soft: bool = False, canvas_width
     rows, cols = np.nonzero((alpha > 0) & ~opaque)
     offsets = (((rows * canvas_width + cols) * 3)[:, None] + np.arange(3)).reshape(-1).astype(np.intp)
     a = alpha[rows, cols].astype(np.uint16)[:, None]
-    mask = mask_box(alpha, threshold, soft)
+    mask = mask_box(alpha if mask_alpha is None else mask_alpha, threshold, soft)
     m = mask.astype(np.int64)
     return Prepared(
         canvas_width=canvas_width, rgb=rgb, opaque=opaque.view(np.uint8), edge_offsets=offsets,

@@ -12,6 +12,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+from .blend import check_blend
 from .depth.presets import parse_preset
 from .errors import FgbgError
 
@@ -72,6 +73,8 @@ class BuildConfig:
     # (omitted from the record then, so those datasets keep their fingerprints).
     depth_runtime: str | None = None  # densedepth: tensorflow (None), onnxruntime or openvino; onnx: either of the two
     depth_preset: str | None = None  # onnx: the model convention (see builder/depth/presets.py)
+    blend: str | None = None  # None: straight alpha; hard, feather:R, poisson (see builder/blend.py)
+    harmonize: float | None = None  # None: off; else Reinhard colour transfer strength in (0, 1]
 
     def __post_init__(self) -> None:
         problems = []
@@ -106,6 +109,11 @@ class BuildConfig:
                 parse_preset(self.depth_preset, self.depth_input)
             except ValueError as e:
                 problems.append(str(e))
+        blend_problem = check_blend(self.blend)
+        if blend_problem:
+            problems.append(blend_problem)
+        if self.harmonize is not None and not 0 < self.harmonize <= 1:
+            problems.append(f"--harmonize must be in (0, 1], got {self.harmonize}")
         if not 0 <= self.mask_threshold <= 254:
             problems.append(f"--mask-threshold must be 0..254, got {self.mask_threshold}")
         fw, fh = self.max_fg_size
@@ -151,7 +159,7 @@ class BuildConfig:
         d["depth_size"] = list(self.depth_shape)
         d["depth_input"] = list(self.depth_input_shape) if self.depth == "densedepth" else (
             list(self.depth_input) if self.depth_input else None)
-        for late in ("depth_runtime", "depth_preset"):
+        for late in ("depth_runtime", "depth_preset", "blend", "harmonize"):
             if d[late] is None:
                 del d[late]
         return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}

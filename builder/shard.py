@@ -19,6 +19,7 @@ import numpy as np
 
 from fgbg.readers.schema import sample_digest
 
+from .blend import blend_alpha, harmonise, lab_stats, poisson_paste
 from .composite import Prepared, paste, prepare
 from .config import BuildConfig
 from .depth import DepthBackend, DepthBatch, make_backend
@@ -165,22 +166,40 @@ class Foregrounds:
     """Foregrounds as pasted -- resized to (w, h) through premultiplied alpha, flipped, in
     BGRA order -- cached (LRU), since every combination recurs ``placements`` times."""
 
-    def __init__(self, inputs: InputSet, threshold: int, soft: bool, canvas_width: int, capacity: int = _FG_CACHE):
+    def __init__(self, inputs: InputSet, threshold: int, soft: bool, canvas_width: int, capacity: int = _FG_CACHE,
+                 blend: str | None = None, harmonize: float | None = None):
         self.inputs = inputs
         self.canvas_width = canvas_width
         self.threshold = threshold
         self.soft = soft
-        self._cache: LRU[tuple[int, int, int, int], Prepared] = LRU(capacity)
+        self.blend = blend if blend not in (None, "poisson") else None  # poisson is per placement (_batch)
+        self.harmonize = harmonize
+        self._rooms: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self._cache: LRU[tuple[int, int, int, int, int], Prepared] = LRU(capacity)
 
-    def _make(self, key: tuple[int, int, int, int]) -> Prepared:
-        fg, flip, w, h = key
+    def _room(self, bg: int) -> tuple[np.ndarray, np.ndarray]:
+        if bg not in self._rooms:
+            self._rooms[bg] = lab_stats(np.ascontiguousarray(self.inputs.bg[bg][..., ::-1]))
+        return self._rooms[bg]
+
+    def _make(self, key: tuple[int, int, int, int, int]) -> Prepared:
+        fg, flip, w, h, bg = key
         rgba = resize_rgba(self.inputs.fg[fg], w, h)
         # flipped if asked, and in BGRA order: composites are made in the encoder's order
         bgra = rgba[:, ::-1 if flip else 1][..., _BGRA]
-        return prepare(bgra, self.threshold, self.soft, self.canvas_width)
+        if self.blend is None and self.harmonize is None:
+            return prepare(bgra, self.threshold, self.soft, self.canvas_width)
+        alpha = np.ascontiguousarray(bgra[..., 3])
+        shown = np.array(bgra)
+        if self.harmonize is not None:
+            shown[..., :3] = harmonise(np.ascontiguousarray(bgra[..., :3]), alpha, self._room(bg), self.harmonize)
+        if self.blend is not None:
+            shown[..., 3] = blend_alpha(alpha, self.blend, self.threshold)
+        return prepare(shown, self.threshold, self.soft, self.canvas_width, mask_alpha=alpha)
 
-    def get(self, fg: int, flip: int, w: int, h: int) -> Prepared:
-        return self._cache.get_or_make((fg, flip, w, h), self._make)
+    def get(self, fg: int, flip: int, w: int, h: int, bg: int = -1) -> Prepared:
+        """The foreground as pasted; ``bg`` matters only with harmonisation (colours per room)."""
+        return self._cache.get_or_make((fg, flip, w, h, bg if self.harmonize is not None else -1), self._make)
 
 
 @dataclass
@@ -239,7 +258,9 @@ class ShardBuilder:
         # are (no colour conversion per sample); statistics are reported in RGB.
         self.backgrounds = Backgrounds(self.inputs.bg, self.cfg.size)
         self._masks: np.ndarray | None = None  # likewise: one batch of masks, see _mask_buffer
-        self.foregrounds = Foregrounds(self.inputs, self.cfg.mask_threshold, self.cfg.soft_mask, self.cfg.size)
+        self.foregrounds = Foregrounds(self.inputs, self.cfg.mask_threshold, self.cfg.soft_mask, self.cfg.size,
+                                       blend=self.cfg.blend, harmonize=self.cfg.harmonize)
+        self.poisson = self.cfg.blend == "poisson"
 
     def close(self) -> None:
         if self.backend is not None:
@@ -306,11 +327,14 @@ class ShardBuilder:
         mask_s = mask_q = 0
         for j, r in enumerate(rows):
             b, x, y, w, h = r.bg, r.x, r.y, r.w, r.h
-            fg = self.foregrounds.get(r.fg, r.flip, w, h)
+            fg = self.foregrounds.get(r.fg, r.flip, w, h, b)
             tables = self.backgrounds.get(b)
             bg = tables.bgr
             image = bg.copy() if keep else tables.canvas
-            paste(image, fg, x, y)
+            if self.poisson:
+                poisson_paste(image, fg.rgb, fg.mask, x, y)
+            else:
+                paste(image, fg, x, y)
             box = (slice(y, y + h), slice(x, x + w))
             masks[j][box] = fg.mask
             # Exact composite sums from the box alone: background - its box + composite box.

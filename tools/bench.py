@@ -330,6 +330,29 @@ def bench_view(n_samples: int, work: Path) -> None:
     print(f"| a sample page's data | {sample * 1e3:.1f} ms | |")
 
 
+def bench_compose(n_samples: int, work: Path) -> None:
+    """Build throughput (one worker, no depth, tar) per compositing option against the default."""
+    n_bg = 10
+    placements = max(1, n_samples // (n_bg * n_bg * 2))
+    bg, fg = write_demo_inputs(work / "inputs", n_bg, n_bg)
+    options: dict[str, dict[str, object]] = {
+        "alpha (default)": {}, "hard": {"blend": "hard"}, "feather:3": {"blend": "feather:3"},
+        "poisson": {"blend": "poisson"}, "harmonize 0.5": {"harmonize": 0.5},
+        "feather:3 + harmonize 0.5": {"blend": "feather:3", "harmonize": 0.5}}
+    rates = {}
+    for k, (name, option) in enumerate(options.items()):
+        cfg = BuildConfig(placements=placements, depth="none", **option)  # type: ignore[arg-type]
+        t = time.perf_counter()
+        res = build(work / f"c{k}", cfg, bg, fg, progress=False, workers=1)
+        rates[name] = res.samples / (time.perf_counter() - t)
+        shutil.rmtree(work / f"c{k}")
+    base = rates["alpha (default)"]
+    print(f"\ncompose: {res.samples} samples per build, 224 px, one worker, no depth, tar\n")
+    print("| option | samples/s | × default |\n|---|---|---|")
+    for name, rate in rates.items():
+        print(f"| {name} | {rate:,.0f} | {rate / base:.2f} |")
+
+
 def bench_scale(n_samples: int, work: Path, depth: str) -> None:
     """Build samples/s with the local process pool and with Ray, for 1 and 2 workers."""
     import os
@@ -604,6 +627,8 @@ def main() -> int:
     i = sub.add_parser("inputs", help="memory and time to the first shard with many backgrounds")
     i.add_argument("--bg", type=int, default=10000)
     i.add_argument("--workers", type=int, default=2)
+    c = sub.add_parser("compose", help="build speed per compositing option (--blend, --harmonize)")
+    c.add_argument("--samples", type=int, default=4000)
     v = sub.add_parser("view", help="fgbg view on a large dataset: start, thumbnails, filters")
     v.add_argument("--samples", type=int, default=400000)
     d = sub.add_parser("depth", help="DenseDepth per runtime and precision: speed and agreement, end to end")
@@ -626,6 +651,8 @@ def main() -> int:
             bench_build(a.samples, work, a.workers, a.depth)
         elif a.bench == "scale":
             bench_scale(a.samples, work, a.depth)
+        elif a.bench == "compose":
+            bench_compose(a.samples, work)
         elif a.bench == "view":
             bench_view(a.samples, work)
         elif a.bench == "read":

@@ -36,7 +36,8 @@ def export_coco(url: str, out: str | Path, storage_options: dict[str, Any] | Non
     (root / "images").mkdir(parents=True, exist_ok=True)
     raw = open_dataset(url, storage_options=storage_options, decode=False, fields=("image", "meta"))
     masks = open_dataset(url, storage_options=storage_options, fields=("mask",))
-    images, annotations = [], []
+    images: list[dict[str, Any]] = []
+    annotations: list[dict[str, Any]] = []
     for s, m in zip(raw, masks, strict=True):
         key = s["key"]
         (root / "images" / f"{key}.jpg").write_bytes(bytes(s["image"]))
