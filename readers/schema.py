@@ -62,6 +62,9 @@ _MAX_DIM = 1 << 15
 
 Sha256 = Annotated[str, Meta(pattern=r"^[0-9a-f]{64}$")]
 NonNegative = Annotated[int, Meta(ge=0, le=_MAX_COUNT)]
+# totals that grow with samples times bytes or pixels: a 100M-sample dataset holds 1.5e12
+# bytes and 5e12 composite pixels, past the count ceiling (found by the metadata-scale check)
+Total = Annotated[int, Meta(ge=0, le=2**62)]
 Dim = Annotated[int, Meta(ge=1, le=_MAX_DIM)]
 FormatName = Literal["tar", "hdf5"]
 FieldName = Literal["image", "mask", "depth", "meta"]
@@ -89,13 +92,13 @@ class FieldSpec(Struct, frozen=True, omit_defaults=True):
 class Totals(Struct, frozen=True):
     samples: NonNegative
     shards: NonNegative
-    bytes: dict[FormatName, NonNegative]
+    bytes: dict[FormatName, Total]
 
 
 class Statistic(Struct, frozen=True):
     mean: Annotated[list[float], Meta(min_length=1, max_length=4)]
     std: Annotated[list[float], Meta(min_length=1, max_length=4)]
-    pixels: NonNegative | None = None
+    pixels: Total | None = None
 
 
 class AnnotationsInfo(Struct, frozen=True):

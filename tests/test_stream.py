@@ -152,3 +152,19 @@ def test_memory_fsspec_url(dataset: Path, tmp_path: Path) -> None:
         assert got == [s["key"] for s in local.stream(shuffle=True, seed=1, buffer=10)]
     cached = open_dataset("memory://fgbgtest", cache_dir=tmp_path / "cache")
     assert len(list(cached)) == len(local) and any((tmp_path / "cache").iterdir())
+
+
+def test_epoch_slices_without_the_whole_order() -> None:
+    """A consumer makes only its slice of the epoch's order (100M samples: 800 MB whole), and
+    every slice equals the same slice of the whole order, shuffled or not."""
+    from fgbg.readers.stream import _rng, epoch_sequence
+
+    rng = np.random.default_rng(0)
+    counts = rng.integers(1, 40, 30).tolist()
+    firsts = np.concatenate([[0], np.cumsum(counts)[:-1]]).tolist()
+    for shuffle in (False, True):
+        order = _rng(5, 2, 0x5EED).permutation(30) if shuffle else np.arange(30)
+        whole = np.concatenate([np.arange(firsts[s], firsts[s] + counts[s]) for s in order])
+        assert np.array_equal(epoch_sequence(firsts, counts, shuffle, 5, 2), whole)
+        for lo, hi in ((0, 1), (3, 97), (len(whole) - 5, len(whole)), (50, 50), (0, len(whole))):
+            assert np.array_equal(epoch_sequence(firsts, counts, shuffle, 5, 2, lo, hi), whole[lo:hi])

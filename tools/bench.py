@@ -353,6 +353,54 @@ def bench_compose(n_samples: int, work: Path) -> None:
         print(f"| {name} | {rate:,.0f} | {rate / base:.2f} |")
 
 
+def bench_metadata(n_samples: int, work: Path) -> None:
+    """The metadata of an N-sample dataset without its pixels: a real demo build's manifest
+    with its shard list grown to N samples (entries as the builder writes them; shard files
+    absent -- opening reads none), then in a fresh process: open_dataset time and peak RSS,
+    len, and the epoch plan of consumer 63 x 7 of a 64-rank x 8-worker shuffled stream."""
+    import json
+    import subprocess
+
+    bg, fg = write_demo_inputs(work / "inputs", 2, 2)
+    build(work / "src", BuildConfig(placements=1, shard_size=1000), bg, fg, progress=False, workers=1)
+    manifest = json.loads((work / "src" / "manifest.json").read_bytes())
+    per = 1000
+    entry = {**manifest["shards"]["tar"][0], "bytes": 15_000 * per}  # as a real 1000-sample shard (15 kB each)
+    manifest["shards"]["tar"] = [{**entry, "name": f"shards/{s:06d}.tar", "first": s * per, "count": per}
+                                 for s in range(n_samples // per)]
+    manifest["totals"].update(samples=n_samples, shards=n_samples // per,
+                              bytes={"tar": entry["bytes"] * (n_samples // per)})
+    manifest["key_width"] = max(8, len(str(n_samples - 1)))
+    out = work / "big"
+    out.mkdir()
+    data = json.dumps(manifest).encode()
+    (out / "manifest.json").write_bytes(data)
+    index_per_sample = (work / "src" / "annotations.csv").stat().st_size / len(open_dataset(work / "src"))
+    code = f"""
+import resource, time
+t0 = time.perf_counter()
+from fgbg.readers import open_dataset
+from fgbg.readers.stream import StreamSpec, consumer_plan
+t1 = time.perf_counter()
+ds = open_dataset({str(out)!r})
+t2 = time.perf_counter()
+plan = consumer_plan(ds._firsts, [s.count for s in ds.shards], StreamSpec(True, 0, 0, 63, 64, 7, 8, 2000, "pad"))
+t3 = time.perf_counter()
+print(t1 - t0, t2 - t1, t3 - t2, len(plan), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+"""
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    if run.returncode:
+        raise SystemExit(run.stderr)
+    imp, opened, planned, n_plan, rss = (float(v) for v in run.stdout.split())
+    print(f"\nmetadata: {n_samples:,} samples in {n_samples // per:,} shards (no pixels)\n")
+    print("| what | measured | goal |\n|---|---|---|")
+    print(f"| manifest.json | {len(data) / 1e6:.1f} MB ({len(data) / n_samples:.2f} bytes/sample) | |")
+    print(f"| open_dataset (after a {imp:.2f} s import) | {opened:.2f} s | < 1 s |")
+    print(f"| peak RSS of that process (open + one consumer's plan) | {rss:.0f} MiB | < 200 MB |")
+    print(f"| epoch plan of consumer 63x7 of 64x8, shuffled | {planned:.2f} s ({n_plan:,.0f} samples) | |")
+    print(f"| annotations.csv | {index_per_sample:.1f} bytes/sample | <= 10 |")
+
+
 def bench_scale(n_samples: int, work: Path, depth: str) -> None:
     """Build samples/s with the local process pool and with Ray, for 1 and 2 workers."""
     import os
@@ -627,6 +675,8 @@ def main() -> int:
     i = sub.add_parser("inputs", help="memory and time to the first shard with many backgrounds")
     i.add_argument("--bg", type=int, default=10000)
     i.add_argument("--workers", type=int, default=2)
+    mt = sub.add_parser("metadata", help="open, RSS and stream plans at 10M-100M samples, metadata only")
+    mt.add_argument("--samples", type=int, default=100_000_000)
     c = sub.add_parser("compose", help="build speed per compositing option (--blend, --harmonize)")
     c.add_argument("--samples", type=int, default=4000)
     v = sub.add_parser("view", help="fgbg view on a large dataset: start, thumbnails, filters")
@@ -651,6 +701,8 @@ def main() -> int:
             bench_build(a.samples, work, a.workers, a.depth)
         elif a.bench == "scale":
             bench_scale(a.samples, work, a.depth)
+        elif a.bench == "metadata":
+            bench_metadata(a.samples, work)
         elif a.bench == "compose":
             bench_compose(a.samples, work)
         elif a.bench == "view":
