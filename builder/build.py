@@ -36,7 +36,7 @@ from .manifest import (
     ANNOTATIONS,
     BUILD_RECORD,
     MANIFEST,
-    annotations_csv,
+    annotation_chunks,
     make_manifest,
     make_record,
     manifest_bytes,
@@ -280,12 +280,13 @@ def complete(
     # The index and the input statistics depend on the plan and inputs only: they are made in
     # a thread once the first shard is back (the workers busy, this process idle), not after.
     side = ThreadPoolExecutor(1, thread_name_prefix="fgbg-index")
-    make_index = functools.partial(annotations_csv, plan, record.key_width)
+    def make_index() -> str:  # streamed to the store, one chunk in memory: its sha256 comes back
+        return store.write_atomic_chunks(ANNOTATIONS, annotation_chunks(plan, record.key_width))
 
     def make_stats() -> dict[str, PixelSums]:
         return input_statistics(load_inputs(store, record.inputs), cfg)
 
-    index_job: Future[bytes] | None = None
+    index_job: Future[str] | None = None
     stats_job: Future[dict[str, PixelSums]] | None = None
     try:
         for results in run(list(range(plan.n_shards))):
@@ -302,10 +303,9 @@ def complete(
         bar.close()
         side.shutdown(wait=True)
     store.remove_stale_temps()  # every shard is done: a temp left now belongs to a dead worker
-    annotations = index_job.result() if index_job else make_index()
+    index_sha256 = index_job.result() if index_job else make_index()
     stats = stats_job.result() if stats_job else make_stats()
-    store.write_atomic(ANNOTATIONS, annotations)
-    manifest = make_manifest(record, receipts, annotations, stats)
+    manifest = make_manifest(record, receipts, index_sha256, stats)
     write_card(store, manifest)
     store.write_atomic(MANIFEST, manifest_bytes(manifest))
     return BuildResult(store.url, plan.n_samples, plan.n_shards, built, plan.n_shards - built, built_samples,

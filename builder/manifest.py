@@ -11,9 +11,7 @@ All three are canonical JSON/CSV with no timestamps, so equal builds are byte-id
 
 from __future__ import annotations
 
-import hashlib
-import io
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import msgspec
@@ -37,6 +35,7 @@ __all__ = [
     "BUILD_RECORD",
     "MANIFEST",
     "TOOL_VERSION",
+    "annotation_chunks",
     "annotation_line",
     "annotations_csv",
     "dumps",
@@ -101,17 +100,21 @@ def annotation_line(key_width: int, pos: int, shard: int, bg: int, fg: int, flip
     return f"{pos:0{key_width}d},{shard},{bg},{fg},{flip},{placement},{x},{y},{w},{h},{scale!r}\n"
 
 
-def annotations_csv(plan: Plan, key_width: int, chunk: int = 65536) -> bytes:
-    """The annotations index: one CSV row per sample in key order."""
-    buf = io.StringIO()
-    buf.write(",".join(ANNOTATION_COLUMNS) + "\n")
+def annotation_chunks(plan: Plan, key_width: int, chunk: int = 65536) -> Iterator[bytes]:
+    """The annotations index, one CSV row per sample in key order, ``chunk`` rows at a time:
+    written as it is made, so building it costs one chunk of memory whatever the dataset's size."""
+    yield (",".join(ANNOTATION_COLUMNS) + "\n").encode("ascii")
     for first in range(0, plan.n_samples, chunk):
         p = plan.params(first, min(chunk, plan.n_samples - first))
         cols = zip(p.position.tolist(), plan.shard_of(p.position).tolist(), p.bg.tolist(), p.fg.tolist(),
                    p.flip.tolist(), p.placement.tolist(), p.x.tolist(), p.y.tolist(), p.w.tolist(), p.h.tolist(),
                    p.scale.tolist(), strict=True)
-        buf.writelines(annotation_line(key_width, *row) for row in cols)
-    return buf.getvalue().encode("ascii")
+        yield "".join(annotation_line(key_width, *row) for row in cols).encode("ascii")
+
+
+def annotations_csv(plan: Plan, key_width: int, chunk: int = 65536) -> bytes:
+    """The whole annotations index as bytes (small datasets, tests; builds stream it)."""
+    return b"".join(annotation_chunks(plan, key_width, chunk))
 
 
 def manifest_bytes(manifest: Manifest) -> bytes:
@@ -120,7 +123,7 @@ def manifest_bytes(manifest: Manifest) -> bytes:
 
 
 def make_manifest(
-    record: BuildRecord, receipts: Iterable[Receipt], annotations: bytes, extra_stats: dict[str, PixelSums]
+    record: BuildRecord, receipts: Iterable[Receipt], index_sha256: str, extra_stats: dict[str, PixelSums]
 ) -> Manifest:
     """Assemble the manifest from the build record and all shard receipts.
 
@@ -151,6 +154,6 @@ def make_manifest(
                    "bytes": {fmt: sum(r.bytes for r in rs) for fmt, rs in by_format.items()}},
         "statistics": {name: {**s.mean_std(), "pixels": s.count}
                        for name, s in {**merged, **extra_stats}.items()},
-        "annotations": {"file": ANNOTATIONS, "sha256": hashlib.sha256(annotations).hexdigest(),
+        "annotations": {"file": ANNOTATIONS, "sha256": index_sha256,
                         "columns": list(ANNOTATION_COLUMNS)},
     }, Manifest)

@@ -280,7 +280,7 @@ def _import(source: _Source, src: str | Path, out: str | Path, shard_size: int, 
                                          m["h"], m["scale"]) for m in rows)
         annotations = index.getvalue().encode("ascii")
         store.write_atomic(ANNOTATIONS, annotations)
-        manifest = make_manifest(record, receipts, annotations, {})
+        manifest = make_manifest(record, receipts, hashlib.sha256(annotations).hexdigest(), {})
         write_card(store, manifest)
         store.write_atomic(MANIFEST, manifest_bytes(manifest))
     n = len(receipts)

@@ -176,7 +176,7 @@ def _made_problems(store: Store, data: bytes, manifest: Manifest, record: BuildR
         except FgbgError as e:
             report.add("inputs/", str(e))
             return
-    made_manifest = make_manifest(record, receipts, annotations, extra)
+    made_manifest = make_manifest(record, receipts, hashlib.sha256(annotations).hexdigest(), extra)
     if manifest_bytes(made_manifest) != data:
         made, stored, own = msgspec.to_builtins(made_manifest), msgspec.to_builtins(manifest), record.body()
         fields = sorted(k for k in set(made) | set(stored) if made.get(k) != stored.get(k) and k not in own)

@@ -12,7 +12,9 @@ Paths inside a store are relative POSIX strings such as ``"shards/000000.tar"``.
 from __future__ import annotations
 
 import hashlib
+import os
 from abc import ABC, abstractmethod
+from collections.abc import Iterable
 from contextlib import AbstractContextManager
 from pathlib import Path
 
@@ -74,6 +76,33 @@ class Store(ABC):
     @abstractmethod
     def write_atomic(self, rel: str, data: bytes) -> None:
         """Make ``data`` appear as ``rel`` atomically (skipped if already identical)."""
+
+    def write_atomic_chunks(self, rel: str, chunks: Iterable[bytes]) -> str:
+        """Make the concatenated ``chunks`` appear as ``rel`` atomically and return their
+        sha256, never holding more than one chunk: written to a local temp file while hashed,
+        committed unless the stored file already holds exactly those bytes (a finished build
+        rerun rewrites nothing). For files that grow with the dataset (the index: 4 GB at 100M)."""
+        tmp = self.temp_path(rel)
+        h = hashlib.sha256()
+        size = 0
+        try:
+            with open(tmp, "wb") as f:
+                for chunk in chunks:
+                    f.write(chunk)
+                    h.update(chunk)
+                    size += len(chunk)
+                f.flush()
+                os.fsync(f.fileno())
+            digest = h.hexdigest()
+            try:
+                same = self.size(rel) == size and self.sha256(rel) == digest
+            except FileNotFoundError:
+                same = False
+            if not same:
+                self.commit(tmp, rel)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return digest
 
     @abstractmethod
     def remove(self, rel: str) -> None: ...
