@@ -118,6 +118,8 @@ def _build_parser() -> argparse.ArgumentParser:
     g.add_argument("--blend", default="alpha", help="how the person's edge meets the room: alpha (straight alpha), "
                                                     "hard (a hard cut), feather:R (alpha softened R px inward), "
                                                     "poisson (OpenCV seamlessClone); the mask follows the alpha")
+    g.add_argument("--rotate", type=int, metavar="DEG", help="turn each person by a whole angle in [-DEG, DEG] "
+                                                              "degrees, drawn per sample (1..180)")
     g.add_argument("--harmonize", nargs="?", type=float, const=0.5, default=None, metavar="S",
                    help="move the person's colours toward the room's (Reinhard in Lab), strength S in (0, 1] "
                         "(default 0.5)")
@@ -317,6 +319,7 @@ def _config(a: argparse.Namespace) -> BuildConfig:
         mask_threshold=a.mask_threshold, soft_mask=a.soft_mask,
         depth_runtime=resolve_runtime(a.depth, a.depth_runtime, a.depth_device, a.depth_dtype),
         depth_preset=_preset(a), blend=None if a.blend == "alpha" else a.blend, harmonize=a.harmonize,
+        rotate=a.rotate,
     )
 
 

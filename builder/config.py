@@ -12,7 +12,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from .blend import check_blend
+from .blend import check_blend, rotated_box
 from .depth.presets import parse_preset
 from .errors import FgbgError
 
@@ -75,6 +75,7 @@ class BuildConfig:
     depth_preset: str | None = None  # onnx: the model convention (see builder/depth/presets.py)
     blend: str | None = None  # None: straight alpha; hard, feather:R, poisson (see builder/blend.py)
     harmonize: float | None = None  # None: off; else Reinhard colour transfer strength in (0, 1]
+    rotate: int | None = None  # None: upright; else each person turned by a whole angle in [-rotate, rotate] degrees
 
     def __post_init__(self) -> None:
         problems = []
@@ -112,15 +113,20 @@ class BuildConfig:
         blend_problem = check_blend(self.blend)
         if blend_problem:
             problems.append(blend_problem)
+        if self.rotate is not None and not (isinstance(self.rotate, int) and 1 <= self.rotate <= 180):
+            problems.append(f"--rotate must be a whole number of degrees 1..180, got {self.rotate!r}")
         if self.harmonize is not None and not 0 < self.harmonize <= 1:
             problems.append(f"--harmonize must be in (0, 1], got {self.harmonize}")
         if not 0 <= self.mask_threshold <= 254:
             problems.append(f"--mask-threshold must be 0..254, got {self.mask_threshold}")
         fw, fh = self.max_fg_size
+        if self.rotate is not None and isinstance(self.rotate, int) and 1 <= self.rotate <= 180:
+            fw, fh = (max(v) for v in zip(*(rotated_box(fw, fh, a) for a in range(self.rotate + 1)), strict=True))
         if fw > self.size or fh > self.size:
             problems.append(
                 f"foreground {fw}x{fh} (--fg-size {self.fg_size[0]}x{self.fg_size[1]} "
-                f"x max --fg-scale {self.fg_scale[1]}) is larger than the {self.size}x{self.size} "
+                f"x max --fg-scale {self.fg_scale[1]}{f', turned up to {self.rotate} degrees' if self.rotate else ''}"
+                f") is larger than the {self.size}x{self.size} "
                 "background; it must fit inside the composite"
             )
         if problems:
@@ -159,7 +165,7 @@ class BuildConfig:
         d["depth_size"] = list(self.depth_shape)
         d["depth_input"] = list(self.depth_input_shape) if self.depth == "densedepth" else (
             list(self.depth_input) if self.depth_input else None)
-        for late in ("depth_runtime", "depth_preset", "blend", "harmonize"):
+        for late in ("depth_runtime", "depth_preset", "blend", "harmonize", "rotate"):
             if d[late] is None:
                 del d[late]
         return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .blend import rotated_box
 from .config import BuildConfig, scaled_size
 from .record import BuildRecord
 
@@ -94,9 +95,12 @@ class SampleParams:
     placement: np.ndarray
     x: np.ndarray
     y: np.ndarray
-    w: np.ndarray
+    w: np.ndarray  # the box pasted: the person's size, or the box of the turned person
     h: np.ndarray
     scale: np.ndarray
+    angle: np.ndarray  # whole degrees the person is turned (0 without --rotate)
+    pw: np.ndarray  # the person's own size before turning (= w, h without --rotate)
+    ph: np.ndarray
 
     def __len__(self) -> int:
         return len(self.position)
@@ -156,7 +160,7 @@ class Plan:
     """Maps dataset positions to sample parameters. Cheap to build; holds no per-sample state."""
 
     # Streams of the per-combination hash; never renumber (it would change every dataset).
-    _STREAM_X, _STREAM_Y, _STREAM_SCALE = 0, 1, 2
+    _STREAM_X, _STREAM_Y, _STREAM_SCALE, _STREAM_ANGLE = 0, 1, 2, 3
 
     def __init__(self, cfg: BuildConfig, fg_sizes: list[tuple[int, int]], n_bg: int,
                  segments: list[tuple[tuple[int, int], tuple[int, int]]] | None = None):
@@ -225,8 +229,15 @@ class Plan:
         h = np.empty(count, dtype=np.int64)
         for i in range(count):
             w[i], h[i] = scaled_size((int(base[i, 0]), int(base[i, 1])), float(scale[i]))
+        pw, ph = w, h
+        angle = np.zeros(count, np.int64)
+        if cfg.rotate:
+            angle = (draw(self._STREAM_ANGLE) % np.uint64(2 * cfg.rotate + 1)).astype(np.int64) - cfg.rotate
+            boxes = [rotated_box(int(a), int(b), int(t)) for a, b, t in zip(pw, ph, angle, strict=True)]
+            w = np.array([b[0] for b in boxes], np.int64)
+            h = np.array([b[1] for b in boxes], np.int64)
         room_x = (cfg.size - w + 1).astype(np.uint64)
         room_y = (cfg.size - h + 1).astype(np.uint64)
         x = (draw(self._STREAM_X) % room_x).astype(np.int64)
         y = (draw(self._STREAM_Y) % room_y).astype(np.int64)
-        return SampleParams(pos.astype(np.int64), bg, fg, flip, k, x, y, w, h, scale)
+        return SampleParams(pos.astype(np.int64), bg, fg, flip, k, x, y, w, h, scale, angle, pw, ph)

@@ -19,7 +19,7 @@ import numpy as np
 
 from fgbg.readers.schema import sample_digest
 
-from .blend import blend_alpha, harmonise, lab_stats, poisson_paste
+from .blend import blend_alpha, harmonise, lab_stats, poisson_paste, rotate_rgba
 from .composite import Prepared, paste, prepare
 from .config import BuildConfig
 from .depth import DepthBackend, DepthBatch, make_backend
@@ -54,6 +54,8 @@ def meta_json(meta: dict[str, Any]) -> bytes:
     """``KEY.json``: canonical JSON (sorted keys, no spaces), exactly ``json.dumps(meta,
     sort_keys=True, separators=(",", ":"))`` for the annotation's fixed schema, formatted
     directly because that call was a measurable share of a sample's time."""
+    if "angle" in meta:  # a turned person (--rotate): two more keys, rare enough for json.dumps
+        return json.dumps(meta, sort_keys=True, separators=(",", ":")).encode()
     bg, fg = meta["bg"], meta["fg"]
     return (
         f'{{"bg":{{"index":{bg["index"]},"name":{_json_str(bg["name"])}}},'
@@ -76,6 +78,9 @@ class _Row(NamedTuple):
     w: int
     h: int
     scale: float
+    angle: int
+    pw: int
+    ph: int
 
 
 def _rows(p: SampleParams, start: int, stop: int) -> list[_Row]:
@@ -83,14 +88,18 @@ def _rows(p: SampleParams, start: int, stop: int) -> list[_Row]:
     return [_Row(*r) for r in zip(*cols, strict=True)]
 
 
-def _annotation(r: _Row, inputs: Inputs) -> dict[str, Any]:
-    """The annotation of one sample (what ``KEY.json`` holds)."""
-    return {
+def _annotation(r: _Row, inputs: Inputs, rotated: bool = False) -> dict[str, Any]:
+    """The annotation of one sample (what ``KEY.json`` holds). With ``--rotate`` also the angle
+    and the person's own size (``x, y, w, h`` are then the box of the turned person)."""
+    meta = {
         "index": r.position,
         "bg": {"index": r.bg, "name": inputs.bg[r.bg].name},
         "fg": {"index": r.fg, "name": inputs.fg[r.fg].name},
         "flip": r.flip, "placement": r.placement, "x": r.x, "y": r.y, "w": r.w, "h": r.h, "scale": r.scale,
     }
+    if rotated:
+        meta["angle"], meta["size"] = r.angle, [r.pw, r.ph]
+    return meta
 
 
 _RUN_OPTIONS = {"densedepth": ("weights", "batch", "device", "threads", "calibration"),
@@ -175,18 +184,20 @@ class Foregrounds:
         self.blend = blend if blend not in (None, "poisson") else None  # poisson is per placement (_batch)
         self.harmonize = harmonize
         self._rooms: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-        self._cache: LRU[tuple[int, int, int, int, int], Prepared] = LRU(capacity)
+        self._cache: LRU[tuple[int, int, int, int, int, int], Prepared] = LRU(capacity)
 
     def _room(self, bg: int) -> tuple[np.ndarray, np.ndarray]:
         if bg not in self._rooms:
             self._rooms[bg] = lab_stats(np.ascontiguousarray(self.inputs.bg[bg][..., ::-1]))
         return self._rooms[bg]
 
-    def _make(self, key: tuple[int, int, int, int, int]) -> Prepared:
-        fg, flip, w, h, bg = key
+    def _make(self, key: tuple[int, int, int, int, int, int]) -> Prepared:
+        fg, flip, w, h, bg, angle = key
         rgba = resize_rgba(self.inputs.fg[fg], w, h)
         # flipped if asked, and in BGRA order: composites are made in the encoder's order
         bgra = rgba[:, ::-1 if flip else 1][..., _BGRA]
+        if angle:
+            bgra = rotate_rgba(np.ascontiguousarray(bgra), angle)
         if self.blend is None and self.harmonize is None:
             return prepare(bgra, self.threshold, self.soft, self.canvas_width)
         alpha = np.ascontiguousarray(bgra[..., 3])
@@ -197,9 +208,11 @@ class Foregrounds:
             shown[..., 3] = blend_alpha(alpha, self.blend, self.threshold)
         return prepare(shown, self.threshold, self.soft, self.canvas_width, mask_alpha=alpha)
 
-    def get(self, fg: int, flip: int, w: int, h: int, bg: int = -1) -> Prepared:
-        """The foreground as pasted; ``bg`` matters only with harmonisation (colours per room)."""
-        return self._cache.get_or_make((fg, flip, w, h, bg if self.harmonize is not None else -1), self._make)
+    def get(self, fg: int, flip: int, w: int, h: int, bg: int = -1, angle: int = 0) -> Prepared:
+        """The foreground as pasted: ``w`` x ``h`` before turning by ``angle`` degrees; ``bg``
+        matters only with harmonisation (colours per room)."""
+        return self._cache.get_or_make((fg, flip, w, h, bg if self.harmonize is not None else -1, angle),
+                                       self._make)
 
 
 @dataclass
@@ -327,7 +340,7 @@ class ShardBuilder:
         mask_s = mask_q = 0
         for j, r in enumerate(rows):
             b, x, y, w, h = r.bg, r.x, r.y, r.w, r.h
-            fg = self.foregrounds.get(r.fg, r.flip, w, h, b)
+            fg = self.foregrounds.get(r.fg, r.flip, r.pw, r.ph, b, r.angle)
             tables = self.backgrounds.get(b)
             bg = tables.bgr
             image = bg.copy() if keep else tables.canvas
@@ -376,7 +389,7 @@ class ShardBuilder:
             if depths is not None:
                 depth = depths[j]
                 files["depth.png"] = encode_png(depth)
-            files["json"] = meta_json(_annotation(r, inputs))
+            files["json"] = meta_json(_annotation(r, inputs, self.cfg.rotate is not None))
             key = f"{r.position:0{self.key_width}d}"
             if reuse:
                 mask[r.y : r.y + r.h, r.x : r.x + r.w] = 0  # zeroed again for the next batch

@@ -337,7 +337,7 @@ def bench_compose(n_samples: int, work: Path) -> None:
     bg, fg = write_demo_inputs(work / "inputs", n_bg, n_bg)
     options: dict[str, dict[str, object]] = {
         "alpha (default)": {}, "hard": {"blend": "hard"}, "feather:3": {"blend": "feather:3"},
-        "poisson": {"blend": "poisson"}, "harmonize 0.5": {"harmonize": 0.5},
+        "poisson": {"blend": "poisson"}, "harmonize 0.5": {"harmonize": 0.5}, "rotate 30": {"rotate": 30},
         "feather:3 + harmonize 0.5": {"blend": "feather:3", "harmonize": 0.5}}
     rates = {}
     for k, (name, option) in enumerate(options.items()):

@@ -322,7 +322,10 @@ class _ShardChecker:
                 if problem:
                     out.append(Problem(name, problem, key))
                 if self.foregrounds is not None:
-                    fg = self.foregrounds.get(meta["fg"]["index"], meta["flip"], meta["w"], meta["h"])
+                    w, h, angle = meta["w"], meta["h"], 0
+                    if "angle" in meta:  # --rotate: the person's own size, turned into the box
+                        (w, h), angle = meta["size"], meta["angle"]
+                    fg = self.foregrounds.get(meta["fg"]["index"], meta["flip"], w, h, angle=angle)
                     want = np.zeros_like(sample["mask"])
                     want[meta["y"] : meta["y"] + meta["h"], meta["x"] : meta["x"] + meta["w"]] = fg.mask
                     if not np.array_equal(want, sample["mask"]):
