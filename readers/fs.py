@@ -58,12 +58,16 @@ class Location:
             from .extras import filesystem_error
 
             protocol = self.url.split("://", 1)[0]
+            # No listings cache: a reader asks for files by name, and a listing cached by the
+            # same (shared) filesystem instance before a file was written made fsspec report that
+            # file missing afterwards (seen on S3 while a build's retried shard was committed)
+            options = {"use_listings_cache": False, **self.storage_options}
             try:
                 if self.cache_dir:
                     self._fs = fsspec.filesystem("filecache", target_protocol=protocol,
-                                                 target_options=self.storage_options, cache_storage=self.cache_dir)
+                                                 target_options=options, cache_storage=self.cache_dir)
                 else:
-                    self._fs = fsspec.filesystem(protocol, **self.storage_options)
+                    self._fs = fsspec.filesystem(protocol, **options)
             except ImportError as e:
                 raise filesystem_error(protocol, e) from e
         return self._fs
