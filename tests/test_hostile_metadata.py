@@ -285,7 +285,7 @@ def _index_garbled_and_rehashed(ds: Path) -> None:
 
 @pytest.mark.parametrize(("lie", "where", "what"), [
     (_index_garbled, "annotations.csv", "sha256 differs from the manifest"),
-    (_index_garbled_and_rehashed, "annotations.csv", "malformed (line 2 is not a row of 11 fields with a numeric key)"),
+    (_index_garbled_and_rehashed, "annotations.csv", "malformed (line 2 holds a value that is not a number)"),
     (_shift_offsets, "shards/000001.tar", "sample 00000007 does not start at the receipt's offset"),
     (_swap_members, "shards/000001.tar", "member '00000007.mask.png' where '00000007.jpg' belongs"),
     (_duplicate_sample, "shards/000001.tar", "member '00000006.jpg' where '00000007.jpg' belongs"),
