@@ -113,14 +113,15 @@ class BuildConfig:
         blend_problem = check_blend(self.blend)
         if blend_problem:
             problems.append(blend_problem)
-        if self.rotate is not None and not (isinstance(self.rotate, int) and 1 <= self.rotate <= 180):
+        turn = self.rotate is not None and type(self.rotate) is int and 1 <= self.rotate <= 180
+        if self.rotate is not None and not turn:
             problems.append(f"--rotate must be a whole number of degrees 1..180, got {self.rotate!r}")
         if self.harmonize is not None and not 0 < self.harmonize <= 1:
             problems.append(f"--harmonize must be in (0, 1], got {self.harmonize}")
         if not 0 <= self.mask_threshold <= 254:
             problems.append(f"--mask-threshold must be 0..254, got {self.mask_threshold}")
         fw, fh = self.max_fg_size
-        if self.rotate is not None and isinstance(self.rotate, int) and 1 <= self.rotate <= 180:
+        if turn and self.rotate is not None:  # the box of the person at the worst angle must fit too
             fw, fh = (max(v) for v in zip(*(rotated_box(fw, fh, a) for a in range(self.rotate + 1)), strict=True))
         if fw > self.size or fh > self.size:
             problems.append(

@@ -93,7 +93,8 @@ def epoch_sequence(firsts: list[int], counts: list[int], shuffle: bool, seed: in
     shard_order = _rng(seed, epoch, 0x5EED).permutation(len(counts)) if shuffle else np.arange(len(counts))
     sizes = np.asarray(counts, np.int64)[shard_order]
     ends = np.cumsum(sizes)
-    hi = int(ends[-1]) if hi is None and len(ends) else (hi or 0)
+    if hi is None:
+        hi = int(ends[-1]) if len(ends) else 0
     if hi <= lo:
         return np.zeros(0, np.int64)
     parts = []

@@ -58,7 +58,7 @@ def _parse_header(header: bytes, offset: int, source: str) -> tuple[int, bytes, 
     if len(header) < BLOCK:
         raise TarFormatError(f"{source}: truncated header at byte {offset}")
     stored = _number(header[148:156], "checksum")
-    if stored != sum(header[:148]) + 8 * 32 + sum(header[156:]):
+    if stored != header_sum(header, 0):
         raise TarFormatError(f"{source}: bad header checksum at byte {offset}")
     size = _number(header[124:136], "size")
     if not 0 <= size <= MAX_MEMBER_BYTES:  # read() would allocate what the header asks for

@@ -34,28 +34,25 @@ def export_coco(url: str, out: str | Path, storage_options: dict[str, Any] | Non
     if root.exists() and any(root.iterdir()):
         raise FgbgError(f"{root}: exists and is not empty; give a new folder for the COCO export")
     (root / "images").mkdir(parents=True, exist_ok=True)
-    raw = open_dataset(url, storage_options=storage_options, decode=False, fields=("image", "meta"))
-    masks = open_dataset(url, storage_options=storage_options, fields=("mask",))
     images: list[dict[str, Any]] = []
     annotations: list[dict[str, Any]] = []
-    for s, m in zip(raw, masks, strict=True):
-        key = s["key"]
-        (root / "images" / f"{key}.jpg").write_bytes(bytes(s["image"]))
-        mask = np.asfortranarray((m["mask"] >= 128).astype(np.uint8))
-        h, w = mask.shape
-        images.append({"id": int(key), "file_name": f"images/{key}.jpg", "width": w, "height": h})
-        if not mask.any():
-            continue  # a person wholly transparent at this size: no instance to annotate
-        rle = mask_api.encode(mask)
-        box = [float(v) for v in mask_api.toBbox(rle)]
-        rle["counts"] = rle["counts"].decode("ascii")
-        annotations.append({"id": len(annotations) + 1, "image_id": int(key), "category_id": CATEGORY["id"],
-                            "segmentation": rle, "area": float(mask_api.area(rle)), "bbox": box, "iscrowd": 0})
-    meta = raw.metadata
-    info = {"description": f"fgbg dataset {url}", "version": meta.fingerprint[:16],
-            "contributor": "fgbg", "url": str(url)}
+    with (open_dataset(url, storage_options=storage_options, decode=False, fields=("image", "meta")) as raw,
+          open_dataset(url, storage_options=storage_options, fields=("mask",)) as masks):
+        for s, m in zip(raw, masks, strict=True):
+            key = s["key"]
+            (root / "images" / f"{key}.jpg").write_bytes(bytes(s["image"]))
+            mask = np.asfortranarray((m["mask"] >= 128).astype(np.uint8))
+            h, w = mask.shape
+            images.append({"id": int(key), "file_name": f"images/{key}.jpg", "width": w, "height": h})
+            if not mask.any():
+                continue  # a person wholly transparent at this size: no instance to annotate
+            rle = mask_api.encode(mask)
+            box = [float(v) for v in mask_api.toBbox(rle)]
+            rle["counts"] = rle["counts"].decode("ascii")
+            annotations.append({"id": len(annotations) + 1, "image_id": int(key), "category_id": CATEGORY["id"],
+                                "segmentation": rle, "area": float(mask_api.area(rle)), "bbox": box, "iscrowd": 0})
+        fingerprint = raw.metadata.fingerprint
+    info = {"description": f"fgbg dataset {url}", "version": fingerprint[:16], "contributor": "fgbg", "url": str(url)}
     doc = {"info": info, "images": images, "annotations": annotations, "categories": [CATEGORY], "licenses": []}
     (root / "annotations.json").write_text(json.dumps(doc))
-    raw.close()
-    masks.close()
     return len(images)

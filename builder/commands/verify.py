@@ -124,7 +124,7 @@ class _Index:
             return "no row in the annotations index"
         pairs = {"bg": meta["bg"]["index"], "fg": meta["fg"]["index"], "flip": meta["flip"],
                  "placement": meta["placement"], "x": meta["x"], "y": meta["y"], "w": meta["w"], "h": meta["h"]}
-        wrong = [k for k, v in pairs.items() if not isinstance(v, int) or int(self.columns[k][i]) != v]
+        wrong = [k for k, v in pairs.items() if type(v) is not int or int(self.columns[k][i]) != v]
         if float(self.columns["scale"][i]) != float(meta["scale"]):
             wrong.append("scale")
         return f"annotation differs from the index in {', '.join(wrong)}" if wrong else None

@@ -10,6 +10,7 @@ so the server answers at once; filters wait for it.
 
 from __future__ import annotations
 
+import bisect
 import threading
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -143,7 +144,7 @@ class ViewData:
         i = self._check(i)
         meta = msgspec.json.decode(self.raw[i]["meta"])
         chosen = self.positions(filters)
-        where = int(np.searchsorted(np.asarray(chosen), i)) if len(chosen) else 0
+        where = bisect.bisect_left(chosen, i)  # a range or an index array: no copy of all positions
         found = where < len(chosen) and int(chosen[where]) == i
         prev = int(chosen[where - 1]) if where > 0 else None
         nxt = int(chosen[where + 1 if found else where]) if (where + 1 if found else where) < len(chosen) else None

@@ -96,10 +96,6 @@ class TarShardReader(ShardReader):
             self._bounds = [*receipt.offsets, receipt.bytes]
         return self._bounds
 
-    def _offset(self, local: int) -> int:
-        """The byte offset of sample ``local``, from the receipt (checked against the file once)."""
-        return self.receipt().offsets[local]
-
     _suffixes: tuple[bytes, ...] | None = None  # the members each sample holds, in order (learnt once)
 
     def _parse(self, buf: bytes | mmap.mmap, base: int, locals_: Sequence[int], ends: list[int],
@@ -216,7 +212,7 @@ class TarShardReader(ShardReader):
 
     # -- random access --------------------------------------------------------------------
     def read_members(self, local: int, fields: tuple[str, ...]) -> tuple[str, dict[str, Member]]:
-        ends = self._bounds or self._boundaries()
+        ends = self._boundaries()
         lo, hi = ends[local], ends[local + 1]
         buf = self._read(lo, hi) if hi - lo <= MAX_SPAN else b""
         parsed = self._parse_each(buf, lo, (local,), ends, fields, local == self.entry.count - 1) if len(
