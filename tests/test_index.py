@@ -9,7 +9,7 @@ import pytest
 
 from fgbg.builder import BuildConfig, build
 from fgbg.readers import open_dataset
-from fgbg.readers.errors import MetadataError
+from fgbg.readers.errors import DatasetError, MetadataError
 from fgbg.readers.index import parse_index, read_index
 
 HEADER = b"key,shard,bg,fg,flip,placement,x,y,w,h,scale\n"
@@ -46,3 +46,13 @@ def test_lies_are_named(body: bytes, samples: int, what: str) -> None:
         parse_index(HEADER + body, samples, "a.csv")
     with pytest.raises(MetadataError, match="header is"):
         parse_index(b"key,bg\n" + body, samples, "a.csv")
+
+
+def test_an_index_larger_than_its_rows_can_be_is_refused_unread(tmp_path: Path,
+                                                                demo_inputs: tuple[Path, Path]) -> None:
+    build(tmp_path / "ds", BuildConfig(placements=1, shard_size=7), *demo_inputs, progress=False, workers=1)
+    ds = open_dataset(tmp_path / "ds")
+    with open(tmp_path / "ds" / "annotations.csv", "ab") as f:
+        f.truncate(100 + 256 * 18)  # past what 18 rows of numbers can take
+    with pytest.raises(DatasetError, match=r"annotations\.csv: \d+ bytes, over the \d+-byte bound"):
+        read_index(ds.location, ds.metadata)
