@@ -120,6 +120,15 @@ def _build_parser() -> argparse.ArgumentParser:
                                                     "poisson (OpenCV seamlessClone); the mask follows the alpha")
     g.add_argument("--rotate", type=int, metavar="DEG", help="turn each person by a whole angle in [-DEG, DEG] "
                                                               "degrees, drawn per sample (1..180)")
+    g.add_argument("--people", metavar="MIN-MAX", help="people per composite, e.g. 1-3: painted farther first, "
+                   "with an instance-id map (KEY.instances.png) and one annotation entry each (format 2)")
+    g.add_argument("--max-occlusion", type=float, metavar="F", help="with --people: the largest share of a "
+                   "person that nearer people may hide; a person hidden more is drawn again (default 0.5)")
+    g.add_argument("--position", choices=("uniform", "floor"), default="uniform",
+                   help="uniform: anywhere in the frame; floor: feet on the room's floor, sized by its distance "
+                        "(the plane prior's room geometry)")
+    g.add_argument("--person-height", metavar="LOW-HIGH", help="with --position floor: person height range in "
+                   "metres (default 1.5-1.9)")
     g.add_argument("--harmonize", nargs="?", type=float, const=0.5, default=None, metavar="S",
                    help="move the person's colours toward the room's (Reinhard in Lab), strength S in (0, 1] "
                         "(default 0.5)")
@@ -319,8 +328,23 @@ def _config(a: argparse.Namespace) -> BuildConfig:
         mask_threshold=a.mask_threshold, soft_mask=a.soft_mask,
         depth_runtime=resolve_runtime(a.depth, a.depth_runtime, a.depth_device, a.depth_dtype),
         depth_preset=_preset(a), blend=None if a.blend == "alpha" else a.blend, harmonize=a.harmonize,
-        rotate=a.rotate,
+        rotate=a.rotate, people=_people(a.people),
+        max_occlusion=a.max_occlusion if a.max_occlusion is not None or a.people is None else 0.5,
+        position=None if a.position == "uniform" else a.position,
+        person_height=(parse_range(a.person_height, "--person-height") if a.person_height
+                       else (1.5, 1.9) if a.position == "floor" else None),
     )
+
+
+def _people(text: str | None) -> tuple[int, int] | None:
+    """``--people 1-3`` (or ``2``) as (min, max)."""
+    if text is None:
+        return None
+    parts = text.split("-")
+    if len(parts) > 2 or not all(p.strip().isdigit() for p in parts):
+        raise FgbgError(f"--people: expected MIN-MAX such as 1-3, got {text!r}")
+    lo, hi = int(parts[0]), int(parts[-1])
+    return lo, hi
 
 
 def _cmd_build(a: argparse.Namespace) -> int:

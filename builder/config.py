@@ -16,10 +16,15 @@ from .blend import check_blend, rotated_box
 from .depth.presets import parse_preset
 from .errors import FgbgError
 
-__all__ = ["FORMAT_VERSION", "BuildConfig", "parse_range", "parse_size"]
+__all__ = ["FORMAT_VERSION", "MAX_PEOPLE", "PEOPLE_FORMAT_VERSION", "BuildConfig", "parse_range", "parse_size"]
 
 #: Version of the on-disk layout (shards, receipts, manifest). Bump on any change to bytes.
+#: 2 = a dataset with several people per composite (``--people``: the ``instances`` member);
+#: every other dataset is still written as 1, so readers of format 1 keep reading it.
 FORMAT_VERSION = 1
+PEOPLE_FORMAT_VERSION = 2
+MAX_PEOPLE = 16  # people per composite: instance ids are 1..K in an 8-bit PNG
+MAX_PERSON_M = 2.5  # the tallest person --position floor places (taller ones would not fit the frame)
 
 
 def parse_size(text: str, what: str = "size") -> tuple[int, int]:
@@ -76,6 +81,10 @@ class BuildConfig:
     blend: str | None = None  # None: straight alpha; hard, feather:R, poisson (see builder/blend.py)
     harmonize: float | None = None  # None: off; else Reinhard colour transfer strength in (0, 1]
     rotate: int | None = None  # None: upright; else each person turned by a whole angle in [-rotate, rotate] degrees
+    people: tuple[int, int] | None = None  # None: one person; else (min, max) people per composite (format 2)
+    max_occlusion: float | None = None  # with people: the largest share of a person others may hide (default 0.5)
+    position: str | None = None  # None: uniform (anywhere); "floor": feet on the room's floor (builder/floor.py)
+    person_height: tuple[float, float] | None = None  # floor: person height range in metres (default 1.5-1.9)
 
     def __post_init__(self) -> None:
         problems = []
@@ -118,6 +127,7 @@ class BuildConfig:
             problems.append(f"--rotate must be a whole number of degrees 1..180, got {self.rotate!r}")
         if self.harmonize is not None and not 0 < self.harmonize <= 1:
             problems.append(f"--harmonize must be in (0, 1], got {self.harmonize}")
+        problems += self._people_problems() + self._floor_problems()
         if not 0 <= self.mask_threshold <= 254:
             problems.append(f"--mask-threshold must be 0..254, got {self.mask_threshold}")
         fw, fh = self.max_fg_size
@@ -133,11 +143,42 @@ class BuildConfig:
         if problems:
             raise FgbgError("; ".join(problems))
 
+    def _people_problems(self) -> list[str]:
+        if self.people is None:
+            return [] if self.max_occlusion is None else ["--max-occlusion needs --people"]
+        out = []
+        lo, hi = self.people
+        if not 1 <= lo <= hi <= MAX_PEOPLE:
+            out.append(f"--people must be MIN-MAX with 1 <= MIN <= MAX <= {MAX_PEOPLE}, got {lo}-{hi}")
+        if self.max_occlusion is None or not 0 <= self.max_occlusion < 1:
+            out.append(f"--max-occlusion must be in [0, 1), got {self.max_occlusion}")
+        return out
+
+    def _floor_problems(self) -> list[str]:
+        if self.position is None:
+            return [] if self.person_height is None else ["--person-height needs --position floor"]
+        if self.position != "floor":
+            return [f"--position must be uniform or floor, got {self.position!r}"]
+        out = []
+        if self.person_height is None or not 0 < self.person_height[0] <= self.person_height[1] <= MAX_PERSON_M:
+            out.append(f"--person-height must be LOW-HIGH metres with 0 < LOW <= HIGH <= {MAX_PERSON_M}, "
+                       f"got {self.person_height}")
+        if self.fg_scale != (1.0, 1.0):
+            out.append("--fg-scale does not apply with --position floor (the floor's distance sizes each person)")
+        if self.rotate is not None:
+            out.append("--rotate does not apply with --position floor (a turned person has no feet on the floor)")
+        return out
+
     @property
     def max_fg_size(self) -> tuple[int, int]:
         """The largest box a foreground can take after scale jitter."""
         hi = self.fg_scale[1]
         return scaled_size(self.fg_size, hi)
+
+    @property
+    def format_version(self) -> int:
+        """The format a dataset with these settings is written in."""
+        return PEOPLE_FORMAT_VERSION if self.people is not None else FORMAT_VERSION
 
     @property
     def runtime(self) -> str | None:
@@ -166,7 +207,8 @@ class BuildConfig:
         d["depth_size"] = list(self.depth_shape)
         d["depth_input"] = list(self.depth_input_shape) if self.depth == "densedepth" else (
             list(self.depth_input) if self.depth_input else None)
-        for late in ("depth_runtime", "depth_preset", "blend", "harmonize", "rotate"):
+        for late in ("depth_runtime", "depth_preset", "blend", "harmonize", "rotate", "people", "max_occlusion",
+                     "position", "person_height"):
             if d[late] is None:
                 del d[late]
         return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}

@@ -86,7 +86,7 @@ def make_record(
     """The build record of a new dataset; its fingerprint covers everything that determines the bytes."""
     return BuildRecord(config=cfg, inputs=inputs, depth=depth, formats=tuple(formats), hdf5_layout=hdf5_layout,
                        key_width=max(8, len(str(max(0, n_samples - 1)))),
-                       tool={"fgbg": TOOL_VERSION, **encoder_versions()})
+                       tool={"fgbg": TOOL_VERSION, **encoder_versions()}, format_version=cfg.format_version)
 
 
 def _format_of(shard_rel: str) -> str:
@@ -144,6 +144,8 @@ def make_manifest(
     if record.depth_shape is not None:
         dw, dh = record.depth_shape
         fields["depth"] = {"member": "depth.png", "shape": [dh, dw]}
+    if getattr(record.config, "people", None) is not None:
+        fields["instances"] = {"member": "instances.png", "shape": [size, size]}
     fields["meta"] = {"member": "json"}
     return msgspec.convert({
         **record.to_json(),

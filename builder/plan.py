@@ -17,15 +17,17 @@ does not promise to keep).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
 from .blend import rotated_box
 from .config import BuildConfig, scaled_size
+from .floor import feet_range, person_rows
 from .record import BuildRecord
 
-__all__ = ["Plan", "SampleParams", "Segment", "feistel_permute", "hash_words", "make_segments", "mix64", "plan_for"]
+__all__ = ["Placement", "Plan", "SampleParams", "Segment", "feistel_permute", "hash_words", "make_segments", "mix64", "plan_for"]
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -101,9 +103,29 @@ class SampleParams:
     angle: np.ndarray  # whole degrees the person is turned (0 without --rotate)
     pw: np.ndarray  # the person's own size before turning (= w, h without --rotate)
     ph: np.ndarray
+    feet: np.ndarray  # --position floor: the feet row (= y + h); -1 otherwise
+    height_m: np.ndarray  # --position floor: the person's height in metres; 0 otherwise
+    people: np.ndarray  # --people: how many people the sample draws (this one and people - 1 more); 1 otherwise
+    fg_end: np.ndarray  # foregrounds the extra people are drawn from: [0, fg_end) (those of its segment)
 
     def __len__(self) -> int:
         return len(self.position)
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where and how big one person is pasted (arrays: one entry per sample, or per draw)."""
+
+    x: np.ndarray
+    y: np.ndarray
+    w: np.ndarray
+    h: np.ndarray
+    scale: np.ndarray
+    angle: np.ndarray
+    pw: np.ndarray
+    ph: np.ndarray
+    feet: np.ndarray
+    height_m: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -161,6 +183,8 @@ class Plan:
 
     # Streams of the per-combination hash; never renumber (it would change every dataset).
     _STREAM_X, _STREAM_Y, _STREAM_SCALE, _STREAM_ANGLE = 0, 1, 2, 3
+    _STREAM_FEET, _STREAM_HEIGHT, _STREAM_PEOPLE, _STREAM_FG, _STREAM_FLIP = 4, 5, 6, 7, 8
+    _EXTRA = 0xE0  # extra people hash (..., stream, _EXTRA + person, attempt): apart from the first's words
 
     def __init__(self, cfg: BuildConfig, fg_sizes: list[tuple[int, int]], n_bg: int,
                  segments: list[tuple[tuple[int, int], tuple[int, int]]] | None = None):
@@ -219,12 +243,35 @@ class Plan:
         def draw(stream: int) -> np.ndarray:
             return hash_words(cfg.seed, bg, fg, flip, k, stream)
 
+        at = self.place(fg, draw)
+        people = np.ones(count, np.int64)
+        if cfg.people is not None:
+            lo, hi = cfg.people
+            people = lo + (draw(self._STREAM_PEOPLE) % np.uint64(hi - lo + 1)).astype(np.int64)
+        fg_end = np.full(count, seg.fg[1], np.int64)
+        return SampleParams(pos.astype(np.int64), bg, fg, flip, k, at.x, at.y, at.w, at.h, at.scale, at.angle,
+                            at.pw, at.ph, at.feet, at.height_m, people, fg_end)
+
+    def place(self, fg: np.ndarray, draw: Callable[[int], np.ndarray]) -> Placement:
+        """Placements of foregrounds ``fg`` from the uniform words ``draw(stream)`` gives."""
+        cfg = self.cfg
+        count = len(fg)
+        base = self.fg_sizes[fg]
+        feet = np.full(count, -1, np.int64)
+        height_m = np.zeros(count)
         lo, hi = cfg.fg_scale
-        if lo == hi:
+        if cfg.position == "floor" and cfg.person_height is not None:
+            f_lo, f_hi = feet_range(cfg.size)
+            feet = f_lo + (draw(self._STREAM_FEET) % np.uint64(f_hi - f_lo + 1)).astype(np.int64)
+            m_lo, m_hi = cfg.person_height
+            height_m = np.round(m_lo + (m_hi - m_lo) * uniform01(draw(self._STREAM_HEIGHT)), 3)
+            # as tall as the floor says, but never wider than the frame
+            scale = np.minimum(person_rows(feet, height_m, cfg.size) / base[:, 1], cfg.size / base[:, 0])
+            scale = np.maximum(np.floor(scale * 1e4) / 1e4, 1e-4)  # 4 decimals, rounded down: it still fits
+        elif lo == hi:
             scale = np.full(count, lo)
         else:
             scale = np.round(lo + (hi - lo) * uniform01(draw(self._STREAM_SCALE)), 4)
-        base = self.fg_sizes[fg]
         w = np.empty(count, dtype=np.int64)
         h = np.empty(count, dtype=np.int64)
         for i in range(count):
@@ -237,7 +284,25 @@ class Plan:
             w = np.array([b[0] for b in boxes], np.int64)
             h = np.array([b[1] for b in boxes], np.int64)
         room_x = (cfg.size - w + 1).astype(np.uint64)
-        room_y = (cfg.size - h + 1).astype(np.uint64)
         x = (draw(self._STREAM_X) % room_x).astype(np.int64)
-        y = (draw(self._STREAM_Y) % room_y).astype(np.int64)
-        return SampleParams(pos.astype(np.int64), bg, fg, flip, k, x, y, w, h, scale, angle, pw, ph)
+        if cfg.position == "floor":
+            h = ph = np.minimum(h, feet)  # the top stays in the frame (never turned: --rotate is refused)
+            y = feet - h
+        else:
+            room_y = (cfg.size - h + 1).astype(np.uint64)
+            y = (draw(self._STREAM_Y) % room_y).astype(np.int64)
+        return Placement(x, y, w, h, scale, angle, pw, ph, feet, height_m)
+
+    def extra(self, p: SampleParams, j: int, person: int, attempt: int) -> tuple[int, int, Placement]:
+        """(fg, flip, placement) of extra person ``person`` (1, 2, ...) of sample ``j`` of ``p``,
+        its ``attempt``-th draw (a person hidden beyond --max-occlusion is drawn again): words
+        of the sample's combination, so the sample stays a pure function of its position."""
+        cfg = self.cfg
+        words = (cfg.seed, int(p.bg[j]), int(p.fg[j]), int(p.flip[j]), int(p.placement[j]))
+
+        def draw(stream: int) -> np.ndarray:
+            return hash_words(*words, stream, self._EXTRA + person, attempt).reshape(1)
+
+        fg = int(draw(self._STREAM_FG)[0] % np.uint64(int(p.fg_end[j])))
+        flip = int(draw(self._STREAM_FLIP)[0] % np.uint64(cfg.flips))
+        return fg, flip, self.place(np.array([fg]), draw)

@@ -23,10 +23,12 @@ from .blend import blend_alpha, harmonise, lab_stats, poisson_paste, rotate_rgba
 from .composite import Prepared, paste, prepare
 from .config import BuildConfig
 from .depth import DepthBackend, DepthBatch, make_backend
-from .encode import decode_jpeg, encode_jpeg_bgr, encode_mask_png, encode_png
+from .encode import MASK_PNG, decode_jpeg, encode_jpeg_bgr, encode_mask_png, encode_png
 from .errors import FgbgError
 from .inputs import InputSet, load_inputs
 from .lru import LRU
+from .floor import distance_m
+from .people import Person, arrange, union_box
 from .plan import SampleParams, plan_for
 from .receipts import Receipt, check_shard, write_receipt
 from .record import BuildRecord, Inputs
@@ -54,7 +56,7 @@ def meta_json(meta: dict[str, Any]) -> bytes:
     """``KEY.json``: canonical JSON (sorted keys, no spaces), exactly ``json.dumps(meta,
     sort_keys=True, separators=(",", ":"))`` for the annotation's fixed schema, formatted
     directly because that call was a measurable share of a sample's time."""
-    if "angle" in meta:  # a turned person (--rotate): two more keys, rare enough for json.dumps
+    if len(meta) != 10:  # options add keys (--rotate, --position floor, --people): rare enough for json.dumps
         return json.dumps(meta, sort_keys=True, separators=(",", ":")).encode()
     bg, fg = meta["bg"], meta["fg"]
     return (
@@ -81,6 +83,9 @@ class _Row(NamedTuple):
     angle: int
     pw: int
     ph: int
+    feet: int
+    height_m: float
+    people: int
 
 
 def _rows(p: SampleParams, start: int, stop: int) -> list[_Row]:
@@ -88,17 +93,31 @@ def _rows(p: SampleParams, start: int, stop: int) -> list[_Row]:
     return [_Row(*r) for r in zip(*cols, strict=True)]
 
 
-def _annotation(r: _Row, inputs: Inputs, rotated: bool = False) -> dict[str, Any]:
-    """The annotation of one sample (what ``KEY.json`` holds). With ``--rotate`` also the angle
-    and the person's own size (``x, y, w, h`` are then the box of the turned person)."""
-    meta = {
-        "index": r.position,
-        "bg": {"index": r.bg, "name": inputs.bg[r.bg].name},
-        "fg": {"index": r.fg, "name": inputs.fg[r.fg].name},
-        "flip": r.flip, "placement": r.placement, "x": r.x, "y": r.y, "w": r.w, "h": r.h, "scale": r.scale,
-    }
-    if rotated:
-        meta["angle"], meta["size"] = r.angle, [r.pw, r.ph]
+def _person_keys(p: Person | _Row, inputs: Inputs, cfg: BuildConfig) -> dict[str, Any]:
+    """What the annotation says of one person: which foreground, flipped or not, its box and
+    scale; with ``--rotate`` the angle and the person's own size (``x, y, w, h`` are then the
+    box of the turned person); with ``--position floor`` the feet point (the box's bottom
+    centre), the floor's distance there in metres and the person's height in metres."""
+    keys: dict[str, Any] = {"fg": {"index": p.fg, "name": inputs.fg[p.fg].name}, "flip": p.flip,
+                            "x": p.x, "y": p.y, "w": p.w, "h": p.h, "scale": p.scale}
+    if cfg.rotate is not None:
+        keys["angle"], keys["size"] = p.angle, [p.pw, p.ph]
+    if cfg.position == "floor":
+        keys["feet"] = [p.x + p.w / 2, p.feet]
+        keys["distance"] = round(float(distance_m(p.feet, cfg.size)), 3)
+        keys["height"] = p.height_m
+    return keys
+
+
+def _annotation(r: _Row, inputs: Inputs, cfg: BuildConfig, order: list[Person] | None = None) -> dict[str, Any]:
+    """The annotation of one sample (what ``KEY.json`` holds): the sample's own person (its
+    combination, as the index lists it) at the top level; with ``--people`` also ``people``,
+    every person in paint order (instance ``i`` is entry ``i - 1``)."""
+    meta = {"index": r.position, "bg": {"index": r.bg, "name": inputs.bg[r.bg].name}, "placement": r.placement,
+            **_person_keys(r, inputs, cfg)}
+    if order is not None:
+        meta["people"] = [{"instance": i + 1, "draw": p.draw, **_person_keys(p, inputs, cfg)}
+                          for i, p in enumerate(order)]
     return meta
 
 
@@ -131,7 +150,7 @@ def calibration_images(inputs: InputSet, cfg: BuildConfig) -> np.ndarray | None:
 def shard_meta(record: BuildRecord, shard: int, first: int, count: int) -> ShardMeta:
     """What a writer needs to know about shard ``shard`` of the dataset ``record`` describes."""
     return ShardMeta(shard, first, count, record.key_width, record.config.size, record.depth_shape,
-                     record.hdf5_layout)
+                     record.hdf5_layout, instances=getattr(record.config, "people", None) is not None)
 
 
 def commit_shard(
@@ -321,6 +340,23 @@ class ShardBuilder:
         samples = self.samples(shard, stats, decoded, images=False)  # writers read encoded bytes (or decoded)
         return commit_shard(self.store, self.record, meta, formats, samples, stats)
 
+    def _arrange(self, p: SampleParams, j: int, r: _Row) -> tuple[list[Person], np.ndarray]:
+        """The people of sample ``j`` of ``p`` in paint order, and their instance map."""
+        cfg = self.cfg
+        assert cfg.people is not None and cfg.max_occlusion is not None
+        first = Person(0, r.fg, r.flip, r.x, r.y, r.w, r.h, r.scale, r.angle, r.pw, r.ph, r.feet, r.height_m)
+
+        def candidate(person: int, attempt: int) -> Person:
+            fg, flip, at = self.plan.extra(p, j, person, attempt)
+            return Person(person, fg, flip, int(at.x[0]), int(at.y[0]), int(at.w[0]), int(at.h[0]),
+                          float(at.scale[0]), int(at.angle[0]), int(at.pw[0]), int(at.ph[0]), int(at.feet[0]),
+                          float(at.height_m[0]))
+
+        def mask_of(q: Person) -> np.ndarray:
+            return self.foregrounds.get(q.fg, q.flip, q.pw, q.ph, r.bg, q.angle).mask
+
+        return arrange(first, r.people, candidate, mask_of, cfg.max_occlusion, cfg.size)
+
     def _mask_buffer(self, n: int) -> np.ndarray:
         """Zeroed masks for a batch, reused: each sample's box is cleared after encoding."""
         size = self.cfg.size
@@ -338,23 +374,42 @@ class ShardBuilder:
         bg_sums: list[tuple[np.ndarray, np.ndarray]] = []
         masks = self._mask_buffer(len(rows)) if reuse else np.zeros((len(rows), H, W), np.uint8)
         mask_s = mask_q = 0
+        crowds: list[tuple[list[Person], np.ndarray] | None] = []
+        boxes_used: list[tuple[slice, slice]] = []
         for j, r in enumerate(rows):
-            b, x, y, w, h = r.bg, r.x, r.y, r.w, r.h
-            fg = self.foregrounds.get(r.fg, r.flip, r.pw, r.ph, b, r.angle)
-            tables = self.backgrounds.get(b)
+            tables = self.backgrounds.get(r.bg)
             bg = tables.bgr
             image = bg.copy() if keep else tables.canvas
-            if self.poisson:
-                poisson_paste(image, fg.rgb, fg.mask, x, y)
+            if self.cfg.people is None:
+                x, y, w, h = r.x, r.y, r.w, r.h
+                fg = self.foregrounds.get(r.fg, r.flip, r.pw, r.ph, r.bg, r.angle)
+                if self.poisson:
+                    poisson_paste(image, fg.rgb, fg.mask, x, y)
+                else:
+                    paste(image, fg, x, y)
+                box = (slice(y, y + h), slice(x, x + w))
+                masks[j][box] = fg.mask
+                mask_s += fg.mask_sum
+                mask_q += fg.mask_sumsq
+                crowds.append(None)
             else:
-                paste(image, fg, x, y)
-            box = (slice(y, y + h), slice(x, x + w))
-            masks[j][box] = fg.mask
+                order, ids = self._arrange(p, idx.start + j, r)
+                for person in order:
+                    fg = self.foregrounds.get(person.fg, person.flip, person.pw, person.ph, r.bg, person.angle)
+                    if self.poisson:
+                        poisson_paste(image, fg.rgb, fg.mask, person.x, person.y)
+                    else:
+                        paste(image, fg, person.x, person.y)
+                    np.maximum(masks[j][person.box], fg.mask, out=masks[j][person.box])  # the union
+                box = union_box(order)
+                m = masks[j][box].astype(np.int64)
+                mask_s += int(m.sum())
+                mask_q += int((m * m).sum())
+                crowds.append((order, ids))
+            boxes_used.append(box)
             # Exact composite sums from the box alone: background - its box + composite box.
             sums.append((*opencv_sums(image[box]), *opencv_sums(bg[box], tables.squares[box])))
             bg_sums.append(tables.sums)
-            mask_s += fg.mask_sum
-            mask_q += fg.mask_sumsq
             jpegs.append(encode_jpeg_bgr(image, cfg.quality))
             if keep:
                 images.append(image)
@@ -377,7 +432,10 @@ class ShardBuilder:
                 pixels = np.stack(roundtrip)
             else:  # a geometric backend: no copy of the images it would not look at
                 pixels = np.empty((len(masks), 0, 0, 3), np.uint8)
-            depths = self.backend.predict(DepthBatch(pixels, masks, boxes))
+            people = None
+            if self.cfg.people is not None:
+                people = [(np.array([[q.x, q.y, q.w, q.h] for q in c[0]], np.int64), c[1]) for c in crowds if c]
+            depths = self.backend.predict(DepthBatch(pixels, masks, boxes, people))
             s_d, q_d = float_sums(depths, 1)
             stats["depth"].add(depths.shape[0] * depths.shape[1] * depths.shape[2], s_d, q_d)
         out = []
@@ -389,12 +447,15 @@ class ShardBuilder:
             if depths is not None:
                 depth = depths[j]
                 files["depth.png"] = encode_png(depth)
-            files["json"] = meta_json(_annotation(r, inputs, self.cfg.rotate is not None))
+            crowd = crowds[j]
+            if crowd is not None:
+                files["instances.png"] = encode_mask_png(crowd[1], MASK_PNG)
+            files["json"] = meta_json(_annotation(r, inputs, self.cfg, crowd[0] if crowd else None))
             key = f"{r.position:0{self.key_width}d}"
             if reuse:
-                mask[r.y : r.y + r.h, r.x : r.x + r.w] = 0  # zeroed again for the next batch
+                mask[boxes_used[j]] = 0  # zeroed again for the next batch
                 out.append(EncodedSample(key, files, None, None, depth))
             else:
                 shown = roundtrip[j] if roundtrip is not None and decoded else images[j][..., ::-1] if keep else None
-                out.append(EncodedSample(key, files, shown, mask, depth))
+                out.append(EncodedSample(key, files, shown, mask, depth, crowd[1] if crowd else None))
         return out

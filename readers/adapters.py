@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 __all__ = ["tf_dataset", "torch_dataset"]
 
-_ARRAYS = ("image", "mask", "depth")
+_ARRAYS = ("image", "mask", "depth", "instances")
 
 
 def _flatten(sample: dict[str, Any], fields: tuple[str, ...]) -> dict[str, Any]:

@@ -188,13 +188,14 @@ def _decode_depth(data: bytes, max_pixels: int, reduce: int = 1) -> np.ndarray:
 
 
 _DECODERS: dict[str, Callable[[bytes, int, int], Any]] = {
-    "image": _decode_color, "mask": _decode_mask, "depth": _decode_depth, "meta": _decode_json,
+    "image": _decode_color, "mask": _decode_mask, "depth": _decode_depth, "instances": _decode_mask,
+    "meta": _decode_json,
 }
 REDUCTIONS = (1, 2, 4, 8)
 
 
 def decode_member(field: str, data: bytes, max_pixels: int = MAX_PIXELS, reduce: int = 1) -> Any:
-    """Decode the bytes of one field (``image``, ``mask``, ``depth``, ``meta``); ``reduce``
-    2, 4 or 8: pixel fields at that fraction of their stored size (the JPEG by DCT scaling,
-    masks by nearest neighbour, depth by area)."""
+    """Decode the bytes of one field (``image``, ``mask``, ``depth``, ``instances``, ``meta``);
+    ``reduce`` 2, 4 or 8: pixel fields at that fraction of their stored size (the JPEG by DCT
+    scaling, masks and instance ids by nearest neighbour, depth by area)."""
     return _DECODERS[field](data, max_pixels, reduce)

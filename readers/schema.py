@@ -67,9 +67,11 @@ NonNegative = Annotated[int, Meta(ge=0, le=_MAX_COUNT)]
 Total = Annotated[int, Meta(ge=0, le=2**62)]
 Dim = Annotated[int, Meta(ge=1, le=_MAX_DIM)]
 FormatName = Literal["tar", "hdf5"]
-FieldName = Literal["image", "mask", "depth", "meta"]
+FieldName = Literal["image", "mask", "depth", "instances", "meta"]
 EXTENSIONS = {"tar": ".tar", "hdf5": ".h5"}
-MEMBERS = {"image": "jpg", "mask": "mask.png", "depth": "depth.png", "meta": "json"}
+MEMBERS = {"image": "jpg", "mask": "mask.png", "depth": "depth.png", "instances": "instances.png", "meta": "json"}
+#: 1: every dataset fgbg writes without --people; 2: with --people (an ``instances`` member)
+FormatVersion = Literal[1, 2]
 _SUFFIX_ORDER = tuple(MEMBERS.values())
 _SHARD_NAME = re.compile(r"shards/([0-9]{6,12})(\.tar|\.h5)")
 
@@ -157,7 +159,7 @@ class Manifest(Struct, frozen=True):
     ``tool``) are kept as JSON objects here: the builder owns their meaning; readers only need
     the shards, fields, totals and statistics, which are typed and checked."""
 
-    format_version: Literal[1]
+    format_version: FormatVersion
     key_width: Annotated[int, Meta(ge=1, le=MAX_KEY_WIDTH)]
     fields: dict[FieldName, FieldSpec]
     shards: Annotated[dict[FormatName, list[ShardEntry]], Meta(min_length=1)]
@@ -180,7 +182,7 @@ class BuildRecordSchema(Struct, frozen=True, forbid_unknown_fields=True):
     """``build.json``: what determines every byte (docs/FORMAT.md §3). The builder owns the
     meaning of ``config`` and ``depth`` (checked by its ``BuildConfig``); the rest is typed here."""
 
-    format_version: Literal[1]
+    format_version: FormatVersion
     config: dict[str, Any]
     fingerprint: Sha256
     formats: Annotated[list[FormatName], Meta(min_length=1, max_length=2)]
@@ -227,7 +229,7 @@ DIGEST_HEX = 32  # 128 bits of sha256: integrity, not secrecy
 
 def sample_digest(members: dict[str, bytes]) -> str:
     """The per-sample digest a receipt records: sha256 over the sample's encoded members in
-    field order (image, mask, depth, meta), each as ``suffix NUL length data``, cut to 128 bits.
+    field order (image, mask, depth, instances, meta), each as ``suffix NUL length data``, cut to 128 bits.
     ``members`` maps tar member suffixes (``jpg``, ``mask.png``...) to their bytes; the same
     bytes sit in a tar shard and in an encoded HDF5 shard, so the digest is format-independent."""
     h = hashlib.sha256()
@@ -267,7 +269,7 @@ class Hdf5Attributes(Struct, frozen=True):
     """The root attributes of an ``.h5`` shard (docs/FORMAT.md §8)."""
 
     format: Literal["fgbg"]
-    format_version: Literal[1]
+    format_version: FormatVersion
     layout: Literal["encoded", "raw"]
     shard: NonNegative
     first: NonNegative
@@ -342,6 +344,9 @@ def _manifest_rules(m: Manifest, where: str) -> None:
             problems.append(f"fields.{name}: member {spec.member!r}, expected {MEMBERS[name]!r}")
     if "image" not in m.fields or "meta" not in m.fields:
         problems.append("fields: image and meta are required")
+    if ("instances" in m.fields) != (m.format_version == 2):
+        problems.append(f"fields: format_version {m.format_version} "
+                        f"{'needs' if m.format_version == 2 else 'has no'} an instances field")
     problems += _input_problems(m.inputs)
     if problems:
         raise MetadataError(f"{where}: " + "; ".join(problems[:5]) + (" ..." if len(problems) > 5 else ""))

@@ -72,7 +72,8 @@ class ConvertWorker:
         if pixels:
             arrays = {f: v if not isinstance(v, bytes) else decode_member(f, v)
                       for f, v in members.items() if f != "meta"}
-        return EncodedSample(key, files, arrays.get("image"), arrays.get("mask"), arrays.get("depth"))
+        return EncodedSample(key, files, arrays.get("image"), arrays.get("mask"), arrays.get("depth"),
+                             arrays.get("instances"))
 
 
 def _source_format(manifest: Manifest, to: str, layout: str, wanted: str | None) -> str:

@@ -23,7 +23,10 @@ class DepthBatch:
 
     images: np.ndarray  # (N, H, W, 3) uint8 RGB, the JPEG round-trip; (N, 0, 0, 3) unless needs_pixels
     masks: np.ndarray  # (N, H, W) uint8 composite masks
-    boxes: np.ndarray  # (N, 4) int64 placement boxes x, y, w, h
+    boxes: np.ndarray  # (N, 4) int64 placement boxes x, y, w, h (of the sample's own person)
+    #: --people: per image, every person's box (K, 4) in paint order and the instance map (H, W),
+    #: ids 1..K; None with one person per image
+    people: list[tuple[np.ndarray, np.ndarray]] | None = None
 
 
 class DepthBackend(ABC):

@@ -29,6 +29,7 @@ class EncodedSample:
     image: np.ndarray | None = None
     mask: np.ndarray | None = None
     depth: np.ndarray | None = None
+    instances: np.ndarray | None = None  # --people: instance ids (0 = background, 1..K in paint order)
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,7 @@ class ShardMeta:
     size: int  # composite side
     depth_size: tuple[int, int] | None  # (w, h), None without depth
     layout: str = "encoded"  # HDF5 only: "encoded" bytes or "raw" pixels
+    instances: bool = False  # --people: an instance-id map per sample (format 2)
 
 
 @dataclass

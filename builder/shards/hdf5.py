@@ -31,7 +31,7 @@ import numpy as np
 
 from fgbg.readers.formats.base import MEMBER_OF_FIELD
 
-from ..config import FORMAT_VERSION
+from ..config import FORMAT_VERSION, PEOPLE_FORMAT_VERSION
 from .base import EncodedSample, ShardFile, ShardMeta, ShardWriter
 
 __all__ = ["ANNOTATION_DTYPE", "FIELD_MEMBERS", "Hdf5ShardWriter"]
@@ -41,7 +41,7 @@ ANNOTATION_DTYPE = np.dtype([
     ("x", "<i4"), ("y", "<i4"), ("w", "<i4"), ("h", "<i4"), ("scale", "<f8"),
 ])
 FIELD_MEMBERS = MEMBER_OF_FIELD  # field name -> tar member suffix
-_ENCODING = {"image": "jpeg", "mask": "png", "depth": "png", "meta": "json"}
+_ENCODING = {"image": "jpeg", "mask": "png", "depth": "png", "instances": "png", "meta": "json"}
 ZSTD_LEVEL = 3
 RAW_BLOCK = 32  # raw samples buffered per HDF5 write call (per-call overhead dominates otherwise)
 
@@ -63,7 +63,8 @@ class Hdf5ShardWriter(ShardWriter):
         if meta.layout not in ("encoded", "raw"):
             raise ValueError(f"unknown HDF5 layout {meta.layout!r}")
         self._f = h5py.File(self.path, "w", libver="earliest")
-        self._fields = ["image", "mask"] + (["depth"] if meta.depth_size else []) + ["meta"]
+        self._fields = (["image", "mask"] + (["depth"] if meta.depth_size else [])
+                        + (["instances"] if meta.instances else []) + ["meta"])
         self._blobs: dict[str, list[bytes]] = {f: [] for f in self._fields}
         self._rows: list[tuple[Any, ...]] = []
         self._keys: list[bytes] = []
@@ -75,6 +76,8 @@ class Hdf5ShardWriter(ShardWriter):
             shapes = {"image": (s, s, 3), "mask": (s, s)}
             if meta.depth_size:
                 shapes["depth"] = (meta.depth_size[1], meta.depth_size[0])
+            if meta.instances:
+                shapes["instances"] = (s, s)
             for name, shape in shapes.items():
                 self._raw[name] = self._f.create_dataset(
                     name, shape=(n, *shape), dtype=np.uint8, chunks=(1, *shape), fletcher32=True,
@@ -114,7 +117,7 @@ class Hdf5ShardWriter(ShardWriter):
             g.create_dataset("offsets", data=np.cumsum([0] + [len(b) for b in blobs], dtype=np.int64))
         f.create_dataset("keys", data=np.array(self._keys, dtype=f"S{m.key_width}"))
         f.create_dataset("annotations", data=np.array(self._rows, dtype=ANNOTATION_DTYPE))
-        attrs = {"format": "fgbg", "format_version": FORMAT_VERSION, "layout": m.layout, "shard": m.shard,
+        attrs = {"format": "fgbg", "format_version": PEOPLE_FORMAT_VERSION if m.instances else FORMAT_VERSION, "layout": m.layout, "shard": m.shard,
                  "first": m.first, "count": m.count, "key_width": m.key_width, "image_size": [m.size, m.size],
                  "fields": self._fields, "compression": f"zstd({ZSTD_LEVEL})" if m.layout == "raw" else "none"}
         if m.depth_size:

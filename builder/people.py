@@ -1,0 +1,98 @@
+"""``--people MIN-MAX`` (pure): several people in one composite, painted farther first, none
+hidden beyond ``--max-occlusion``.
+
+Depth order is the feet row: a person standing lower in the frame is nearer (exactly so under
+``--position floor``; under uniform placement it is the usual "lower is nearer" rule), so
+people are painted by ascending bottom edge, ties in draw order. After painting, the share of
+each person's mask that later (nearer) people cover is their occlusion; an extra person whose
+arrival would hide anyone -- themselves or one already placed -- beyond the bound is drawn
+again from the plan's next words (``attempt`` 1, 2, ...) and, after ``ATTEMPTS`` tries, left
+out (the annotation lists who is in). The sample's own person (draw 0, the combination the
+plan and the index name) is placed first and never moved.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["ATTEMPTS", "Person", "arrange", "hidden_shares", "paint_ids", "paint_order", "union_box"]
+
+ATTEMPTS = 8  # draws of one extra person before it is left out
+
+
+@dataclass(frozen=True)
+class Person:
+    """One person of a composite: which foreground and where (the box of the turned person
+    with --rotate; ``pw``, ``ph`` its own size)."""
+
+    draw: int  # 0: the sample's own person; 1, 2, ...: the extra people, in draw order
+    fg: int
+    flip: int
+    x: int
+    y: int
+    w: int
+    h: int
+    scale: float
+    angle: int
+    pw: int
+    ph: int
+    feet: int  # --position floor: the feet row (= y + h); -1 otherwise
+    height_m: float  # --position floor: height in metres; 0 otherwise
+
+    @property
+    def box(self) -> tuple[slice, slice]:
+        return slice(self.y, self.y + self.h), slice(self.x, self.x + self.w)
+
+
+def paint_order(people: Sequence[Person]) -> list[Person]:
+    """Farther first: by bottom edge (higher in the frame is farther), then by draw."""
+    return sorted(people, key=lambda p: (p.y + p.h, p.draw))
+
+
+def paint_ids(order: Sequence[Person], masks: Sequence[np.ndarray], size: int) -> np.ndarray:
+    """The instance map: (size, size) uint8, 0 = background, ``i + 1`` where ``order[i]``'s
+    mask is non-zero and no later person's is."""
+    ids = np.zeros((size, size), np.uint8)
+    for i, (p, m) in enumerate(zip(order, masks, strict=True)):
+        region = ids[p.box]
+        region[m > 0] = i + 1
+    return ids
+
+
+def hidden_shares(masks: Sequence[np.ndarray], ids: np.ndarray) -> list[float]:
+    """Per person (paint order): the share of their mask pixels that later people cover."""
+    visible = np.bincount(ids.reshape(-1), minlength=len(masks) + 1)
+    out = []
+    for i, m in enumerate(masks):
+        total = int(np.count_nonzero(m))
+        out.append(0.0 if total == 0 else 1.0 - int(visible[i + 1]) / total)
+    return out
+
+
+def arrange(first: Person, wanted: int, candidate: Callable[[int, int], Person],
+            mask_of: Callable[[Person], np.ndarray], max_occlusion: float,
+            size: int) -> tuple[list[Person], np.ndarray]:
+    """The people of one composite in paint order, and their instance map: ``first`` and up to
+    ``wanted - 1`` extra people, ``candidate(person, attempt)`` giving each draw."""
+    placed = [first]
+    order, masks = placed, [mask_of(first)]
+    ids = paint_ids(order, masks, size)
+    for person in range(1, wanted):
+        for attempt in range(ATTEMPTS):
+            trial = paint_order([*placed, candidate(person, attempt)])
+            trial_masks = [mask_of(p) for p in trial]
+            trial_ids = paint_ids(trial, trial_masks, size)
+            if max(hidden_shares(trial_masks, trial_ids)) <= max_occlusion:
+                placed, order, masks, ids = trial, trial, trial_masks, trial_ids
+                break
+    return order, ids
+
+
+def union_box(order: Sequence[Person]) -> tuple[slice, slice]:
+    """The smallest box holding every person's box."""
+    y0, x0 = min(p.y for p in order), min(p.x for p in order)
+    y1, x1 = max(p.y + p.h for p in order), max(p.x + p.w for p in order)
+    return slice(y0, y1), slice(x0, x1)
