@@ -2,12 +2,13 @@
 writes it where asked, and every commit stores it as ``preview.png`` for the dataset card.
 
 Rows: backgrounds, foregrounds (over a checkerboard, so transparency shows), foreground
-masks, composites, composite masks, depth maps -- ``columns`` of each, with row labels.
+masks, composites, composite masks, depth maps -- ``columns`` of each, with row labels; with
+``--people`` also the instance maps, each person in its own colour with its placement box.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
@@ -43,6 +44,17 @@ def _over_checker(rgba: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(rgba[..., :3] * a + checker * (1 - a)), 0, 255).astype(np.uint8)
 
 
+def _people(sample: dict[str, Any]) -> np.ndarray:
+    """The instance map in the viewer's palette, each person's placement box drawn over it."""
+    from .view.data import PALETTE, colour_instances
+
+    out = np.ascontiguousarray(colour_instances(sample["instances"]))
+    for p in sample["meta"].get("people", []):
+        colour = tuple(int(c) for c in PALETTE[p["instance"]])
+        cv2.rectangle(out, (p["x"], p["y"]), (p["x"] + p["w"] - 1, p["y"] + p["h"] - 1), colour, 1)
+    return out
+
+
 def collage(store: Store, ds: Dataset, columns: int = 8) -> bytes:
     """The collage of ``ds`` (whose inputs are read from ``store``) as PNG bytes: a pure
     function of the dataset's bytes, so a resumed build stores the same file again."""
@@ -63,6 +75,8 @@ def collage(store: Store, ds: Dataset, columns: int = 8) -> bytes:
     rows["composite masks"] = [s["mask"] for s in samples]
     if "depth" in ds.fields:
         rows["depth maps"] = [s["depth"] for s in samples]
+    if "instances" in ds.fields:
+        rows["people"] = [_people(s) for s in samples]
     rows = {label: images for label, images in rows.items() if images}
     canvas = np.full((TILE * len(rows) + 8 * (len(rows) + 1), LABEL + (TILE + 8) * columns, 3), 255, np.uint8)
     for r, (label, images) in enumerate(rows.items()):

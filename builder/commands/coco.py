@@ -4,8 +4,9 @@
 in the COCO detection format: image ids are the sample keys as integers; one category,
 ``person``; one annotation per person, its mask as COCO run-length encoding made by
 pycocotools (so COCO's own API, detectron2, mmdet and torchvision's COCO loaders read it),
-its box and area computed from that mask. Masks follow the stored mask (the union of the
-people), thresholded at 128 for soft masks.
+its box and area computed from that mask. With ``--people`` (an ``instances`` member) each
+person is one annotation, its mask the pixels of its instance id where the stored mask is on
+(at least 128: soft masks thresholded); otherwise the one person is the stored mask.
 """
 
 from __future__ import annotations
@@ -38,19 +39,24 @@ def export_coco(url: str, out: str | Path, storage_options: dict[str, Any] | Non
     annotations: list[dict[str, Any]] = []
     with (open_dataset(url, storage_options=storage_options, decode=False, fields=("image", "meta")) as raw,
           open_dataset(url, storage_options=storage_options, fields=("mask",)) as masks):
-        for s, m in zip(raw, masks, strict=True):
-            key = s["key"]
-            (root / "images" / f"{key}.jpg").write_bytes(bytes(s["image"]))
-            mask = np.asfortranarray((m["mask"] >= 128).astype(np.uint8))
-            h, w = mask.shape
-            images.append({"id": int(key), "file_name": f"images/{key}.jpg", "width": w, "height": h})
-            if not mask.any():
-                continue  # a person wholly transparent at this size: no instance to annotate
-            rle = mask_api.encode(mask)
-            box = [float(v) for v in mask_api.toBbox(rle)]
-            rle["counts"] = rle["counts"].decode("ascii")
-            annotations.append({"id": len(annotations) + 1, "image_id": int(key), "category_id": CATEGORY["id"],
-                                "segmentation": rle, "area": float(mask_api.area(rle)), "bbox": box, "iscrowd": 0})
+        crowd = "instances" in masks.metadata.fields
+        with open_dataset(url, storage_options=storage_options, fields=("instances",) if crowd else ("mask",)) as ids:
+            for s, m, i in zip(raw, masks, ids, strict=True):
+                key = s["key"]
+                (root / "images" / f"{key}.jpg").write_bytes(bytes(s["image"]))
+                on = m["mask"] >= 128
+                h, w = on.shape
+                images.append({"id": int(key), "file_name": f"images/{key}.jpg", "width": w, "height": h})
+                people = [on & (i["instances"] == k) for k in range(1, int(i["instances"].max()) + 1)] if crowd else [on]
+                for person in people:
+                    if not person.any():
+                        continue  # a person wholly transparent at this size: no instance to annotate
+                    rle = mask_api.encode(np.asfortranarray(person.astype(np.uint8)))
+                    box = [float(v) for v in mask_api.toBbox(rle)]
+                    rle["counts"] = rle["counts"].decode("ascii")
+                    annotations.append({"id": len(annotations) + 1, "image_id": int(key),
+                                        "category_id": CATEGORY["id"], "segmentation": rle,
+                                        "area": float(mask_api.area(rle)), "bbox": box, "iscrowd": 0})
         fingerprint = raw.metadata.fingerprint
     info = {"description": f"fgbg dataset {url}", "version": fingerprint[:16], "contributor": "fgbg", "url": str(url)}
     doc = {"info": info, "images": images, "annotations": annotations, "categories": [CATEGORY], "licenses": []}

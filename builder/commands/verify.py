@@ -317,20 +317,34 @@ class _ShardChecker:
                 if problem:
                     out.append(Problem(name, problem, key))
                 if self.foregrounds is not None:
-                    w, h, angle = meta["w"], meta["h"], 0
-                    if "angle" in meta:  # --rotate: the person's own size, turned into the box
-                        (w, h), angle = meta["size"], meta["angle"]
-                    fg = self.foregrounds.get(meta["fg"]["index"], meta["flip"], w, h, angle=angle)
-                    want = np.zeros_like(sample["mask"])
-                    want[meta["y"] : meta["y"] + meta["h"], meta["x"] : meta["x"] + meta["w"]] = fg.mask
-                    if not np.array_equal(want, sample["mask"]):
-                        out.append(Problem(name, "mask differs from the one its annotation implies", key))
+                    out += [Problem(name, p, key) for p in self._mask_problems(meta, sample)]
         except DatasetError as e:
             out.append(Problem(name, f"unreadable after sample {last or 'none'} ({e})"))
         else:
             if seen != entry.count:
                 out.append(Problem(name, f"holds {seen} samples, the manifest says {entry.count}"))
         return out, seen, receipt
+
+
+    def _mask_problems(self, meta: dict[str, Any], sample: dict[str, Any]) -> list[str]:
+        """``deep``: the mask (and with --people the instance map) each annotation implies,
+        painted again from the stored inputs, against the stored ones."""
+        assert self.foregrounds is not None
+        people = meta.get("people", [meta])
+        want = np.zeros_like(sample["mask"])
+        ids = np.zeros_like(want)
+        for i, p in enumerate(people):
+            (w, h), angle = p.get("size", (p["w"], p["h"])), p.get("angle", 0)  # --rotate: its own size, turned
+            fg = self.foregrounds.get(p["fg"]["index"], p["flip"], w, h, angle=angle)
+            box = slice(p["y"], p["y"] + p["h"]), slice(p["x"], p["x"] + p["w"])
+            np.maximum(want[box], fg.mask, out=want[box])
+            ids[box][fg.mask > 0] = i + 1
+        out = []
+        if not np.array_equal(want, sample["mask"]):
+            out.append("mask differs from the one its annotation implies")
+        if "instances" in sample and not np.array_equal(ids, sample["instances"]):
+            out.append("instance map differs from the one its annotation implies")
+        return out
 
 
 def _tar_layout_problems(location: Location, name: str, offsets: list[int], members: list[str], width: int,

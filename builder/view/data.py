@@ -24,7 +24,7 @@ from fgbg.readers.decode import decode_member
 from fgbg.readers.errors import DatasetError
 from fgbg.readers.index import AnnotationIndex, read_index
 
-__all__ = ["FILTERS", "Filters", "ViewData", "colour_depth", "evenly_spaced"]
+__all__ = ["FILTERS", "PALETTE", "Filters", "ViewData", "colour_depth", "colour_instances", "evenly_spaced"]
 
 FILTERS = ("bg", "fg", "flip", "placement")
 THUMB_MODES = ("plain", "mask", "depth")
@@ -60,6 +60,19 @@ def colour_depth(levels: np.ndarray) -> np.ndarray:
     the same colour means the same level in every sample, unlike a per-image stretch."""
     bgr = cv2.applyColorMap(levels, cv2.COLORMAP_VIRIDIS)
     out: np.ndarray = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    return out
+
+
+#: instance colours (RGB): id 0 (background) black, ids 1.. cycle through 16 distinct colours
+PALETTE = np.array([[0, 0, 0]] + [[230, 25, 75], [60, 180, 75], [255, 225, 25], [0, 130, 200], [245, 130, 48],
+                                  [145, 30, 180], [70, 240, 240], [240, 50, 230], [210, 245, 60], [250, 190, 212],
+                                  [0, 128, 128], [220, 190, 255], [170, 110, 40], [255, 250, 200], [128, 0, 0],
+                                  [170, 255, 195]] * 16, np.uint8)[:256]
+
+
+def colour_instances(ids: np.ndarray) -> np.ndarray:
+    """Instance ids (``--people``) -> RGB: each person its own colour, the same in every view."""
+    out: np.ndarray = PALETTE[ids]
     return out
 
 
@@ -149,8 +162,12 @@ class ViewData:
         prev = int(chosen[where - 1]) if where > 0 else None
         nxt = int(chosen[where + 1 if found else where]) if (where + 1 if found else where) < len(chosen) else None
         h, w = self._shape("image")
+        people = meta.get("people") or [{**meta, "instance": 1}]  # --people: every person, in paint order
         return {**self._item(i, meta), "annotation": meta, "box": [meta["x"], meta["y"], meta["w"], meta["h"]],
-                "size": [w, h], "depth": "depth" in self.manifest.fields, "prev": prev, "next": nxt,
+                "people": [{"instance": p["instance"], "box": [p["x"], p["y"], p["w"], p["h"]],
+                            "colour": "#%02x%02x%02x" % tuple(PALETTE[p["instance"]].tolist())} for p in people],
+                "size": [w, h], "depth": "depth" in self.manifest.fields,
+                "instances": "instances" in self.manifest.fields, "prev": prev, "next": nxt,
                 "filters": filters.as_dict(), "total": len(self.ds)}
 
     def _shape(self, field: Literal["image", "mask", "depth"]) -> tuple[int, int]:
@@ -181,14 +198,21 @@ class ViewData:
         image = decode_member("image", sample["image"], reduce=2)
         if mode == "mask":
             mask = decode_member("mask", sample["mask"], reduce=2) > 127
+            tint = np.array([255, 0, 0], np.float32)
+            if "instances" in sample:  # --people: each person in its own colour
+                tint = colour_instances(decode_member("instances", bytes(sample["instances"]), reduce=2))[mask]
             tinted = image.astype(np.float32)
-            tinted[mask] = 0.5 * tinted[mask] + 0.5 * np.array([255, 0, 0], np.float32)
+            tinted[mask] = 0.5 * tinted[mask] + 0.5 * tint
             image = tinted.astype(np.uint8)
         return _jpeg(image)
 
     def depth_colour(self, i: int) -> bytes:
         """The depth map in the fixed colour map, full stored size (PNG)."""
         return _png(colour_depth(decode_member("depth", self.stored(i, "depth"))))
+
+    def instances_colour(self, i: int) -> bytes:
+        """``--people``: the instance map in the fixed palette, full size (PNG)."""
+        return _png(colour_instances(decode_member("instances", self.stored(i, "instances"))))
 
     def input_image(self, kind: str, n: int) -> bytes:
         """A stored input (``bg``, ``fg``, ``fg_mask``) by index, as the dataset stores it (PNG)."""

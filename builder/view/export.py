@@ -52,6 +52,9 @@ def export_site(url: str, out: str | Path, samples: int = 200, format: str | Non
         if detail["depth"]:
             _write(sample_dir / "depth.png", data.stored(i, "depth"))
             _write(sample_dir / "depth-colour.png", data.depth_colour(i))
+        if detail["instances"]:
+            _write(sample_dir / "instances.png", data.stored(i, "instances"))
+            _write(sample_dir / "instances-colour.png", data.instances_colour(i))
     for kind in ("bg", "fg"):
         for it in items:
             target = staging / "img" / "input" / kind / f"{it[kind]['index']}.png"

@@ -8,7 +8,7 @@ would add install weight and nothing this needs (no websockets, no middleware).
 Routes (anything else: 404; a bad number: 400): ``/`` and ``/static/{index.html,app.js,
 style.css}`` (the front end shipped in the package); ``/api/overview``, ``/api/samples``,
 ``/api/sample/N``, ``/api/verify`` (GET: state; POST: start); ``/img/thumb/N.jpg?mode=``,
-``/img/sample/N/{image.jpg,mask.png,depth.png,depth-colour.png}``,
+``/img/sample/N/{image.jpg,mask.png,depth.png,depth-colour.png,instances.png,instances-colour.png}``,
 ``/img/input/{bg,fg,fg_mask}/N.png``. Samples and inputs are addressed by index only: no
 part of a URL ever becomes a file name.
 """
@@ -34,7 +34,7 @@ __all__ = ["STATIC_FILES", "ViewServer", "serve", "static_file"]
 STATIC_FILES = {"index.html": "text/html; charset=utf-8", "app.js": "text/javascript; charset=utf-8",
                 "style.css": "text/css; charset=utf-8"}
 _SAMPLE_FILES = {"image.jpg": ("image", "image/jpeg"), "mask.png": ("mask", "image/png"),
-                 "depth.png": ("depth", "image/png")}
+                 "depth.png": ("depth", "image/png"), "instances.png": ("instances", "image/png")}
 _MAX_INT = 10**15
 
 
@@ -190,6 +190,9 @@ class _Handler(BaseHTTPRequestHandler):
         if name == "depth-colour.png":
             self._send(200, self.server.data.depth_colour(int(n)), "image/png", cache=True)
             return
+        if name == "instances-colour.png":
+            self._send(200, self.server.data.instances_colour(int(n)), "image/png", cache=True)
+            return
         field, ctype = _SAMPLE_FILES[name]
         self._send(200, self.server.data.stored(int(n), field), ctype, cache=True)
 
@@ -206,7 +209,8 @@ _GET_ROUTES: list[tuple[re.Pattern[str], Callable[..., None]]] = [
     (re.compile(rf"/api/sample/{_NUMBER}"), _Handler._sample),
     (re.compile(r"/api/verify"), _Handler._verify),
     (re.compile(rf"/img/thumb/{_NUMBER}\.jpg"), _Handler._thumb),
-    (re.compile(rf"/img/sample/{_NUMBER}/(image\.jpg|mask\.png|depth\.png|depth-colour\.png)"), _Handler._sample_file),
+    (re.compile(rf"/img/sample/{_NUMBER}/(image\.jpg|mask\.png|depth\.png|depth-colour\.png|"
+                rf"instances\.png|instances-colour\.png)"), _Handler._sample_file),
     (re.compile(rf"/img/input/(bg|fg|fg_mask)/{_NUMBER}\.png"), _Handler._input),
 ]
 

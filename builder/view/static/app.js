@@ -166,15 +166,22 @@ async function showSample(main) {
   const scale = 2;
   const composite = el("div", { class: "stack" },
     el("img", { src: urls.file(i, "image.jpg"), id: "composite", width: String(w * scale), height: String(h * scale), alt: "composite" }));
-  const [bx, by, bw, bh] = s.box;
-  const box = el("div", { id: "box" });
-  box.style.left = `${bx * scale}px`; box.style.top = `${by * scale}px`;
-  box.style.width = `${bw * scale}px`; box.style.height = `${bh * scale}px`;
-  composite.append(box);
+  for (const p of s.people) {  // every person's placement box, in its instance colour
+    const [bx, by, bw, bh] = p.box;
+    const box = el("div", { class: "box", id: p.instance === 1 && s.people.length === 1 ? "box" : `box-${p.instance}` });
+    box.style.left = `${bx * scale}px`; box.style.top = `${by * scale}px`;
+    box.style.width = `${bw * scale}px`; box.style.height = `${bh * scale}px`;
+    if (s.people.length > 1) { box.style.borderColor = p.colour; box.append(el("span", { text: String(p.instance) })); }
+    composite.append(box);
+  }
   const panels = el("div", { class: "panels" },
-    el("div", { class: "panel" }, el("h3", { text: "composite, placement box" }), composite),
+    el("div", { class: "panel" }, el("h3", { text: s.people.length > 1 ? `composite, ${s.people.length} people` : "composite, placement box" }), composite),
     el("div", { class: "panel" }, el("h3", { text: "mask" }),
       el("img", { src: urls.file(i, "mask.png"), id: "mask", width: String(w), height: String(h), alt: "mask" })));
+  if (s.instances) {
+    panels.append(el("div", { class: "panel" }, el("h3", { text: "instances (paint order)" }),
+      el("img", { src: urls.file(i, "instances-colour.png"), id: "instances", width: String(w), height: String(h), alt: "instances" })));
+  }
   if (s.depth) {
     const depth = el("img", { src: urls.file(i, "depth-colour.png"), id: "depth", width: String(w), height: String(h), alt: "depth" });
     const value = el("div", { id: "depth-value", class: "muted", text: "…" });
