@@ -27,7 +27,8 @@ from .config import BuildConfig, scaled_size
 from .floor import feet_range, person_rows
 from .record import BuildRecord
 
-__all__ = ["Placement", "Plan", "SampleParams", "Segment", "feistel_permute", "hash_words", "make_segments", "mix64", "plan_for"]
+__all__ = ["Placement", "Plan", "SampleParams", "Segment", "feistel_permute", "hash_words", "make_segments", "mix64",
+           "plan_for"]
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _M1 = np.uint64(0xBF58476D1CE4E5B9)

@@ -25,9 +25,9 @@ from .config import BuildConfig
 from .depth import DepthBackend, DepthBatch, make_backend
 from .encode import MASK_PNG, decode_jpeg, encode_jpeg_bgr, encode_mask_png, encode_png
 from .errors import FgbgError
+from .floor import distance_m
 from .inputs import InputSet, load_inputs
 from .lru import LRU
-from .floor import distance_m
 from .people import Person, arrange, union_box
 from .plan import SampleParams, plan_for
 from .receipts import Receipt, check_shard, write_receipt

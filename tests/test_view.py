@@ -209,3 +209,46 @@ def test_s3_dataset(tmp_path: Path, demo_inputs: tuple[Path, Path]) -> None:
             s3.server_close()
     finally:
         moto.stop()
+
+
+def test_people_are_shown(tmp_path: Path, demo_inputs: tuple[Path, Path]) -> None:
+    """--people: the sample page lists every person's box in its colour, the instance map is
+    served as stored and in the palette, thumbnails tint each person in its colour, and the
+    static export carries the map."""
+    from fgbg.builder.view.data import PALETTE
+
+    out = tmp_path / "crowd"
+    build(out, BuildConfig(placements=2, shard_size=9, people=(2, 3), max_occlusion=0.5), *demo_inputs,
+          progress=False, workers=1)
+    server = start(str(out))
+    try:
+        ds = open_dataset(out, decode=False)
+        for i in (0, 7):
+            s = get_json(server, f"/api/sample/{i}")
+            meta = json.loads(bytes(ds[i]["meta"]))
+            assert s["instances"] and [p["box"] for p in s["people"]] == [
+                [p["x"], p["y"], p["w"], p["h"]] for p in meta["people"]]
+            assert [p["colour"] for p in s["people"]] == ["#" + bytes(PALETTE[k].tolist()).hex()
+                                                          for k in range(1, len(meta["people"]) + 1)]
+            status, ctype, body = get(server, f"/img/sample/{i}/instances.png")
+            assert status == 200 and body == bytes(ds[i]["instances"])  # the stored bytes
+            ids = decode_member("instances", body)
+            colour = cv2.cvtColor(cv2.imdecode(np.frombuffer(get(server, f"/img/sample/{i}/instances-colour.png")[2],
+                                                             np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+            assert np.array_equal(colour, PALETTE[ids])
+            thumb = cv2.imdecode(np.frombuffer(get(server, f"/img/thumb/{i}.jpg?mode=mask")[2], np.uint8),
+                                 cv2.IMREAD_COLOR).astype(int)
+            plain = cv2.imdecode(np.frombuffer(get(server, f"/img/thumb/{i}.jpg?mode=plain")[2], np.uint8),
+                                 cv2.IMREAD_COLOR).astype(int)
+            small = ids[::2, ::2]
+            for k in range(1, int(ids.max()) + 1):  # each person pulled toward its own colour
+                where = small == k
+                if where.sum() < 20:
+                    continue
+                want = PALETTE[k][::-1].astype(int)  # BGR
+                assert (np.abs(thumb[where] - want).mean() < np.abs(plain[where] - want).mean())
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert main(["view", str(out), "--export", str(tmp_path / "site"), "--samples", "3"]) == 0
+    assert (tmp_path / "site" / "img" / "sample" / "0" / "instances-colour.png").exists()

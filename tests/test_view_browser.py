@@ -152,3 +152,28 @@ def test_grid_filter_sample_and_overview(served: tuple[Path, str], browser: Any,
     assert result.startswith("OK: 54 samples")
     browser.save_screenshot(str(artifacts / "view-overview.png"))
     no_console_errors(browser)
+
+
+def test_people_page(tmp_path: Path, demo_inputs: tuple[Path, Path], browser: Any, artifacts: Path) -> None:
+    """--people with --position floor: one box per person, sized as stored, and the instance map."""
+    out = tmp_path / "crowd"
+    cfg = BuildConfig(placements=2, shard_size=9, people=(3, 3), max_occlusion=0.5, position="floor",
+                      person_height=(1.5, 1.9), fg_size=(60, 110), keep_aspect=True)
+    build(out, cfg, *demo_inputs, progress=False, workers=1)
+    server = ViewServer(("127.0.0.1", 0), ViewData(str(out)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        meta = open_dataset(out)[4]["meta"]
+        browser.get(server.url + "?view=sample&i=4")
+        wait(lambda: browser.find_elements(By.ID, "instances"), "the sample page")
+        for p in meta["people"]:
+            box = browser.find_element(By.ID, f"box-{p['instance']}")
+            assert (box.size["width"], box.size["height"]) == (2 * p["w"], 2 * p["h"])
+            assert box.text == str(p["instance"])
+        wait(lambda: min(browser.execute_script(_PAINTED, "#composite, #mask, #instances, #depth")) > 0,
+             "the sample's images")
+        browser.save_screenshot(str(artifacts / "view-people.png"))
+        no_console_errors(browser)
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -47,7 +47,8 @@ def export_coco(url: str, out: str | Path, storage_options: dict[str, Any] | Non
                 on = m["mask"] >= 128
                 h, w = on.shape
                 images.append({"id": int(key), "file_name": f"images/{key}.jpg", "width": w, "height": h})
-                people = [on & (i["instances"] == k) for k in range(1, int(i["instances"].max()) + 1)] if crowd else [on]
+                ids_ = i["instances"] if crowd else None
+                people = [on & (ids_ == k) for k in range(1, int(ids_.max()) + 1)] if ids_ is not None else [on]
                 for person in people:
                     if not person.any():
                         continue  # a person wholly transparent at this size: no instance to annotate

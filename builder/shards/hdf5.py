@@ -117,7 +117,8 @@ class Hdf5ShardWriter(ShardWriter):
             g.create_dataset("offsets", data=np.cumsum([0] + [len(b) for b in blobs], dtype=np.int64))
         f.create_dataset("keys", data=np.array(self._keys, dtype=f"S{m.key_width}"))
         f.create_dataset("annotations", data=np.array(self._rows, dtype=ANNOTATION_DTYPE))
-        attrs = {"format": "fgbg", "format_version": PEOPLE_FORMAT_VERSION if m.instances else FORMAT_VERSION, "layout": m.layout, "shard": m.shard,
+        version = PEOPLE_FORMAT_VERSION if m.instances else FORMAT_VERSION
+        attrs = {"format": "fgbg", "format_version": version, "layout": m.layout, "shard": m.shard,
                  "first": m.first, "count": m.count, "key_width": m.key_width, "image_size": [m.size, m.size],
                  "fields": self._fields, "compression": f"zstd({ZSTD_LEVEL})" if m.layout == "raw" else "none"}
         if m.depth_size:

@@ -165,7 +165,7 @@ class ViewData:
         people = meta.get("people") or [{**meta, "instance": 1}]  # --people: every person, in paint order
         return {**self._item(i, meta), "annotation": meta, "box": [meta["x"], meta["y"], meta["w"], meta["h"]],
                 "people": [{"instance": p["instance"], "box": [p["x"], p["y"], p["w"], p["h"]],
-                            "colour": "#%02x%02x%02x" % tuple(PALETTE[p["instance"]].tolist())} for p in people],
+                            "colour": "#" + bytes(PALETTE[p["instance"]].tolist()).hex()} for p in people],
                 "size": [w, h], "depth": "depth" in self.manifest.fields,
                 "instances": "instances" in self.manifest.fields, "prev": prev, "next": nxt,
                 "filters": filters.as_dict(), "total": len(self.ds)}
