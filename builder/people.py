@@ -52,43 +52,47 @@ def paint_order(people: Sequence[Person]) -> list[Person]:
     return sorted(people, key=lambda p: (p.y + p.h, p.draw))
 
 
-def paint_ids(order: Sequence[Person], masks: Sequence[np.ndarray], size: int) -> np.ndarray:
+def paint_ids(order: Sequence[Person], masks: Sequence[np.ndarray], size: int,
+              within: tuple[slice, slice] | None = None) -> np.ndarray:
     """The instance map: (size, size) uint8, 0 = background, ``i + 1`` where ``order[i]``'s
-    mask is non-zero and no later person's is."""
-    ids = np.zeros((size, size), np.uint8)
+    mask is non-zero and no later person's is; only the box ``within`` (which holds every
+    person) when given."""
+    y0, x0 = (within[0].start, within[1].start) if within else (0, 0)
+    shape = (within[0].stop - y0, within[1].stop - x0) if within else (size, size)
+    ids = np.zeros(shape, np.uint8)
     for i, (p, m) in enumerate(zip(order, masks, strict=True)):
-        region = ids[p.box]
+        region = ids[p.y - y0:p.y - y0 + p.h, p.x - x0:p.x - x0 + p.w]
         region[m > 0] = i + 1
     return ids
 
 
-def hidden_shares(masks: Sequence[np.ndarray], ids: np.ndarray) -> list[float]:
-    """Per person (paint order): the share of their mask pixels that later people cover."""
+def hidden_shares(masks: Sequence[np.ndarray], ids: np.ndarray, totals: Sequence[int] | None = None) -> list[float]:
+    """Per person (paint order): the share of their mask pixels that later people cover
+    (``totals``: each mask's non-zero count, when known)."""
     visible = np.bincount(ids.reshape(-1), minlength=len(masks) + 1)
     out = []
     for i, m in enumerate(masks):
-        total = int(np.count_nonzero(m))
+        total = int(np.count_nonzero(m)) if totals is None else totals[i]
         out.append(0.0 if total == 0 else 1.0 - int(visible[i + 1]) / total)
     return out
 
 
 def arrange(first: Person, wanted: int, candidate: Callable[[int, int], Person],
-            mask_of: Callable[[Person], np.ndarray], max_occlusion: float,
+            mask_of: Callable[[Person], tuple[np.ndarray, int]], max_occlusion: float,
             size: int) -> tuple[list[Person], np.ndarray]:
     """The people of one composite in paint order, and their instance map: ``first`` and up to
-    ``wanted - 1`` extra people, ``candidate(person, attempt)`` giving each draw."""
+    ``wanted - 1`` extra people, ``candidate(person, attempt)`` giving each draw and
+    ``mask_of(person)`` its mask and the mask's non-zero count."""
     placed = [first]
-    order, masks = placed, [mask_of(first)]
-    ids = paint_ids(order, masks, size)
     for person in range(1, wanted):
         for attempt in range(ATTEMPTS):
             trial = paint_order([*placed, candidate(person, attempt)])
-            trial_masks = [mask_of(p) for p in trial]
-            trial_ids = paint_ids(trial, trial_masks, size)
-            if max(hidden_shares(trial_masks, trial_ids)) <= max_occlusion:
-                placed, order, masks, ids = trial, trial, trial_masks, trial_ids
+            masks, totals = zip(*(mask_of(p) for p in trial), strict=True)
+            ids = paint_ids(trial, masks, size, union_box(trial))
+            if max(hidden_shares(masks, ids, totals)) <= max_occlusion:
+                placed = trial
                 break
-    return order, ids
+    return placed, paint_ids(placed, [mask_of(p)[0] for p in placed], size)
 
 
 def union_box(order: Sequence[Person]) -> tuple[slice, slice]:

@@ -185,7 +185,7 @@ class Plan:
     # Streams of the per-combination hash; never renumber (it would change every dataset).
     _STREAM_X, _STREAM_Y, _STREAM_SCALE, _STREAM_ANGLE = 0, 1, 2, 3
     _STREAM_FEET, _STREAM_HEIGHT, _STREAM_PEOPLE, _STREAM_FG, _STREAM_FLIP = 4, 5, 6, 7, 8
-    _EXTRA = 0xE0  # extra people hash (..., stream, _EXTRA + person, attempt): apart from the first's words
+    _EXTRA = 0xE0  # extra people hash (..., k, _EXTRA + person, attempt, stream): apart from the first's words
 
     def __init__(self, cfg: BuildConfig, fg_sizes: list[tuple[int, int]], n_bg: int,
                  segments: list[tuple[tuple[int, int], tuple[int, int]]] | None = None):
@@ -299,10 +299,11 @@ class Plan:
         its ``attempt``-th draw (a person hidden beyond --max-occlusion is drawn again): words
         of the sample's combination, so the sample stays a pure function of its position."""
         cfg = self.cfg
-        words = (cfg.seed, int(p.bg[j]), int(p.fg[j]), int(p.flip[j]), int(p.placement[j]))
+        prefix = hash_words(cfg.seed, int(p.bg[j]), int(p.fg[j]), int(p.flip[j]), int(p.placement[j]),
+                            self._EXTRA + person, attempt).reshape(1)
 
-        def draw(stream: int) -> np.ndarray:
-            return hash_words(*words, stream, self._EXTRA + person, attempt).reshape(1)
+        def draw(stream: int) -> np.ndarray:  # = hash_words(..., attempt, stream): the prefix hashed once
+            return mix64(prefix ^ np.uint64(stream))
 
         fg = int(draw(self._STREAM_FG)[0] % np.uint64(int(p.fg_end[j])))
         flip = int(draw(self._STREAM_FLIP)[0] % np.uint64(cfg.flips))

@@ -352,8 +352,9 @@ class ShardBuilder:
                           float(at.scale[0]), int(at.angle[0]), int(at.pw[0]), int(at.ph[0]), int(at.feet[0]),
                           float(at.height_m[0]))
 
-        def mask_of(q: Person) -> np.ndarray:
-            return self.foregrounds.get(q.fg, q.flip, q.pw, q.ph, r.bg, q.angle).mask
+        def mask_of(q: Person) -> tuple[np.ndarray, int]:
+            fg = self.foregrounds.get(q.fg, q.flip, q.pw, q.ph, r.bg, q.angle)
+            return fg.mask, fg.mask_count
 
         return arrange(first, r.people, candidate, mask_of, cfg.max_occlusion, cfg.size)
 

@@ -42,6 +42,8 @@ def test_ids_and_hidden_shares() -> None:
     assert (ids[0:10, 0:10] == 1).all() and (ids[10:30, 5:15] == 2).all() and ids[30:].max() == 0
     assert hidden_shares(masks, ids) == [50 / 200, 0.0]  # a: 10 x 5 pixels covered of 200
     assert union_box([a, b]) == (slice(0, 30), slice(0, 15))
+    assert np.array_equal(paint_ids([a, b], masks, 40, union_box([a, b])), ids[0:30, 0:15])  # the same, boxed
+    assert hidden_shares(masks, ids, [200, 200]) == hidden_shares(masks, ids)
 
 
 def test_arrange_redraws_a_person_that_would_hide_too_much() -> None:
@@ -53,10 +55,10 @@ def test_arrange_redraws_a_person_that_would_hide_too_much() -> None:
         tries.append((person, attempt))
         return _person(person, 0, 1) if attempt < 2 else _person(person, 20, 5)  # on top of the first, then apart
 
-    order, ids = arrange(first, 2, candidate, lambda p: mask, 0.5, 40)
+    order, ids = arrange(first, 2, candidate, lambda p: (mask, 200), 0.5, 40)
     assert tries == [(1, 0), (1, 1), (1, 2)] and [p.draw for p in order] == [0, 1]
     assert max(hidden_shares([mask, mask], ids)) == 0.0
-    never, _ = arrange(first, 3, lambda person, attempt: _person(person, 0, 1), lambda p: mask, 0.5, 40)
+    never, _ = arrange(first, 3, lambda person, attempt: _person(person, 0, 1), lambda p: (mask, 200), 0.5, 40)
     assert [p.draw for p in never] == [0]  # nobody fits: left out after ATTEMPTS draws, the first kept
 
 

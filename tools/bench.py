@@ -338,7 +338,13 @@ def bench_compose(n_samples: int, work: Path) -> None:
     options: dict[str, dict[str, object]] = {
         "alpha (default)": {}, "hard": {"blend": "hard"}, "feather:3": {"blend": "feather:3"},
         "poisson": {"blend": "poisson"}, "harmonize 0.5": {"harmonize": 0.5}, "rotate 30": {"rotate": 30},
-        "feather:3 + harmonize 0.5": {"blend": "feather:3", "harmonize": 0.5}}
+        "feather:3 + harmonize 0.5": {"blend": "feather:3", "harmonize": 0.5},
+        "fg-scale 0.7-1.3 (a size per sample, as floor)": {"fg_scale": (0.7, 1.3)},
+        "people 1-3": {"people": (1, 3), "max_occlusion": 0.5},
+        "people 2-4, occlusion 0.3": {"people": (2, 4), "max_occlusion": 0.3},
+        "position floor": {"position": "floor", "person_height": (1.5, 1.9)},
+        "people 1-3 + floor": {"people": (1, 3), "max_occlusion": 0.5, "position": "floor",
+                               "person_height": (1.5, 1.9)}}
     rates = {}
     for k, (name, option) in enumerate(options.items()):
         cfg = BuildConfig(placements=placements, depth="none", **option)  # type: ignore[arg-type]
@@ -677,7 +683,8 @@ def main() -> int:
     i.add_argument("--workers", type=int, default=2)
     mt = sub.add_parser("metadata", help="open, RSS and stream plans at 10M-100M samples, metadata only")
     mt.add_argument("--samples", type=int, default=100_000_000)
-    c = sub.add_parser("compose", help="build speed per compositing option (--blend, --harmonize)")
+    c = sub.add_parser("compose", help="build speed per compositing option (--blend, --harmonize, --rotate, "
+                                       "--people, --position floor)")
     c.add_argument("--samples", type=int, default=4000)
     v = sub.add_parser("view", help="fgbg view on a large dataset: start, thumbnails, filters")
     v.add_argument("--samples", type=int, default=400000)
