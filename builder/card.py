@@ -56,17 +56,19 @@ def front_matter(manifest: Manifest) -> str:
     return "\n".join(lines) + "\n"
 
 
-_FIELD_ORDER = ("image", "mask", "depth", "meta")
+_FIELD_ORDER = ("image", "mask", "depth", "instances", "meta")
 
 
 def _fields(manifest: Manifest) -> list[tuple[str, FieldSpec]]:
-    """The manifest's fields in reading order (image, mask, depth, meta)."""
+    """The manifest's fields in reading order (image, mask, depth, instances, meta)."""
     return [(n, manifest.fields[n]) for n in _FIELD_ORDER if n in manifest.fields]
 
 
 def _fields_table(manifest: Manifest) -> list[str]:
     what = {"image": "composite, RGB uint8 (JPEG)", "mask": "foreground mask, uint8 (lossless PNG)",
-            "depth": "depth map, uint8, far = bright (PNG)", "meta": "the annotation (JSON)"}
+            "depth": "depth map, uint8, far = bright (PNG)",
+            "instances": "instance ids, uint8: 0 background, i = the i-th of meta.people (PNG)",
+            "meta": "the annotation (JSON)"}
     rows = ["| field | tar member | `datasets` column | shape | content |", "|---|---|---|---|---|"]
     for name, spec in _fields(manifest):
         shape = "×".join(str(v) for v in spec.shape or []) or "-"
@@ -91,6 +93,12 @@ def _config_lines(record: BuildRecord) -> list[str]:
     ]
     if depth.backend == "plane":
         lines.append("  (a non-learned geometric prior, not a model: it ignores the pixels)")
+    if c.people is not None:
+        lines.append(f"- {c.people[0]}–{c.people[1]} people per composite, painted farther first, "
+                     f"none hidden beyond {c.max_occlusion:.0%}")
+    if c.position == "floor" and c.person_height is not None:
+        lines.append(f"- people stand on the floor of the plane prior's room, {c.person_height[0]}–"
+                     f"{c.person_height[1]} m tall, sized by their distance")
     if depth.weights_sha256:
         lines.append(f"  weights sha256 `{depth.weights_sha256}`, input {depth.input}, dtype {depth.dtype}")
     return lines

@@ -86,13 +86,21 @@ def arrange(first: Person, wanted: int, candidate: Callable[[int, int], Person],
     placed = [first]
     for person in range(1, wanted):
         for attempt in range(ATTEMPTS):
-            trial = paint_order([*placed, candidate(person, attempt)])
+            new = candidate(person, attempt)
+            trial = paint_order([*placed, new])
+            if not any(_overlap(new, p) for p in placed):  # hides nobody, hidden by nobody: no pixels needed
+                placed = trial
+                break
             masks, totals = zip(*(mask_of(p) for p in trial), strict=True)
             ids = paint_ids(trial, masks, size, union_box(trial))
             if max(hidden_shares(masks, ids, totals)) <= max_occlusion:
                 placed = trial
                 break
     return placed, paint_ids(placed, [mask_of(p)[0] for p in placed], size)
+
+
+def _overlap(a: Person, b: Person) -> bool:
+    return a.x < b.x + b.w and b.x < a.x + a.w and a.y < b.y + b.h and b.y < a.y + a.h
 
 
 def union_box(order: Sequence[Person]) -> tuple[slice, slice]:

@@ -3,6 +3,7 @@ there makes them, the depth the prior gives them that of the floor under their f
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import cv2
@@ -11,7 +12,7 @@ import pytest
 from helpers import snapshot
 
 from fgbg.builder import BuildConfig, build
-from fgbg.builder.depth.plane import CAMERA_M, HORIZON, focal_px, floor_depth
+from fgbg.builder.depth.plane import CAMERA_M, HORIZON, floor_depth, focal_px
 from fgbg.builder.errors import FgbgError
 from fgbg.builder.floor import distance_m, feet_range, person_rows
 from fgbg.builder.inputs import load_inputs
@@ -39,7 +40,7 @@ def test_config_checks() -> None:
         BuildConfig(position="floor", person_height=(1.5, 1.9), fg_scale=(0.5, 1.0))
     with pytest.raises(FgbgError, match="--rotate does not apply with --position floor"):
         BuildConfig(position="floor", person_height=(1.5, 1.9), rotate=10)
-    with pytest.raises(FgbgError, match="--person-height must be LOW-HIGH metres with 0 < LOW <= HIGH <= 2.5"):
+    with pytest.raises(FgbgError, match=r"--person-height must be LOW-HIGH metres with 0 < LOW <= HIGH <= 2\.5"):
         BuildConfig(position="floor", person_height=(1.5, 3.0))
     with pytest.raises(FgbgError, match="--person-height needs --position floor"):
         BuildConfig(person_height=(1.5, 1.9))
@@ -75,7 +76,7 @@ def test_people_stand_on_the_floor(tmp_path: Path, demo_inputs: tuple[Path, Path
             if shown.size >= 4:
                 levels.append((feet, float(np.median(shown))))
         levels.sort()
-        ordered += all(a[1] >= b[1] for a, b in zip(levels, levels[1:], strict=False))  # nearer: lower level
+        ordered += all(a[1] >= b[1] for a, b in itertools.pairwise(levels))  # nearer: lower level
     assert checked >= len(ds) and ordered == len(ds)
 
 

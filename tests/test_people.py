@@ -162,3 +162,21 @@ def test_cli_and_coco(crowd: Path, tmp_path: Path, demo_inputs: tuple[Path, Path
     assert main([*args, "--out", str(tmp_path / "c"), "--people", "1-2"]) == 0
     assert open_dataset(tmp_path / "c").manifest["config"]["max_occlusion"] == 0.5  # the default bound
     assert main([*args, "--out", str(tmp_path / "d"), "--people", "two"]) == 2
+
+
+def test_a_person_apart_needs_no_masks() -> None:
+    """A candidate whose box touches nobody's is accepted without looking at any mask (it can
+    hide nobody); one that overlaps is checked on the masks."""
+    first = _person(0, 0, 0)
+    looked: list[int] = []
+
+    def mask_of(p: Person) -> tuple[np.ndarray, int]:
+        looked.append(p.draw)
+        return np.full((p.h, p.w), 255, np.uint8), p.w * p.h
+
+    order, ids = arrange(first, 2, lambda person, attempt: _person(person, 10, 0), mask_of, 0.0, 40)
+    assert [p.draw for p in order] == [0, 1] and (ids[0:20, 10:20] == 2).all()
+    assert sorted(set(looked)) == [0, 1] and len(looked) == 2  # only for the final map
+    looked.clear()
+    arrange(first, 2, lambda person, attempt: _person(person, 9, 0), mask_of, 0.0, 40)  # one column shared
+    assert len(looked) > 2

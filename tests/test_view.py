@@ -230,7 +230,7 @@ def test_people_are_shown(tmp_path: Path, demo_inputs: tuple[Path, Path]) -> Non
                 [p["x"], p["y"], p["w"], p["h"]] for p in meta["people"]]
             assert [p["colour"] for p in s["people"]] == ["#" + bytes(PALETTE[k].tolist()).hex()
                                                           for k in range(1, len(meta["people"]) + 1)]
-            status, ctype, body = get(server, f"/img/sample/{i}/instances.png")
+            status, _ctype, body = get(server, f"/img/sample/{i}/instances.png")
             assert status == 200 and body == bytes(ds[i]["instances"])  # the stored bytes
             ids = decode_member("instances", body)
             colour = cv2.cvtColor(cv2.imdecode(np.frombuffer(get(server, f"/img/sample/{i}/instances-colour.png")[2],
