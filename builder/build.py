@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from fgbg.readers.extras import require
+from fgbg.readers.index import PARQUET
 from fgbg.readers.schema import Manifest
 
 from .card import CARD, PREVIEW, write_card
@@ -36,7 +37,7 @@ from .manifest import (
     ANNOTATIONS,
     BUILD_RECORD,
     MANIFEST,
-    annotation_chunks,
+    index_chunks,
     make_manifest,
     make_record,
     manifest_bytes,
@@ -57,7 +58,7 @@ __all__ = [
     "record_differences", "run_record", "run_shards",
 ]
 
-_DATASET_ENTRIES = {BUILD_RECORD, MANIFEST, ANNOTATIONS, CARD, PREVIEW, "shards", "inputs", ".fgbg.lock"}
+_DATASET_ENTRIES = {BUILD_RECORD, MANIFEST, ANNOTATIONS, PARQUET, CARD, PREVIEW, "shards", "inputs", ".fgbg.lock"}
 
 
 @dataclass(frozen=True)
@@ -87,7 +88,7 @@ def record_differences(old: BuildRecord, new: BuildRecord) -> list[str]:
             changed = sorted({n for n, _ in set(x) ^ set(y)})
             diffs.append(f"{kind} inputs: {len(x)} -> {len(y)} files, differing: {', '.join(changed[:5]) or 'order'}")
     old_body, new_body = old.body(), new.body()
-    for key in ("depth", "formats", "hdf5_layout", "format_version", "tool", "key_width"):
+    for key in ("depth", "formats", "hdf5_layout", "format_version", "tool", "key_width", "index"):
         if old_body.get(key) != new_body.get(key):
             diffs.append(f"{key}: {old_body.get(key)} -> {new_body.get(key)}")
     return diffs
@@ -217,7 +218,7 @@ def _shard_builder(store: Store, record: BuildRecord, depth_options: dict[str, A
 # -- driver -----------------------------------------------------------------------------
 def _prepare_record(
     store: Store, cfg: BuildConfig | None, sources: tuple[Any, Any] | None, formats: list[str], layout: str,
-    depth_options: dict[str, Any],
+    depth_options: dict[str, Any], index: str = "csv",
 ) -> tuple[BuildRecord, dict[str, Path]]:
     existing = read_record(store) if store.exists(BUILD_RECORD) else None
     if sources is None:
@@ -232,7 +233,7 @@ def _prepare_record(
     records, files = encode_inputs(cfg, bgs, fgs)
     n = len(bgs) * len(fgs) * cfg.flips * cfg.placements
     depth = describe_backend(cfg.depth, cfg.depth_shape, **depth_settings(cfg, depth_options))
-    record = make_record(cfg, records, depth, formats, layout, n)
+    record = make_record(cfg, records, depth, formats, layout, n, index)
     if existing is not None and existing.fingerprint != record.fingerprint:
         diffs = record_differences(existing, record) or ["fingerprint"]
         raise ConfigMismatchError(
@@ -281,7 +282,7 @@ def complete(
     # a thread once the first shard is back (the workers busy, this process idle), not after.
     side = ThreadPoolExecutor(1, thread_name_prefix="fgbg-index")
     def make_index() -> str:  # streamed to the store, one chunk in memory: its sha256 comes back
-        return store.write_atomic_chunks(ANNOTATIONS, annotation_chunks(plan, record.key_width))
+        return store.write_atomic_chunks(record.index_file, index_chunks(plan, record))
 
     def make_stats() -> dict[str, PixelSums]:
         return input_statistics(load_inputs(store, record.inputs), cfg)
@@ -348,6 +349,7 @@ def build(
     storage_options: dict[str, Any] | None = None,
     executor: str = "local",
     ray_address: str | None = None,
+    index: str = "csv",
 ) -> BuildResult:
     """Build (or resume) the dataset at ``out``. Without bg/fg folders, resume from ``inputs/``.
 
@@ -360,6 +362,8 @@ def build(
         raise FgbgError(f"--executor must be local or ray, got {executor!r}")
     if executor == "ray":
         require("ray", "ray", "--executor ray")  # before anything is created: a missing extra costs nothing
+    if index == "parquet":
+        require("pyarrow.parquet", "parquet", "--index parquet")
     t0 = time.monotonic()
     if hdf5_layout not in HDF5_LAYOUTS:
         raise FgbgError(f"--hdf5-layout must be one of {', '.join(HDF5_LAYOUTS)}, got {hdf5_layout!r}")
@@ -383,7 +387,8 @@ def build(
         try:
             with store.lock():
                 depth_options = dict(depth_options or {})
-                record, files = _prepare_record(store, cfg, sources, list(formats), hdf5_layout, depth_options)
+                record, files = _prepare_record(store, cfg, sources, list(formats), hdf5_layout, depth_options,
+                                                index)
                 store.remove_stale_temps()
                 write_inputs(store, files)
                 store.write_atomic(BUILD_RECORD, record.to_bytes())

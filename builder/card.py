@@ -47,7 +47,7 @@ def front_matter(manifest: Manifest) -> str:
     as integers there, which the card says).
     """
     n = manifest.totals.samples
-    data = "shards/*.tar" if "tar" in manifest.shards else "annotations.csv"
+    data = "shards/*.tar" if "tar" in manifest.shards else manifest.annotations.file
     lines = ["---", "pretty_name: fgbg composites", "task_categories:", "- depth-estimation",
              "- image-segmentation", "tags:", "- fgbg", "- synthetic", "- webdataset", "size_categories:",
              f"- {_size_category(n)}", "configs:", "- config_name: default", "  data_files:", "  - split: train",
@@ -151,8 +151,11 @@ def _reading(manifest: Manifest) -> list[str]:
                   '    print(f.attrs["count"], list(f))', "```", ""]
     lines += ["PyTorch: `ds.torch_dataset()` (an `IterableDataset` split across ranks and loader workers; "
               'needs `pip install "fgbg[torch]"`).', "",
-              "The index `annotations.csv` has one row per sample; read its `key` column as text "
-              '(pandas: `dtype={"key": str}`).', ""]
+              *(["The index `annotations.csv` has one row per sample; read its `key` column as text "
+                 '(pandas: `dtype={"key": str}`).'] if manifest.annotations.file == "annotations.csv" else
+                ["The index `annotations.parquet` has one row per sample, row groups of whole shards: "
+                 '`pandas.read_parquet("annotations.parquet")`, polars `pl.read_parquet`, DuckDB '
+                 "`SELECT * FROM 'annotations.parquet'`; `key` is the sample's position as an integer."]), ""]
     return lines
 
 

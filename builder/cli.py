@@ -158,6 +158,9 @@ def _build_parser() -> argparse.ArgumentParser:
     o.add_argument("--format", default="tar", help="tar, hdf5, or both: tar,hdf5 (one pass)")
     o.add_argument("--hdf5-layout", default="encoded", choices=HDF5_LAYOUTS,
                    help="HDF5: encoded JPEG/PNG bytes (small) or raw Zstd pixels (no decoding)")
+    o.add_argument("--index", default="csv", choices=("csv", "parquet"),
+                   help="annotations index: csv (annotations.csv, ~42 bytes a sample) or parquet "
+                        "(annotations.parquet, 5-9 bytes a sample, read per shard; pip install \"fgbg[parquet]\")")
     _add_workers(o)
     o.add_argument("--executor", default="local", choices=("local", "ray"),
                    help="local process pool, or Ray tasks/actors (pip install \"fgbg[ray]\")")
@@ -357,7 +360,7 @@ def _cmd_build(a: argparse.Namespace) -> int:
         depth_options["model"] = a.depth_model
     opts = {"workers": a.workers, "progress": progress, "formats": parse_formats(a.format),
             "hdf5_layout": a.hdf5_layout, "depth_options": depth_options, "storage_options": _storage_options(a),
-            "executor": a.executor, "ray_address": a.ray_address}
+            "executor": a.executor, "ray_address": a.ray_address, "index": a.index}
     if (a.bg is None) != (a.fg is None) and not a.demo:
         raise FgbgError("--bg and --fg go together (a new dataset needs both; to resume one, give --out alone)")
     if a.demo:

@@ -12,17 +12,21 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from .blend import check_blend, rotated_box
 from .depth.presets import parse_preset
 from .errors import FgbgError
 
-__all__ = ["FORMAT_VERSION", "MAX_PEOPLE", "PEOPLE_FORMAT_VERSION", "BuildConfig", "parse_range", "parse_size"]
+__all__ = ["FORMAT_VERSION", "MAX_PEOPLE", "PARQUET_FORMAT_VERSION", "PEOPLE_FORMAT_VERSION", "BuildConfig",
+           "parse_range", "parse_size", "scaled_size", "scaled_sizes"]
 
 #: Version of the on-disk layout (shards, receipts, manifest). Bump on any change to bytes.
 #: 2 = a dataset with several people per composite (``--people``: the ``instances`` member);
 #: every other dataset is still written as 1, so readers of format 1 keep reading it.
 FORMAT_VERSION = 1
 PEOPLE_FORMAT_VERSION = 2
+PARQUET_FORMAT_VERSION = 3  # --index parquet (with or without --people): annotations.parquet
 MAX_PEOPLE = 16  # people per composite: instance ids are 1..K in an 8-bit PNG
 MAX_PERSON_M = 2.5  # the tallest person --position floor places (taller ones would not fit the frame)
 
@@ -221,6 +225,13 @@ _REDUCED = {
     "float16": (("densedepth", "tensorflow"), ("densedepth", "openvino"), ("onnx", "openvino")),
     "int8": (("densedepth", "openvino"), ("onnx", "openvino")),
 }
+
+
+def scaled_sizes(base: np.ndarray, scale: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`scaled_size` of (n, 2) sizes and n scales at once: the same float64 product and
+    sum, then the truncation ``int`` does (the values are positive), so the same integers."""
+    wh = np.maximum(1, np.floor(base * np.asarray(scale, np.float64)[:, None] + 0.5)).astype(np.int64)
+    return wh[:, 0], wh[:, 1]
 
 
 def scaled_size(size: tuple[int, int], scale: float) -> tuple[int, int]:

@@ -17,9 +17,10 @@ from typing import Any
 import msgspec
 
 from fgbg.readers.errors import MetadataError
+from fgbg.readers.index import AnnotationIndex
 from fgbg.readers.schema import DepthSource, Manifest, parse_manifest
 
-from .config import BuildConfig
+from .config import PARQUET_FORMAT_VERSION, BuildConfig
 from .encode import encoder_versions
 from .errors import FgbgError
 from .plan import Plan
@@ -39,6 +40,8 @@ __all__ = [
     "annotation_line",
     "annotations_csv",
     "dumps",
+    "index_chunks",
+    "index_csv",
     "make_manifest",
     "make_record",
     "manifest_bytes",
@@ -82,11 +85,32 @@ def record_from_manifest(manifest: Manifest, where: str, check_fingerprint: bool
 
 def make_record(
     cfg: BuildConfig, inputs: Inputs, depth: DepthSource, formats: list[str], hdf5_layout: str, n_samples: int,
+    index: str | None = None,
 ) -> BuildRecord:
-    """The build record of a new dataset; its fingerprint covers everything that determines the bytes."""
+    """The build record of a new dataset; its fingerprint covers everything that determines the
+    bytes. ``index="parquet"``: the index as ``annotations.parquet`` (format 3; the pyarrow
+    version that writes it is recorded, as OpenCV's is for the shards)."""
+    if index not in (None, "csv", "parquet"):
+        raise FgbgError(f"--index must be csv or parquet, got {index!r}")
+    tool = {"fgbg": TOOL_VERSION, **encoder_versions()}
+    version = cfg.format_version
+    if index == "parquet":
+        from .index_parquet import pyarrow_version
+
+        tool["pyarrow"] = pyarrow_version()
+        version = PARQUET_FORMAT_VERSION
     return BuildRecord(config=cfg, inputs=inputs, depth=depth, formats=tuple(formats), hdf5_layout=hdf5_layout,
-                       key_width=max(8, len(str(max(0, n_samples - 1)))),
-                       tool={"fgbg": TOOL_VERSION, **encoder_versions()}, format_version=cfg.format_version)
+                       key_width=max(8, len(str(max(0, n_samples - 1)))), tool=tool, format_version=version,
+                       index="parquet" if index == "parquet" else None)
+
+
+def index_chunks(plan: Plan, record: BuildRecord) -> Iterator[bytes]:
+    """The annotations index of ``record``'s dataset as written, in chunks (CSV or Parquet)."""
+    if record.index == "parquet":
+        from .index_parquet import parquet_chunks
+
+        return parquet_chunks(plan, record.key_width)
+    return annotation_chunks(plan, record.key_width)
 
 
 def _format_of(shard_rel: str) -> str:
@@ -110,6 +134,15 @@ def annotation_chunks(plan: Plan, key_width: int, chunk: int = 65536) -> Iterato
                    p.flip.tolist(), p.placement.tolist(), p.x.tolist(), p.y.tolist(), p.w.tolist(), p.h.tolist(),
                    p.scale.tolist(), strict=True)
         yield "".join(annotation_line(key_width, *row) for row in cols).encode("ascii")
+
+
+def index_csv(index: AnnotationIndex, key_width: int, chunk: int = 65536) -> Iterator[bytes]:
+    """An index read back (from Parquet) as the CSV :func:`annotation_chunks` writes."""
+    yield (",".join(ANNOTATION_COLUMNS) + "\n").encode("ascii")
+    c = index.columns
+    for lo in range(0, len(index), chunk):
+        rows = zip(*(c[name][lo:lo + chunk].tolist() for name in ANNOTATION_COLUMNS), strict=True)
+        yield "".join(annotation_line(key_width, *row) for row in rows).encode("ascii")
 
 
 def annotations_csv(plan: Plan, key_width: int, chunk: int = 65536) -> bytes:
@@ -156,6 +189,6 @@ def make_manifest(
                    "bytes": {fmt: sum(r.bytes for r in rs) for fmt, rs in by_format.items()}},
         "statistics": {name: {**s.mean_std(), "pixels": s.count}
                        for name, s in {**merged, **extra_stats}.items()},
-        "annotations": {"file": ANNOTATIONS, "sha256": index_sha256,
+        "annotations": {"file": record.index_file, "sha256": index_sha256,
                         "columns": list(ANNOTATION_COLUMNS)},
     }, Manifest)

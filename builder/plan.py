@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .blend import rotated_box
-from .config import BuildConfig, scaled_size
+from .config import BuildConfig, scaled_sizes
 from .floor import feet_range, person_rows
 from .record import BuildRecord
 
@@ -273,10 +273,7 @@ class Plan:
             scale = np.full(count, lo)
         else:
             scale = np.round(lo + (hi - lo) * uniform01(draw(self._STREAM_SCALE)), 4)
-        w = np.empty(count, dtype=np.int64)
-        h = np.empty(count, dtype=np.int64)
-        for i in range(count):
-            w[i], h[i] = scaled_size((int(base[i, 0]), int(base[i, 1])), float(scale[i]))
+        w, h = scaled_sizes(base, scale)
         pw, ph = w, h
         angle = np.zeros(count, np.int64)
         if cfg.rotate:

@@ -28,6 +28,7 @@ from fgbg.readers.schema import (
     DepthSource,
     InputEntry,
     Manifest,
+    index_file,
     parse_build_record,
 )
 
@@ -108,6 +109,12 @@ class BuildRecord:
     lineage: tuple[str, ...] | None = None  # set by append: the fingerprints it grew from
     left_out: tuple[str, ...] | None = None  # set by import: source files it did not take
     format_version: int = FORMAT_VERSION
+    index: str | None = None  # "parquet": annotations.parquet (format 3); None: annotations.csv
+
+    @property
+    def index_file(self) -> str:
+        """The annotations index's file name."""
+        return index_file(self.index)
 
     @property
     def imported(self) -> bool:
@@ -155,6 +162,8 @@ class BuildRecord:
             d["lineage"] = list(self.lineage)
         if self.left_out is not None:
             d["left_out"] = list(self.left_out)
+        if self.index is not None:
+            d["index"] = self.index
         return d
 
     @functools.cached_property
@@ -191,7 +200,7 @@ class BuildRecord:
                      tool=dict(s.tool), segments=segments,
                      lineage=None if s.lineage is None else tuple(s.lineage),
                      left_out=None if s.left_out is None else tuple(s.left_out),
-                     format_version=s.format_version)
+                     format_version=s.format_version, index=s.index)
         if s.depth.backend != config.depth:
             raise MetadataError(f"{where}: config.depth is {config.depth!r} but the depth source is "
                                 f"{s.depth.backend!r}")

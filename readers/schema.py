@@ -28,6 +28,7 @@ from .errors import MetadataError
 
 __all__ = [
     "EXTENSIONS",
+    "INDEX_FILES",
     "MAX_KEY_WIDTH",
     "MEMBERS",
     "MIN_TAR_SAMPLE_BYTES",
@@ -44,6 +45,7 @@ __all__ = [
     "ShardEntry",
     "Statistic",
     "check_offsets",
+    "index_file",
     "json_schemas",
     "max_samples",
     "members_digest",
@@ -70,8 +72,16 @@ FormatName = Literal["tar", "hdf5"]
 FieldName = Literal["image", "mask", "depth", "instances", "meta"]
 EXTENSIONS = {"tar": ".tar", "hdf5": ".h5"}
 MEMBERS = {"image": "jpg", "mask": "mask.png", "depth": "depth.png", "instances": "instances.png", "meta": "json"}
-#: 1: every dataset fgbg writes without --people; 2: with --people (an ``instances`` member)
-FormatVersion = Literal[1, 2]
+#: 1: every dataset fgbg writes without --people or --index parquet; 2: with --people (an
+#: ``instances`` member); 3: with --index parquet (``annotations.parquet``), with or without people
+FormatVersion = Literal[1, 2, 3]
+IndexKind = Literal["parquet"]  # absent: annotations.csv
+INDEX_FILES = {None: "annotations.csv", "parquet": "annotations.parquet"}
+
+
+def index_file(kind: str | None) -> str:
+    """The annotations index's file name for a record's or manifest's ``index``."""
+    return INDEX_FILES["parquet" if kind == "parquet" else None]
 _SUFFIX_ORDER = tuple(MEMBERS.values())
 _SHARD_NAME = re.compile(r"shards/([0-9]{6,12})(\.tar|\.h5)")
 
@@ -104,7 +114,7 @@ class Statistic(Struct, frozen=True):
 
 
 class AnnotationsInfo(Struct, frozen=True):
-    file: Literal["annotations.csv"]
+    file: Literal["annotations.csv", "annotations.parquet"]
     columns: list[str]
     sha256: Sha256
 
@@ -176,6 +186,7 @@ class Manifest(Struct, frozen=True):
     segments: list[Segment] | None = None
     lineage: list[Sha256] | None = None
     left_out: list[str] | None = None
+    index: IndexKind | None = None
 
 
 class BuildRecordSchema(Struct, frozen=True, forbid_unknown_fields=True):
@@ -194,6 +205,7 @@ class BuildRecordSchema(Struct, frozen=True, forbid_unknown_fields=True):
     segments: list[Segment] | None = None
     lineage: list[Sha256] | None = None
     left_out: list[str] | None = None
+    index: IndexKind | None = None
 
 
 def parse_build_record(data: bytes, where: str = "build.json") -> BuildRecordSchema:
@@ -344,9 +356,14 @@ def _manifest_rules(m: Manifest, where: str) -> None:
             problems.append(f"fields.{name}: member {spec.member!r}, expected {MEMBERS[name]!r}")
     if "image" not in m.fields or "meta" not in m.fields:
         problems.append("fields: image and meta are required")
-    if ("instances" in m.fields) != (m.format_version == 2):
+    if ("instances" in m.fields and m.format_version < 2) or (m.format_version == 2 and "instances" not in m.fields):
         problems.append(f"fields: format_version {m.format_version} "
                         f"{'needs' if m.format_version == 2 else 'has no'} an instances field")
+    if (m.format_version == 3) != (m.index == "parquet"):
+        problems.append(f"index: format_version {m.format_version} with index {m.index or 'csv'} "
+                        "(a parquet index is format 3, and format 3 has one)")
+    if m.annotations.file != index_file(m.index):
+        problems.append(f"annotations.file is {m.annotations.file!r}, the index is {index_file(m.index)!r}")
     problems += _input_problems(m.inputs)
     if problems:
         raise MetadataError(f"{where}: " + "; ".join(problems[:5]) + (" ..." if len(problems) > 5 else ""))

@@ -115,7 +115,7 @@ def convert(
         raise FgbgError(f"{out}: convert writes a new dataset; choose an --out other than the source")
     check_output(store)
     record = make_record(source.build_config, source.inputs, source.depth, [to], hdf5_layout,
-                         manifest.totals.samples)
+                         manifest.totals.samples, source.index)
     store.create()
     with store.lock():
         if store.exists(BUILD_RECORD):

@@ -4,7 +4,8 @@
 <bg>/<name>.png`` and ``OUT/depth_maps/<bg>/<name>.png`` (lossless, unlike the seeds'
 JPEG masks), where ``<name>`` is ``<bg>__<fg>_<k>`` or ``<bg>__flip_<fg>_<k>`` with
 ``k = placement + 1`` -- plus ``inp_bg/``, ``inp_fg/``, ``inp_fg_masks/`` from the dataset's
-inputs and ``annotations.csv``. ``<bg>``/``<fg>`` are the inputs' file stems, made
+inputs and ``annotations.csv`` (made from the Parquet index for a dataset built with
+``--index parquet``: the bytes a CSV build writes). ``<bg>``/``<fg>`` are the inputs' file stems, made
 path-safe; stems that repeat get ``-<index>`` appended so no file overwrites another.
 """
 
@@ -16,9 +17,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from fgbg.readers.index import ANNOTATIONS, read_index
 from fgbg.readers.schema import InputEntry
 
 from ..errors import OutputError
+from ..manifest import index_csv
 from ..storage import ObjectStore, open_store
 
 __all__ = ["export", "safe_stems", "sample_name"]
@@ -59,7 +62,12 @@ def export(url: str, out: str | Path, storage_options: dict[str, Any] | None = N
                     folder.mkdir(parents=True, exist_ok=True)
                     (folder / f"{name}.png").write_bytes(store.read_bytes(rel))
     out.mkdir(parents=True, exist_ok=True)
-    (out / "annotations.csv").write_bytes(store.read_bytes("annotations.csv"))
+    if manifest.annotations.file == ANNOTATIONS:
+        (out / ANNOTATIONS).write_bytes(store.read_bytes(ANNOTATIONS))
+    else:  # a Parquet index, exported as the CSV a --index csv build writes (the same bytes)
+        index = read_index(location, manifest)
+        with open(out / ANNOTATIONS, "wb") as f:
+            f.writelines(index_csv(index, manifest.key_width))
     trees = {"image": ("fg_bg", "jpg"), "mask": ("fg_bg_masks", "png"), "depth": ("depth_maps", "png")}
     n = 0
     for s in range(len(ds.shards)):

@@ -17,11 +17,11 @@ import json
 import re
 from typing import Any
 
-from fgbg.readers.schema import BuildRecordSchema
+from fgbg.readers.schema import INDEX_FILES, BuildRecordSchema
 
 from ..build import BuildResult, build
 from ..errors import FgbgError
-from ..manifest import ANNOTATIONS, BUILD_RECORD, MANIFEST, read_record
+from ..manifest import BUILD_RECORD, MANIFEST, read_record
 from ..receipts import receipt_name
 from ..record import BuildRecord
 from ..storage import Store, open_store
@@ -72,7 +72,7 @@ def _distrust(url: str, storage_options: dict[str, Any] | None, before: VerifyRe
     plan; returns those shards. Per-sample index mismatches are the index's fault when the
     index itself is damaged (it is rewritten), not the shards'."""
     store = open_store(url, storage_options)
-    index_damaged = any(p.where == ANNOTATIONS for p in before.problems)
+    index_damaged = any(p.where in INDEX_FILES.values() for p in before.problems)
     shards = set()
     for p in before.problems:
         name = p.where.removesuffix(".json")

@@ -23,7 +23,7 @@ import numpy as np
 
 from fgbg.readers.errors import DatasetError, MetadataError
 from fgbg.readers.fs import Location
-from fgbg.readers.index import AnnotationIndex, parse_index
+from fgbg.readers.index import PARQUET, AnnotationIndex, IndexRows, parse_index
 from fgbg.readers.schema import (
     MEMBERS,
     Manifest,
@@ -108,9 +108,10 @@ class _Index:
     """The annotations index as typed NumPy columns (``fgbg.readers.index``: 88 bytes a row,
     parsed in one pass; Python lists of strings took several times that), looked up by key."""
 
-    def __init__(self, index: AnnotationIndex):
+    def __init__(self, index: AnnotationIndex, base: int = 0):
         self.columns = index.columns
         self.rows = len(index)
+        self.base = base  # the key of row 0 (a shard's rows of a Parquet index)
 
     @classmethod
     def parse(cls, data: bytes, samples: int) -> _Index:
@@ -119,7 +120,7 @@ class _Index:
         return cls(parse_index(data, samples, ANNOTATIONS))
 
     def check(self, meta: dict[str, Any], key: str) -> str | None:
-        i = int(key)
+        i = int(key) - self.base
         if not 0 <= i < self.rows:
             return "no row in the annotations index"
         pairs = {"bg": meta["bg"]["index"], "fg": meta["fg"]["index"], "flip": meta["flip"],
@@ -137,15 +138,24 @@ def _read_optional(store: Store, rel: str) -> bytes | None:
         return None
 
 
-def _index_problems(data: bytes | None, manifest: Manifest, report: VerifyReport) -> None:
-    if data is None:
-        report.add(ANNOTATIONS, "missing")
-    elif hashlib.sha256(data).hexdigest() != manifest.annotations.sha256:
-        report.add(ANNOTATIONS, "sha256 differs from the manifest")
+def _index_problems(store: Store, manifest: Manifest, report: VerifyReport) -> tuple[bytes | None, str | None]:
+    """The index's presence and hash: (its bytes for a CSV index, its sha256) when they check
+    out, (None, None) otherwise. A Parquet index is hashed as a stream, never held whole: the
+    shard checks read its rows a row group at a time."""
+    name = manifest.annotations.file
+    if not store.exists(name):
+        report.add(name, "missing")
+        return None, None
+    data = None if name == PARQUET else store.read_bytes(name)
+    digest = hashlib.sha256(data).hexdigest() if data is not None else store.sha256(name)
+    if digest != manifest.annotations.sha256:
+        report.add(name, "sha256 differs from the manifest")
+        return None, None
+    return data, digest
 
 
 def _made_problems(store: Store, data: bytes, manifest: Manifest, record: BuildRecord | None,
-                   annotations: bytes | None, read: list[Receipt | None], report: VerifyReport) -> None:
+                   annotations: str | None, read: list[Receipt | None], report: VerifyReport) -> None:
     """The manifest must be exactly what the build record, the receipts (``read`` by the shard
     checks) and the index make: its shard list, totals and statistics are derived data, so an
     edit to any of them (which no hash covers) is found here. Skipped when a part it needs is
@@ -171,7 +181,7 @@ def _made_problems(store: Store, data: bytes, manifest: Manifest, record: BuildR
         except FgbgError as e:
             report.add("inputs/", str(e))
             return
-    made_manifest = make_manifest(record, receipts, hashlib.sha256(annotations).hexdigest(), extra)
+    made_manifest = make_manifest(record, receipts, annotations, extra)
     if manifest_bytes(made_manifest) != data:
         made, stored, own = msgspec.to_builtins(made_manifest), msgspec.to_builtins(manifest), record.body()
         fields = sorted(k for k in set(made) | set(stored) if made.get(k) != stored.get(k) and k not in own)
@@ -232,6 +242,7 @@ class _Context:
     manifest: Manifest
     index: _Index | None
     record: BuildRecord | None
+    parquet_index: bool = False  # the shard checks read their rows of annotations.parquet
 
 
 class _ShardChecker:
@@ -245,6 +256,10 @@ class _ShardChecker:
         self.store = open_store(ctx.url, ctx.storage_options)
         self.manifest = ctx.manifest
         self.index = ctx.index
+        self.index_rows = None
+        if ctx.parquet_index:
+            options = self.store.storage_options if isinstance(self.store, ObjectStore) else None
+            self.index_rows = IndexRows(Location(ctx.url, options), ctx.manifest)
         self.foregrounds = None
         record = ctx.record
         if record is None and ctx.deep:  # build.json is damaged: the manifest's copy, if that one holds
@@ -294,6 +309,13 @@ class _ShardChecker:
                                         self.manifest.key_width, entry.first)
         seen = 0
         last: str | None = None
+        index = self.index
+        if self.index_rows is not None:  # this shard's rows of the Parquet index (one row group read)
+            try:
+                index = _Index(self.index_rows.rows(entry.first, entry.count), entry.first)
+            except MetadataError as e:
+                out.append(Problem(self.manifest.annotations.file, str(e).split(": ", 1)[-1]))
+                index = None
         ds = self.datasets[fmt]
         reader = ds._readers[s]
         digests = receipt.digests if receipt is not None and receipt.count == entry.count else []
@@ -313,7 +335,7 @@ class _ShardChecker:
                 if not isinstance(meta, dict) or meta.get("index") != int(key):
                     out.append(Problem(name, "annotation index differs from its key", key))
                     continue
-                problem = self.index.check(meta, key) if self.index is not None else None
+                problem = index.check(meta, key) if index is not None else None
                 if problem:
                     out.append(Problem(name, problem, key))
                 if self.foregrounds is not None:
@@ -413,18 +435,26 @@ def verify(url: str, deep: bool = False, storage_options: dict[str, Any] | None 
             _record_problems(store, None, report)
         return report
     record = _record_problems(store, manifest, report)
-    annotations = _read_optional(store, ANNOTATIONS)
-    _index_problems(annotations, manifest, report)
-    if any(p.where == ANNOTATIONS for p in report.problems):
-        annotations = None  # a damaged index proves nothing about the samples (it is rewritten by repair)
+    # a damaged index proves nothing about the samples (it is rewritten by repair)
+    index_name = manifest.annotations.file
+    annotations, index_sha256 = _index_problems(store, manifest, report)
     index = None
+    parquet_index = False
     if annotations is not None:
         try:
             index = _Index.parse(annotations, manifest.totals.samples)
         except MetadataError as e:
             report.add(ANNOTATIONS, f"malformed ({str(e).removeprefix(f'{ANNOTATIONS}: ')})")
-            annotations = None
-    ctx = _Context(str(url), storage_options, deep, manifest, index, record)
+            index_sha256 = None
+    elif index_sha256 is not None:  # a Parquet index: its footer checked here, its rows per shard
+        try:
+            IndexRows(Location(str(url), store.storage_options if isinstance(store, ObjectStore) else None),
+                      manifest).close()
+            parquet_index = True
+        except (MetadataError, DatasetError) as e:
+            report.add(index_name, f"malformed ({str(e).split(': ', 1)[-1]})")
+            index_sha256 = None
+    ctx = _Context(str(url), storage_options, deep, manifest, index, record, parquet_index)
     tasks = [(fmt, s) for fmt, shards in manifest.shards.items() for s in range(len(shards))]
     listed = {n for shards in manifest.shards.values() for e in shards for n in (e.name, receipt_name(e.name))}
     n_workers = min(worker_count(workers), len(tasks))
@@ -450,7 +480,9 @@ def verify(url: str, deep: bool = False, storage_options: dict[str, Any] | None 
     total = sum(e.count for e in next(iter(manifest.shards.values()), []))
     if total != manifest.totals.samples:
         report.add(MANIFEST, f"totals say {manifest.totals.samples} samples, shards hold {total}")
-    _made_problems(store, data, manifest, record, annotations, receipts, report)
+    if any(p.where == index_name for p in report.problems):
+        index_sha256 = None
+    _made_problems(store, data, manifest, record, index_sha256, receipts, report)
     _card_problems(store, manifest, report)
     for entry_name in store.listdir("shards"):
         rel = f"shards/{entry_name}"
