@@ -139,6 +139,16 @@ def _reading(manifest: Manifest) -> list[str]:
                   "```python", "from datasets import load_dataset",
                   'ds = load_dataset("path/to/this/folder", split="train")   # columns as in the table above',
                   "```", ""]
+    elif manifest.shards.get("tarzst"):
+        last = manifest.shards["tarzst"][-1].name.rsplit("/", 1)[-1].removesuffix(".tar.zst")
+        members = ", ".join(f'"{spec.member}"' for _, spec in _fields(manifest))
+        lines += ["The `.tar.zst` shards decompress to plain WebDataset tars (`zstd -dc shards/000000.tar.zst "
+                  "| tar t`; `tar --zstd -xf`). Stock WebDataset through a pipe:", "", "```python",
+                  "import webdataset as wds",
+                  f'urls = [f"pipe:zstd -dc shards/{{i:06d}}.tar.zst" for i in range({int(last) + 1})]',
+                  f'ds = wds.WebDataset(urls, shardshuffle=False).decode("rgb8").to_tuple({members})',
+                  "```", "", "Hugging Face `datasets` does not read `.tar.zst` shards: `load_dataset(folder)` gives "
+                  "the annotation index; `fgbg convert . --to tar --out DIR` makes a copy it loads whole.", ""]
     else:
         lines += ["Hugging Face `datasets` reads tar shards, not these HDF5 ones: `load_dataset(folder)` gives the "
                   "annotation index (its CSV reader makes the key `00000042` the number 42, the sample's index); "

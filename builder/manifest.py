@@ -18,7 +18,7 @@ import msgspec
 
 from fgbg.readers.errors import MetadataError
 from fgbg.readers.index import AnnotationIndex
-from fgbg.readers.schema import DepthSource, Manifest, parse_manifest
+from fgbg.readers.schema import DepthSource, Manifest, format_of, parse_manifest
 
 from .config import PARQUET_FORMAT_VERSION, BuildConfig
 from .encode import encoder_versions
@@ -26,7 +26,6 @@ from .errors import FgbgError
 from .plan import Plan
 from .receipts import Receipt
 from .record import BuildRecord, Inputs, dumps
-from .shards import FORMATS
 from .stats import PixelSums
 from .storage import Store
 
@@ -94,6 +93,10 @@ def make_record(
         raise FgbgError(f"--index must be csv or parquet, got {index!r}")
     tool = {"fgbg": TOOL_VERSION, **encoder_versions()}
     version = cfg.format_version
+    if "tarzst" in formats:
+        from .shards.tarzst import zstd_version
+
+        tool["zstd"] = zstd_version()
     if index == "parquet":
         from .index_parquet import pyarrow_version
 
@@ -114,8 +117,7 @@ def index_chunks(plan: Plan, record: BuildRecord) -> Iterator[bytes]:
 
 
 def _format_of(shard_rel: str) -> str:
-    ext = "." + shard_rel.rsplit(".", 1)[1]
-    return next(fmt for fmt, extension in FORMATS.items() if extension == ext)
+    return format_of(shard_rel)
 
 
 def annotation_line(key_width: int, pos: int, shard: int, bg: int, fg: int, flip: int, placement: int,

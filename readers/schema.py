@@ -45,6 +45,7 @@ __all__ = [
     "ShardEntry",
     "Statistic",
     "check_offsets",
+    "format_of",
     "index_file",
     "json_schemas",
     "max_samples",
@@ -58,6 +59,7 @@ __all__ = [
 
 MAX_KEY_WIDTH = 18  # 10**18 samples: more than any dataset; keys stay short strings
 MIN_TAR_SAMPLE_BYTES = 2048  # a sample's JPEG and JSON members: a header block and a data block each
+MIN_TARZST_SAMPLE_BYTES = 64  # a sample's zstd frame: its JPEG alone (incompressible) is hundreds of bytes
 MIN_HDF5_SAMPLE_BYTES = 8  # a sample's key in /keys is at least 8 bytes (key width >= 8 when built)
 _MAX_COUNT = 10**12  # a syntactic ceiling only; the real bound comes from the shard's size
 _MAX_DIM = 1 << 15
@@ -68,9 +70,9 @@ NonNegative = Annotated[int, Meta(ge=0, le=_MAX_COUNT)]
 # bytes and 5e12 composite pixels, past the count ceiling (found by the metadata-scale check)
 Total = Annotated[int, Meta(ge=0, le=2**62)]
 Dim = Annotated[int, Meta(ge=1, le=_MAX_DIM)]
-FormatName = Literal["tar", "hdf5"]
+FormatName = Literal["tar", "hdf5", "tarzst"]
 FieldName = Literal["image", "mask", "depth", "instances", "meta"]
-EXTENSIONS = {"tar": ".tar", "hdf5": ".h5"}
+EXTENSIONS = {"tar": ".tar", "hdf5": ".h5", "tarzst": ".tar.zst"}
 MEMBERS = {"image": "jpg", "mask": "mask.png", "depth": "depth.png", "instances": "instances.png", "meta": "json"}
 #: 1: every dataset fgbg writes without --people or --index parquet; 2: with --people (an
 #: ``instances`` member); 3: with --index parquet (``annotations.parquet``), with or without people
@@ -83,13 +85,13 @@ def index_file(kind: str | None) -> str:
     """The annotations index's file name for a record's or manifest's ``index``."""
     return INDEX_FILES["parquet" if kind == "parquet" else None]
 _SUFFIX_ORDER = tuple(MEMBERS.values())
-_SHARD_NAME = re.compile(r"shards/([0-9]{6,12})(\.tar|\.h5)")
+_SHARD_NAME = re.compile(r"shards/([0-9]{6,12})(\.tar|\.h5|\.tar\.zst)")
 
 
 class ShardEntry(Struct, frozen=True, forbid_unknown_fields=True):
     """One shard of one format as the manifest lists it."""
 
-    name: Annotated[str, Meta(pattern=r"^shards/[0-9]{6,12}\.(tar|h5)$")]
+    name: Annotated[str, Meta(pattern=r"^shards/[0-9]{6,12}\.(tar|h5|tar\.zst)$")]
     first: NonNegative
     count: NonNegative
     bytes: NonNegative
@@ -181,7 +183,7 @@ class Manifest(Struct, frozen=True):
     tool: dict[str, str]
     fingerprint: Sha256
     depth: DepthSource
-    formats: Annotated[list[FormatName], Meta(min_length=1, max_length=2)]
+    formats: Annotated[list[FormatName], Meta(min_length=1, max_length=3)]
     hdf5_layout: Literal["encoded", "raw"] = "encoded"
     segments: list[Segment] | None = None
     lineage: list[Sha256] | None = None
@@ -196,7 +198,7 @@ class BuildRecordSchema(Struct, frozen=True, forbid_unknown_fields=True):
     format_version: FormatVersion
     config: dict[str, Any]
     fingerprint: Sha256
-    formats: Annotated[list[FormatName], Meta(min_length=1, max_length=2)]
+    formats: Annotated[list[FormatName], Meta(min_length=1, max_length=3)]
     inputs: dict[Literal["bg", "fg"], list[InputEntry]]
     key_width: Annotated[int, Meta(ge=1, le=MAX_KEY_WIDTH)]
     tool: dict[str, str]
@@ -265,7 +267,7 @@ class ReceiptRecord(Struct, frozen=True):
     """``shards/NNNNNN.<ext>.json``: the proof a shard is complete (see docs/FORMAT.md §5)."""
 
     shard: NonNegative
-    name: Annotated[str, Meta(pattern=r"^shards/[0-9]{6,12}\.(tar|h5)$")]
+    name: Annotated[str, Meta(pattern=r"^shards/[0-9]{6,12}\.(tar|h5|tar\.zst)$")]
     first: NonNegative
     count: NonNegative
     bytes: NonNegative
@@ -317,10 +319,16 @@ def _decode(data: bytes, kind: type[Any], where: str) -> Any:
         raise MetadataError(f"{where}: not valid JSON ({e})") from None
 
 
+def format_of(name: str) -> str:
+    """The shard format of a (pattern-checked) shard file name: by its extension."""
+    return "tarzst" if name.endswith(".tar.zst") else "tar" if name.endswith(".tar") else "hdf5"
+
+
 def max_samples(fmt: str, size: int) -> int:
     """The most samples a shard file of ``size`` bytes can hold: the bound every count in a
     file is held to (counts are claims; sizes are facts)."""
-    return size // (MIN_TAR_SAMPLE_BYTES if fmt == "tar" else MIN_HDF5_SAMPLE_BYTES)
+    least = {"tar": MIN_TAR_SAMPLE_BYTES, "tarzst": MIN_TARZST_SAMPLE_BYTES}.get(fmt, MIN_HDF5_SAMPLE_BYTES)
+    return size // least
 
 
 def _manifest_rules(m: Manifest, where: str) -> None:
@@ -376,16 +384,18 @@ def parse_manifest(data: bytes, where: str = "manifest.json") -> Manifest:
     return m
 
 
-def check_offsets(offsets: list[int], count: int, size: int, where: str) -> None:
+def check_offsets(offsets: list[int], count: int, size: int, where: str, fmt: str = "tar") -> None:
     """A tar receipt's sample offsets: one per sample, the first at 0, strictly increasing by
-    at least a sample's minimum size, on 512-byte blocks, and inside the file."""
+    at least a sample's minimum size, on 512-byte blocks (``.tar.zst``: frame starts, on any
+    byte), and inside the file."""
     if len(offsets) != count:
         raise MetadataError(f"{where}: {len(offsets)} offsets for {count} samples")
     if offsets and offsets[0] != 0:
         raise MetadataError(f"{where}: the first sample must start at byte 0, not {offsets[0]}")
-    previous = -MIN_TAR_SAMPLE_BYTES
+    least, block = (MIN_TAR_SAMPLE_BYTES, 512) if fmt == "tar" else (MIN_TARZST_SAMPLE_BYTES, 1)
+    previous = -least
     for i, offset in enumerate(offsets):
-        if offset % 512 or offset - previous < MIN_TAR_SAMPLE_BYTES or offset + MIN_TAR_SAMPLE_BYTES > size:
+        if offset % block or offset - previous < least or offset + least > size:
             raise MetadataError(f"{where}: offset {i} ({offset}) is not a sample start inside the "
                                 f"{size}-byte shard")
         previous = offset
@@ -398,13 +408,13 @@ def parse_receipt(data: bytes, where: str, *, size: int | None = None, fmt: str 
     r: ReceiptRecord = _decode(data, ReceiptRecord, where)
     if not where.endswith(r.name + ".json"):
         raise MetadataError(f"{where}: describes {r.name}, not this shard")
-    fmt = fmt or ("tar" if r.name.endswith(".tar") else "hdf5")
+    fmt = fmt or format_of(r.name)
     if size is not None and r.bytes != size:
         raise MetadataError(f"{where}: describes a {r.bytes}-byte shard, the file has {size} bytes")
     if r.count > max_samples(fmt, r.bytes):
         raise MetadataError(f"{where}: {r.count} samples cannot fit in a {r.bytes}-byte shard")
-    if fmt == "tar":
-        check_offsets(r.offsets, r.count, r.bytes, where)
+    if fmt in ("tar", "tarzst"):
+        check_offsets(r.offsets, r.count, r.bytes, where, fmt)
     if r.digests and len(r.digests) != r.count:
         raise MetadataError(f"{where}: {len(r.digests)} sample digests for {r.count} samples")
     return r

@@ -359,7 +359,16 @@ def bench_compose(n_samples: int, work: Path) -> None:
         print(f"| {name} | {rate:,.0f} | {rate / base:.2f} |")
 
 
-def bench_metadata(n_samples: int, work: Path) -> None:
+# The child's own peak: VmHWM belongs to the address space made by exec (ru_maxrss is carried
+# over from the parent across fork + exec on Linux: a big parent made every child look big).
+_PEAK_RSS = """
+def peak_rss_mib():
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:")) / 1024
+"""
+
+
+def bench_metadata(n_samples: int, work: Path, index_samples: int = 10_000_000) -> None:
     """The metadata of an N-sample dataset without its pixels: a real demo build's manifest
     with its shard list grown to N samples (entries as the builder writes them; shard files
     absent -- opening reads none), then in a fresh process: open_dataset time and peak RSS,
@@ -382,8 +391,8 @@ def bench_metadata(n_samples: int, work: Path) -> None:
     data = json.dumps(manifest).encode()
     (out / "manifest.json").write_bytes(data)
     index_per_sample = (work / "src" / "annotations.csv").stat().st_size / len(open_dataset(work / "src"))
-    code = f"""
-import resource, time
+    code = _PEAK_RSS + f"""
+import time
 t0 = time.perf_counter()
 from fgbg.readers import open_dataset
 from fgbg.readers.stream import StreamSpec, consumer_plan
@@ -392,7 +401,7 @@ ds = open_dataset({str(out)!r})
 t2 = time.perf_counter()
 plan = consumer_plan(ds._firsts, [s.count for s in ds.shards], StreamSpec(True, 0, 0, 63, 64, 7, 8, 2000, "pad"))
 t3 = time.perf_counter()
-print(t1 - t0, t2 - t1, t3 - t2, len(plan), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+print(t1 - t0, t2 - t1, t3 - t2, len(plan), peak_rss_mib())
 """
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     if run.returncode:
@@ -404,7 +413,68 @@ print(t1 - t0, t2 - t1, t3 - t2, len(plan), resource.getrusage(resource.RUSAGE_S
     print(f"| open_dataset (after a {imp:.2f} s import) | {opened:.2f} s | < 1 s |")
     print(f"| peak RSS of that process (open + one consumer's plan) | {rss:.0f} MiB | < 200 MB |")
     print(f"| epoch plan of consumer 63x7 of 64x8, shuffled | {planned:.2f} s ({n_plan:,.0f} samples) | |")
-    print(f"| annotations.csv | {index_per_sample:.1f} bytes/sample | <= 10 |")
+    print(f"| annotations.csv (the demo build) | {index_per_sample:.1f} bytes/sample | <= 10 |")
+    bench_index(index_samples, work)
+
+
+def bench_index(n_samples: int, work: Path) -> None:
+    """The annotations index of an N-sample plan (1,000 backgrounds x 1,000 foregrounds x 2
+    flips, placements to N; no pixels), written as the builder streams it: CSV and Parquet,
+    with and without scale jitter; then the Parquet file opened as verify opens it and one
+    shard's rows read (what verify pays per shard), in a fresh process for its RSS."""
+    import subprocess
+
+    from fgbg.builder.index_parquet import parquet_chunks
+    from fgbg.builder.manifest import annotation_chunks
+    from fgbg.builder.plan import Plan
+
+    placements = max(1, n_samples // 2_000_000)
+    rows = []
+    for jitter in ((1.0, 1.0), (0.7, 1.3)):
+        plan = Plan(BuildConfig(placements=placements, fg_scale=jitter), [(100, 70)] * 1000, 1000)
+        width = max(8, len(str(plan.n_samples - 1)))
+        t = time.perf_counter()
+        plan.params(0, min(plan.n_samples, 1_000_000))
+        per_plan = (time.perf_counter() - t) / min(plan.n_samples, 1_000_000)
+        for kind, chunks in (("csv", annotation_chunks), ("parquet", parquet_chunks)):
+            t = time.perf_counter()
+            target = work / f"index-{kind}-{jitter[1]}"
+            with open(target, "wb") as f:
+                size = sum(f.write(c) for c in chunks(plan, width))
+            rows.append((kind, jitter, size / plan.n_samples, time.perf_counter() - t, plan.n_samples, per_plan))
+    pq_file = work / "index-parquet-1.3"
+    manifest = {"totals": plan.n_samples}
+    code = _PEAK_RSS + f"""
+import time
+from fgbg.readers.fs import Location
+from fgbg.readers.index import IndexRows
+class M:  # the two facts IndexRows reads of a manifest
+    class totals: samples = {manifest['totals']}
+import shutil, os
+os.makedirs({str(work / 'pqds')!r}, exist_ok=True)
+shutil.copy({str(pq_file)!r}, {str(work / 'pqds' / 'annotations.parquet')!r})
+t = time.perf_counter()
+rows = IndexRows(Location({str(work / 'pqds')!r}), M)
+t1 = time.perf_counter()
+part = rows.rows({plan.n_samples // 2}, 1000)
+t2 = time.perf_counter()
+part = rows.rows({plan.n_samples // 2 + 1000}, 1000)
+t3 = time.perf_counter()
+print(t1 - t, t2 - t1, t3 - t2, len(rows.groups), peak_rss_mib())
+"""
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    if run.returncode:
+        raise SystemExit(run.stderr)
+    opened, first, nxt, groups, rss = (float(v) for v in run.stdout.split())
+    print(f"\nannotations index: {rows[0][4]:,} samples (plan: {rows[0][5] * 1e6:.2f} us/sample, "
+          f"{rows[0][5] * 1e8 / 60:.1f} min per 100M)\n")
+    print("| index | scale jitter | bytes/sample | at 100M | write (plan included) |\n|---|---|---|---|---|")
+    for kind, jitter, per, seconds, n, _ in rows:
+        print(f"| {kind} | {'no' if jitter == (1.0, 1.0) else '0.7-1.3'} | {per:.2f} | {per * 1e8 / 1e9:.2f} GB | "
+              f"{seconds:.1f} s ({n / seconds / 1e6:.2f} M rows/s) |")
+    print(f"\nParquet (jitter), opened as verify does: footer {opened * 1e3:.0f} ms ({groups:.0f} row groups); "
+          f"one shard's rows {first * 1e3:.0f} ms (its row group read), the next shard's {nxt * 1e3:.2f} ms "
+          f"(cached); peak RSS {rss:.0f} MiB")
 
 
 def bench_scale(n_samples: int, work: Path, depth: str) -> None:
@@ -683,6 +753,8 @@ def main() -> int:
     i.add_argument("--workers", type=int, default=2)
     mt = sub.add_parser("metadata", help="open, RSS and stream plans at 10M-100M samples, metadata only")
     mt.add_argument("--samples", type=int, default=100_000_000)
+    mt.add_argument("--index-samples", type=int, default=10_000_000,
+                    help="samples of the plan whose index is written (CSV and Parquet)")
     c = sub.add_parser("compose", help="build speed per compositing option (--blend, --harmonize, --rotate, "
                                        "--people, --position floor)")
     c.add_argument("--samples", type=int, default=4000)
@@ -709,7 +781,7 @@ def main() -> int:
         elif a.bench == "scale":
             bench_scale(a.samples, work, a.depth)
         elif a.bench == "metadata":
-            bench_metadata(a.samples, work)
+            bench_metadata(a.samples, work, a.index_samples)
         elif a.bench == "compose":
             bench_compose(a.samples, work)
         elif a.bench == "view":

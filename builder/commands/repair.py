@@ -29,7 +29,7 @@ from .verify import VerifyReport, verify
 
 __all__ = ["repair"]
 
-_SHARD = re.compile(r"shards/[0-9]{6,12}\.(tar|h5)")
+_SHARD = re.compile(r"shards/[0-9]{6,12}\.(tar|h5|tar\.zst)")
 
 def _record_in_manifest(store: Store) -> BuildRecord | None:
     """The build record the manifest carries, if that part of it is intact (its fingerprint

@@ -21,7 +21,8 @@ __all__ = [
 ]
 
 FORMATS = EXTENSIONS  # format -> shard file extension (defined with the format records the readers check)
-_WRITERS = {"tar": (".tar", "TarShardWriter"), "hdf5": (".hdf5", "Hdf5ShardWriter")}
+_WRITERS = {"tar": (".tar", "TarShardWriter"), "hdf5": (".hdf5", "Hdf5ShardWriter"),
+            "tarzst": (".tarzst", "TarZstShardWriter")}
 HDF5_LAYOUTS = ("encoded", "raw")
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from .base import EncodedSample, ShardFile, ShardMeta, ShardWriter
 from .writeback import Writeback
 
-__all__ = ["BLOCK", "FLUSH_BYTES", "RECORD", "TarShardWriter", "ustar_header"]
+__all__ = ["BLOCK", "FLUSH_BYTES", "RECORD", "TarShardWriter", "member_bytes", "ustar_header"]
 
 BLOCK = 512
 RECORD = 20 * BLOCK  # tar's traditional record size; the archive is padded to it
@@ -66,6 +66,14 @@ def ustar_header(name: str, size: int) -> bytes:
     return b"".join((raw, _ZEROS[len(raw) : 100], _MODE_TO_GID, size_field, _MTIME_FIELD, checksum, _TYPE_TO_END))
 
 
+def member_bytes(sample: EncodedSample) -> list[bytes]:
+    """A sample as tar bytes: each member's header, data and padding to the next block."""
+    parts: list[bytes] = []
+    for suffix, data in sample.files.items():
+        parts += (ustar_header(f"{sample.key}.{suffix}", len(data)), data, _ZEROS[: -len(data) % BLOCK])
+    return parts
+
+
 class TarShardWriter(ShardWriter):
     """Writes samples as consecutive tar members ``KEY.jpg``, ``KEY.mask.png``, ... .
 
@@ -76,6 +84,7 @@ class TarShardWriter(ShardWriter):
     """
 
     extension = ".tar"
+    flush_bytes = FLUSH_BYTES
 
     def __init__(self, path: Path, meta: ShardMeta):
         super().__init__(path, meta)
@@ -110,6 +119,9 @@ class TarShardWriter(ShardWriter):
     def close(self) -> ShardFile:
         end = self._pos + self._pending_bytes + 2 * BLOCK
         self._pending.append(b"\0" * (2 * BLOCK + (-end % RECORD)))
+        return self._finish()
+
+    def _finish(self) -> ShardFile:
         self._flush()
         os.fsync(self._f.fileno())
         self._f.close()

@@ -13,11 +13,12 @@ from .tar import TarShardReader
 
 __all__ = ["Member", "ShardReadError", "ShardReader", "TarShardReader", "reader_class"]
 
-_READERS = {"tar": (".tar", "TarShardReader"), "hdf5": (".hdf5", "Hdf5ShardReader")}
+_READERS = {"tar": (".tar", "TarShardReader"), "hdf5": (".hdf5", "Hdf5ShardReader"),
+            "tarzst": (".tarzst", "TarZstShardReader")}
 
 
 def reader_class(fmt: str) -> type[ShardReader]:
-    """The reader of shard format ``fmt`` ("tar" or "hdf5"), imported on first use."""
+    """The reader of shard format ``fmt`` ("tar", "tarzst" or "hdf5"), imported on first use."""
     module, name = _READERS[fmt]
     cls: type[ShardReader] = getattr(importlib.import_module(module, __name__), name)
     return cls
