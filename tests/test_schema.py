@@ -30,7 +30,7 @@ def test_published_json_schemas_are_the_records() -> None:
         assert published == schema, f"docs/schema/{name}.schema.json is stale: regenerate it: python tools/schemas.py"
     manifest = json_schemas()["manifest"]
     entry = manifest["$defs"]["ShardEntry"]
-    assert entry["properties"]["name"]["pattern"] == r"^shards/[0-9]{6,12}\.(tar|h5)$"
+    assert entry["properties"]["name"]["pattern"] == r"^shards/[0-9]{6,12}\.(tar|h5|tar\.zst)$"
     assert entry["properties"]["count"]["minimum"] == 0
 
 
@@ -77,7 +77,8 @@ def _set(path: str, value: Any) -> Any:
     ("totals.samples", 10**12, "hold 18 samples, totals say 1000000000000"),
     ("key_width", 10**9, "Expected `int` <= 18"),
     ("key_width", 0, "Expected `int` >= 1"),
-    ("format_version", 3, "at `$.format_version`"),
+    ("format_version", 4, "at `$.format_version`"),
+    ("format_version", 3, "format_version 3 with index csv"),
     ("format_version", 2, "format_version 2 needs an instances field"),
     ("fields.image.member", "png", "member 'png', expected 'jpg'"),
     ("totals.bytes.tar", 1, "totals.bytes.tar is not the sum"),
