@@ -25,6 +25,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import numpy as np  # noqa: E402
+
 from fgbg.builder import BuildConfig, build  # noqa: E402
 from fgbg.builder.config import parse_size  # noqa: E402
 from fgbg.builder.demo import write_demo_inputs  # noqa: E402
@@ -59,7 +61,8 @@ def bench_formats(n_samples: int, work: Path) -> None:
     builder = ShardBuilder(store, record)
     samples = list(builder.samples(0, decoded=True))  # one shard of samples, kept in memory
     n = len(samples)
-    layouts = {"tar": ("tar", "encoded"), "hdf5-encoded": ("hdf5", "encoded"), "hdf5-raw-zstd": ("hdf5", "raw")}
+    layouts = {"tar": ("tar", "encoded"), "tar.zst (frame per sample)": ("tarzst", "encoded"),
+               "hdf5-encoded": ("hdf5", "encoded"), "hdf5-raw-zstd": ("hdf5", "raw")}
     rows = []
     for name, (fmt, layout) in layouts.items():
         meta = ShardMeta(0, 0, n, record.key_width, cfg.size, cfg.depth_shape, layout)
@@ -93,6 +96,32 @@ def bench_formats(n_samples: int, work: Path) -> None:
         print(f"| {name} | {w:,.0f} ({w / base[1]:.2f}x) | {b:,.0f} ({b / base[2]:.2f}x) "
               f"| {s:,.0f} ({s / base[3]:.2f}x) | {r:,.0f} ({r / base[4]:.2f}x) | {u:,.0f} ({u / base[5]:.2f}x) |")
     print("\nratios are against tar in the same run")
+    bench_members([s.mask for s in samples], [s.depth for s in samples if s.depth is not None])
+
+
+def bench_members(masks: list[np.ndarray], depths: list[np.ndarray]) -> None:
+    """Masks and depth maps as fgbg stores them (PNG) against zstd-compressed raw arrays:
+    bytes, encode and decode time per image (one core)."""
+    import zstandard
+
+    from fgbg.builder.encode import encode_mask_png, encode_png
+    from fgbg.readers.decode import decode_member
+
+    print("\n| member | encoding | bytes | encode us | decode us |\n|---|---|---|---|---|")
+    for field, arrays, png in (("mask", masks, encode_mask_png), ("depth", depths, encode_png)):
+        n = len(arrays)
+        blobs = [png(a) for a in arrays]
+        enc = _rate(n, lambda arrays=arrays, png=png: [png(a) for a in arrays])
+        dec = _rate(n, lambda field=field, blobs=blobs: [decode_member(field, b) for b in blobs])
+        print(f"| {field} | PNG (as stored) | {np.mean([len(b) for b in blobs]):.0f} | {1e6 / enc:.0f} | "
+              f"{1e6 / dec:.0f} |")
+        for level in (1, 3, 9):
+            c, d = zstandard.ZstdCompressor(level=level), zstandard.ZstdDecompressor()
+            blobs = [c.compress(a.tobytes()) for a in arrays]
+            enc = _rate(n, lambda arrays=arrays, c=c: [c.compress(a.tobytes()) for a in arrays])
+            dec = _rate(n, lambda blobs=blobs, d=d: [np.frombuffer(d.decompress(b), np.uint8) for b in blobs])
+            print(f"| {field} | raw + zstd {level} | {np.mean([len(b) for b in blobs]):.0f} | {1e6 / enc:.0f} | "
+                  f"{1e6 / dec:.0f} |")
 
 
 _DEPTH_CANDIDATES = ("tensorflow:bfloat16", "onnxruntime:float32", "openvino:float32", "openvino:bfloat16",
@@ -736,7 +765,8 @@ def bench_inputs(n_bg: int, work: Path, workers: int) -> None:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="bench", required=True)
-    f = sub.add_parser("formats", help="tar vs HDF5 encoded vs HDF5 raw: write, read, size")
+    f = sub.add_parser("formats", help="tar vs .tar.zst vs HDF5 encoded vs HDF5 raw: write, read, size; masks "
+                                       "and depth as PNG vs zstd raw arrays")
     f.add_argument("--samples", type=int, default=4000)
     r = sub.add_parser("read", help="readers vs MDS, LitData, Arrow, Lance, webdataset (one core)")
     r.add_argument("--samples", type=int, default=4000)
