@@ -28,11 +28,22 @@ def test_demo_build_and_info(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     text = capsys.readouterr().out
     assert "samples   24 = 2 bg x 2 fg x 2 flips x 3 placements" in text
     assert "inputs_bg" in text and "depth     plane 112x112" in text
+    assert "compose" not in text and "index     annotations.csv" in text  # a default build: no options
     assert main(["info", str(out), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["totals"]["samples"] == 24
     # resume with no inputs given: reuses inputs/ and rebuilds nothing
     assert main(["build", "--out", str(out), "--no-progress"]) == 0
     assert "(0 built, 1 already done)" in capsys.readouterr().out
+    crowd = tmp_path / "crowd"
+    assert main(["build", "--demo", "--demo-bg", "2", "--demo-fg", "2", "--placements", "1", "--out", str(crowd),
+                 "--no-progress", "--people", "2-3", "--position", "floor", "--index", "parquet",
+                 "--format", "tarzst"]) == 0
+    capsys.readouterr()
+    assert main(["info", str(crowd)]) == 0
+    text = capsys.readouterr().out
+    assert text.startswith("fgbg dataset v3") and "shards    1 tarzst" in text
+    assert "compose   people 2-3 (hidden at most 50%), on the floor, 1.5-1.9 m tall" in text
+    assert "index     annotations.parquet" in text
 
 
 def test_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

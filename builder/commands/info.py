@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fgbg.readers.schema import Manifest
 
+from ..config import BuildConfig
 from ..manifest import record_from_manifest
 from ..record import ImportedConfig
 from ..summary import human_bytes, statistics_table
@@ -36,7 +37,25 @@ def describe(m: Manifest, where: str = "manifest.json") -> str:
         f"depth     {record.depth.backend}"
         + (f" {c.depth_shape[0]}x{c.depth_shape[1]}" if record.has_depth else ""),
         f"seed      {c.seed}",
+        *([f"compose   {', '.join(options)}"] if (options := _options(c)) else []),
+        f"index     {m.annotations.file}",
         "",
         statistics_table(m.statistics),
     ]
     return "\n".join(lines)
+
+
+def _options(c: BuildConfig) -> list[str]:
+    """The compositing options set (none for a default build)."""
+    out = []
+    if c.blend:
+        out.append(f"blend {c.blend}")
+    if c.harmonize is not None:
+        out.append(f"harmonize {c.harmonize}")
+    if c.rotate is not None:
+        out.append(f"rotate ±{c.rotate}°")
+    if c.people is not None:
+        out.append(f"people {c.people[0]}-{c.people[1]} (hidden at most {c.max_occlusion:.0%})")
+    if c.position == "floor" and c.person_height is not None:
+        out.append(f"on the floor, {c.person_height[0]}-{c.person_height[1]} m tall")
+    return out
