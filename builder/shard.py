@@ -9,6 +9,7 @@ every sample is computed once and handed to one writer per format.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 from collections.abc import Iterator, Sequence
@@ -68,32 +69,27 @@ def meta_json(meta: dict[str, Any]) -> bytes:
 
 
 class _Row(NamedTuple):
-    """One sample's parameters as Python numbers (converted once per batch, not per use)."""
+    """One sample's parameters as Python numbers (converted once per batch, not per use):
+    the sample's own person (draw 0) and what belongs to the sample."""
 
     position: int
     bg: int
-    fg: int
-    flip: int
     placement: int
-    x: int
-    y: int
-    w: int
-    h: int
-    scale: float
-    angle: int
-    pw: int
-    ph: int
-    feet: int
-    height_m: float
     people: int
+    first: Person
+
+
+_PERSON = [f.name for f in dataclasses.fields(Person)][1:]  # the plan's columns a person has (all but draw)
 
 
 def _rows(p: SampleParams, start: int, stop: int) -> list[_Row]:
-    cols = [getattr(p, f)[start:stop].tolist() for f in _Row._fields]
-    return [_Row(*r) for r in zip(*cols, strict=True)]
+    own = [getattr(p, f)[start:stop].tolist() for f in ("position", "bg", "placement", "people")]
+    person = [getattr(p, f)[start:stop].tolist() for f in _PERSON]
+    return [_Row(pos, bg, k, n, Person(0, *q))
+            for (pos, bg, k, n), q in zip(zip(*own, strict=True), zip(*person, strict=True), strict=True)]
 
 
-def _person_keys(p: Person | _Row, inputs: Inputs, cfg: BuildConfig) -> dict[str, Any]:
+def _person_keys(p: Person, inputs: Inputs, cfg: BuildConfig) -> dict[str, Any]:
     """What the annotation says of one person: which foreground, flipped or not, its box and
     scale; with ``--rotate`` the angle and the person's own size (``x, y, w, h`` are then the
     box of the turned person); with ``--position floor`` the feet point (the box's bottom
@@ -114,7 +110,7 @@ def _annotation(r: _Row, inputs: Inputs, cfg: BuildConfig, order: list[Person] |
     combination, as the index lists it) at the top level; with ``--people`` also ``people``,
     every person in paint order (instance ``i`` is entry ``i - 1``)."""
     meta = {"index": r.position, "bg": {"index": r.bg, "name": inputs.bg[r.bg].name}, "placement": r.placement,
-            **_person_keys(r, inputs, cfg)}
+            **_person_keys(r.first, inputs, cfg)}
     if order is not None:
         meta["people"] = [{"instance": i + 1, "draw": p.draw, **_person_keys(p, inputs, cfg)}
                           for i, p in enumerate(order)]
@@ -344,7 +340,7 @@ class ShardBuilder:
         """The people of sample ``j`` of ``p`` in paint order, and their instance map."""
         cfg = self.cfg
         assert cfg.people is not None and cfg.max_occlusion is not None
-        first = Person(0, r.fg, r.flip, r.x, r.y, r.w, r.h, r.scale, r.angle, r.pw, r.ph, r.feet, r.height_m)
+        first = r.first
 
         def candidate(person: int, attempt: int) -> Person:
             fg, flip, at = self.plan.extra(p, j, person, attempt)
@@ -382,8 +378,9 @@ class ShardBuilder:
             bg = tables.bgr
             image = bg.copy() if keep else tables.canvas
             if self.cfg.people is None:
-                x, y, w, h = r.x, r.y, r.w, r.h
-                fg = self.foregrounds.get(r.fg, r.flip, r.pw, r.ph, r.bg, r.angle)
+                q = r.first
+                x, y, w, h = q.x, q.y, q.w, q.h
+                fg = self.foregrounds.get(q.fg, q.flip, q.pw, q.ph, r.bg, q.angle)
                 if self.poisson:
                     poisson_paste(image, fg.rgb, fg.mask, x, y)
                 else:

@@ -195,10 +195,8 @@ class TarShardReader(ShardReader):
               offset: int | None) -> Iterator[tuple[str, dict[str, Member]]]:
         """Samples ``start..stop-1`` by the general walker, from ``offset`` (None: the shard's
         start, skipping samples before ``start``)."""
-        with self._open() as f:
+        with self._open_at(offset or 0) as f:
             local = start if offset is not None else 0
-            if offset:
-                f.seek(offset)
             for key, members in self._group(walk_tar(f, str(self.path)), fields):
                 if key != self.key(local):  # a reader never hands out a sample under another key
                     raise ShardReadError(f"{self.path}: sample {self.key(local)} expected, found {key!r}")
@@ -240,13 +238,21 @@ class TarShardReader(ShardReader):
             i = j
         return [found[k] for k in locals_]
 
+    def _open_at(self, offset: int, buffering: int = _READ_BUFFER) -> IO[bytes]:
+        """The tar stream from byte ``offset`` of the shard on (a sample's start)."""
+        f = self._open(buffering)
+        if offset:
+            f.seek(offset)
+        return f
+
+    def _sample_stream(self, offset: int, end: int) -> IO[bytes]:
+        """The tar stream of the sample at ``offset`` (whose stretch ends at ``end``)."""
+        return io.BytesIO(self._read(offset, end)) if end - offset <= MAX_SPAN else self._open_at(offset, 65536)
+
     def _read_one(self, local: int, ends: list[int], fields: tuple[str, ...]) -> tuple[str, dict[str, Member]]:
         """One sample by the general walker (anything the fast path did not take)."""
         key, offset = self.key(local), ends[local]
-        size = ends[local + 1] - offset
-        with (io.BytesIO(self._read(offset, ends[local + 1])) if size <= MAX_SPAN else self._open(65536)) as f:
-            if size > MAX_SPAN:
-                f.seek(offset)
+        with self._sample_stream(offset, ends[local + 1]) as f:
             for got, members in self._group(walk_tar(f, str(self.path)), fields, stop_after_one=True):
                 if got == key:
                     return got, members

@@ -14,13 +14,12 @@ from __future__ import annotations
 import io
 import mmap
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import IO
 
 import zstandard
 
 from ..errors import ShardReadError
-from ..tarwalk import walk_tar
 from .base import Member
 from .tar import MAX_SPAN, TarShardReader
 
@@ -88,41 +87,12 @@ class TarZstShardReader(TarShardReader):
         plain, at = self._inflate(buf, base, locals_, ends)
         return super()._parse_each(plain, 0, locals_, at, fields, last_in)  # type: ignore[arg-type]
 
-    def _stream(self, offset: int) -> IO[bytes]:
+    def _open_at(self, offset: int, buffering: int = 1 << 20) -> IO[bytes]:
         """The decompressed tar stream from the frame at byte ``offset`` on."""
-        raw = self._open_raw()
+        raw = self._open(buffering)
         raw.seek(offset)
         reader = zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True, closefd=True)
-        return io.BufferedReader(reader, 1 << 20)
+        return io.BufferedReader(reader, buffering)
 
-    def _open_raw(self) -> IO[bytes]:
-        return super()._open()
-
-    def _open(self, buffering: int = 1 << 20) -> IO[bytes]:
-        return self._stream(0)
-
-    def _walk(self, fields: tuple[str, ...], start: int, stop: int,
-              offset: int | None) -> Iterator[tuple[str, dict[str, Member]]]:
-        if not offset:
-            yield from super()._walk(fields, start, stop, None if offset is None else 0)
-            return
-        with self._stream(offset) as f:
-            local = start
-            for key, members in self._group(walk_tar(f, str(self.path)), fields):
-                if key != self.key(local):
-                    raise ShardReadError(f"{self.path}: sample {self.key(local)} expected, found {key!r}")
-                yield key, members
-                local += 1
-                if local >= stop:
-                    return
-        raise ShardReadError(f"{self.path}: ends after {max(0, local - start)} of samples {self.key(start)}-"
-                             f"{self.key(stop - 1)} (the manifest says {self.entry.count} samples)")
-
-    def _read_one(self, local: int, ends: list[int], fields: tuple[str, ...]) -> tuple[str, dict[str, Member]]:
-        key = self.key(local)
-        with self._stream(ends[local]) as f:
-            for got, members in self._group(walk_tar(f, str(self.path)), fields, stop_after_one=True):
-                if got == key:
-                    return got, members
-                raise ShardReadError(f"{self.path}: sample {key} expected at byte {ends[local]}, found {got!r}")
-        raise ShardReadError(f"{self.path}: no sample {key} at byte {ends[local]}")
+    def _sample_stream(self, offset: int, end: int) -> IO[bytes]:
+        return self._open_at(offset, 65536)
