@@ -18,7 +18,7 @@ import hashlib
 import re
 import warnings
 from dataclasses import dataclass
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 
@@ -27,8 +27,8 @@ from .extras import require
 from .fs import Location
 from .schema import Manifest
 
-__all__ = ["ANNOTATIONS", "COLUMNS", "PARQUET", "PARQUET_TYPES", "AnnotationIndex", "IndexRows", "parse_parquet_index",
-           "read_index"]
+__all__ = ["ANNOTATIONS", "COLUMNS", "PARQUET", "PARQUET_TYPES", "AnnotationIndex", "CsvRows", "IndexRows",
+           "parse_index", "parse_parquet_index", "parse_rows", "read_index"]
 
 ANNOTATIONS = "annotations.csv"
 PARQUET = "annotations.parquet"
@@ -70,41 +70,110 @@ class AnnotationIndex:
 _NOT_A_NUMBER = re.compile(rb"[^0-9.,+\-e\r\n ]")
 
 
-def _first_bad_row(body: bytes) -> str:
-    """``"line N has K fields; "`` for the first row without 11 fields ("" when all have 11)."""
+def _first_bad_row(body: bytes, line0: int = 2) -> str:
+    """``"line N has K fields; "`` for the first row without 11 fields ("" when all have 11);
+    ``line0``: the file's line number of the body's first row."""
     raw = np.frombuffer(body, np.uint8)
     ends = np.flatnonzero(raw == ord("\n"))
     commas = np.concatenate([[0], np.cumsum(raw == ord(","))[ends]])
     per_line = np.diff(commas)
     bad = np.flatnonzero(per_line != len(COLUMNS) - 1)
-    return f"line {int(bad[0]) + 2} has {int(per_line[bad[0]]) + 1} fields; " if len(bad) else ""
+    return f"line {int(bad[0]) + line0} has {int(per_line[bad[0]]) + 1} fields; " if len(bad) else ""
 
 
-def parse_index(data: bytes, samples: int, where: str) -> AnnotationIndex:
-    """The index's bytes -> checked columns; MetadataError names the file and what is wrong."""
-    header, _, body = data.partition(b"\n")
+def _check_header(header: bytes, where: str) -> None:
     if header.strip() != ",".join(COLUMNS).encode():
         raise MetadataError(f"{where}: header is {header[:80]!r}, expected {','.join(COLUMNS)!r}")
+
+
+def parse_rows(body: bytes, first: int, count: int, where: str) -> AnnotationIndex:
+    """Rows ``first .. first+count-1`` of a CSV index (their lines, header excluded) -> checked
+    columns; MetadataError names the file, the line and what is wrong."""
+    line0 = first + 2  # the header is line 1
     odd = _NOT_A_NUMBER.search(body)
     if odd:
-        line = body.count(b"\n", 0, odd.start()) + 2
+        line = body.count(b"\n", 0, odd.start()) + line0
         raise MetadataError(f"{where}: line {line} holds a value that is not a number")
     text = body.replace(b",", b" ").replace(b"\n", b" ").decode("ascii")
     with warnings.catch_warnings():  # stopping early is a short count, reported below
         warnings.simplefilter("ignore", DeprecationWarning)
         values = np.fromstring(text, dtype=np.float64, sep=" ") if text.strip() else np.zeros(0)
-    if values.size != samples * len(COLUMNS):
-        raise MetadataError(f"{where}: {_first_bad_row(body)}{values.size} values, expected {samples} rows of "
-                            f"{len(COLUMNS)}")
-    table = values.reshape(samples, len(COLUMNS))
+    if values.size != count * len(COLUMNS):
+        raise MetadataError(f"{where}: {_first_bad_row(body, line0)}{values.size} values, expected {count} rows of "
+                            f"{len(COLUMNS)}" + (f" from line {line0}" if first else ""))
+    table = values.reshape(count, len(COLUMNS))
     ints = table[:, :-1]
     if not (np.isfinite(ints).all() and (ints == np.round(ints)).all() and np.abs(ints).max(initial=0) < 2**53):
         raise MetadataError(f"{where}: a column of whole numbers holds another value")
     columns: dict[str, np.ndarray] = {name: ints[:, k].astype(np.int64) for k, name in enumerate(_INTEGER)}
     columns["scale"] = table[:, -1].copy()
-    if not np.array_equal(columns["key"], np.arange(samples)):
-        raise MetadataError(f"{where}: keys are not the samples 0..{samples - 1} in order")
+    if not np.array_equal(columns["key"], np.arange(first, first + count)):
+        raise MetadataError(f"{where}: keys are not the samples {first}..{first + count - 1} in order")
     return AnnotationIndex(columns)
+
+
+def parse_index(data: bytes, samples: int, where: str) -> AnnotationIndex:
+    """The index's bytes -> checked columns; MetadataError names the file and what is wrong."""
+    header, _, body = data.partition(b"\n")
+    _check_header(header, where)
+    return parse_rows(body, 0, samples, where)
+
+
+class CsvRows:
+    """A CSV index read once from start to end, a block of rows at a time, and hashed on the
+    way (verify: one shard's rows per shard check, never the whole file in memory). Blocks
+    must be asked for in key order; :meth:`finish` reads the rest and gives the sha256."""
+
+    CHUNK = 1 << 20
+
+    def __init__(self, f: IO[bytes], where: str):
+        self._f = f
+        self.where = where
+        self._hash = hashlib.sha256()
+        self._buf = b""
+        self._next = 0  # the first row not handed out
+        header = self._line()
+        _check_header(header or b"", where)
+
+    def _fill(self) -> bool:
+        chunk = self._f.read(self.CHUNK)
+        self._hash.update(chunk)
+        self._buf += chunk
+        return bool(chunk)
+
+    def _line(self) -> bytes | None:
+        while b"\n" not in self._buf:
+            if not self._fill():
+                return None
+        line, _, self._buf = self._buf.partition(b"\n")
+        return line
+
+    def rows(self, first: int, count: int) -> AnnotationIndex:
+        """Rows ``first .. first+count-1`` (``first`` is where the last block ended)."""
+        if first != self._next:
+            raise ValueError(f"rows asked from {first}, the stream is at {self._next}")
+        lines = 0
+        end = 0
+        while True:  # find the end of the count-th line from the buffer's start
+            while lines < count:
+                at = self._buf.find(b"\n", end)
+                if at < 0:
+                    break
+                end, lines = at + 1, lines + 1
+            if lines == count or not self._fill():
+                break
+        body, self._buf = self._buf[:end], self._buf[end:]
+        self._next = first + count
+        return parse_rows(body, first, count, self.where)
+
+    def finish(self) -> str:
+        """Read what is left (there must be nothing but the hash's bytes) and return the sha256."""
+        while self._fill():
+            if len(self._buf) > self.CHUNK:
+                self._buf = self._buf[-1:]
+        if self._buf.strip():
+            raise MetadataError(f"{self.where}: rows after the last sample ({self._next} rows expected)")
+        return self._hash.hexdigest()
 
 
 def _parquet(where: str) -> tuple[Any, Any]:

@@ -47,24 +47,43 @@ def test_clean_dataset_verifies(ds: Path, capsys: pytest.CaptureFixture[str]) ->
     assert out["samples_checked_per_format"] == {"hdf5": 72, "tar": 72}
 
 
-def test_index_files_are_read_once(ds: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """verify reads the manifest, the record and the annotations index once and hands them
-    to the shard checks (on object storage the index of a large dataset is tens of MB)."""
+@pytest.mark.parametrize("workers", [1, 2])
+def test_index_files_are_read_once(ds: Path, monkeypatch: pytest.MonkeyPatch, workers: int) -> None:
+    """verify reads the manifest and the record once, and streams the annotations index once,
+    a block of rows per shard handed to that shard's check: never the whole index in memory
+    (4.3 GB of CSV at 100M samples)."""
     from collections import Counter
 
     from fgbg.builder.storage import LocalStore
+    from fgbg.readers.fs import Location
+    from fgbg.readers.index import CsvRows
 
     reads: Counter[str] = Counter()
-    real = LocalStore.read_bytes
+    real, real_open, real_fill = LocalStore.read_bytes, Location.open, CsvRows._fill
+    held: list[int] = []
 
     def counted(self: LocalStore, rel: str) -> bytes:
         reads[rel] += 1
         return real(self, rel)
 
+    def opened(self: Location, rel: str, buffering: int = 1 << 20) -> object:
+        reads["open " + rel] += 1
+        return real_open(self, rel, buffering)
+
+    def fill(self: CsvRows) -> bool:
+        held.append(len(self._buf))
+        return real_fill(self)
+
     monkeypatch.setattr(LocalStore, "read_bytes", counted)
-    report = verify(str(ds), deep=True, workers=1)
+    monkeypatch.setattr(Location, "open", opened)
+    monkeypatch.setattr(CsvRows, "_fill", fill)
+    monkeypatch.setattr(CsvRows, "CHUNK", 512)  # small blocks: the stream is read in many reads
+    report = verify(str(ds), deep=True, workers=workers)
     assert report.ok and report.samples == 72
-    assert reads["manifest.json"] == reads["annotations.csv"] == reads["build.json"] == 1
+    assert reads["manifest.json"] == reads["build.json"] == 1
+    assert reads["annotations.csv"] == 0 and reads["open annotations.csv"] == 1
+    size = (ds / "annotations.csv").stat().st_size
+    assert len(held) >= size // 512 and max(held) < 2 * 512 + 7 * 256  # a shard's rows and a block, never the file
 
 
 def test_deep_verify_without_a_build_record(ds: Path) -> None:

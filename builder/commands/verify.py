@@ -11,9 +11,11 @@ receipts (a hand-edited manifest is caught); no stale temporary or unknown file 
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -23,7 +25,7 @@ import numpy as np
 
 from fgbg.readers.errors import DatasetError, MetadataError
 from fgbg.readers.fs import Location
-from fgbg.readers.index import PARQUET, AnnotationIndex, IndexRows, parse_index
+from fgbg.readers.index import PARQUET, AnnotationIndex, CsvRows, IndexRows
 from fgbg.readers.schema import (
     MEMBERS,
     Manifest,
@@ -38,7 +40,6 @@ from ..config import BuildConfig
 from ..errors import FgbgError
 from ..inputs import input_statistics, load_inputs
 from ..manifest import (
-    ANNOTATIONS,
     BUILD_RECORD,
     MANIFEST,
     make_manifest,
@@ -113,12 +114,6 @@ class _Index:
         self.rows = len(index)
         self.base = base  # the key of row 0 (a shard's rows of a Parquet index)
 
-    @classmethod
-    def parse(cls, data: bytes, samples: int) -> _Index:
-        """Parsed and checked (MetadataError names what is wrong): the fixed header, exactly
-        ``samples`` rows of numbers, keys 0..n-1 in order."""
-        return cls(parse_index(data, samples, ANNOTATIONS))
-
     def check(self, meta: dict[str, Any], key: str) -> str | None:
         i = int(key) - self.base
         if not 0 <= i < self.rows:
@@ -138,20 +133,83 @@ def _read_optional(store: Store, rel: str) -> bytes | None:
         return None
 
 
-def _index_problems(store: Store, manifest: Manifest, report: VerifyReport) -> tuple[bytes | None, str | None]:
-    """The index's presence and hash: (its bytes for a CSV index, its sha256) when they check
-    out, (None, None) otherwise. A Parquet index is hashed as a stream, never held whole: the
-    shard checks read its rows a row group at a time."""
+def _index_present(store: Store, manifest: Manifest, report: VerifyReport) -> bool:
+    """Whether the index the manifest names is there, and no larger than its rows can be."""
     name = manifest.annotations.file
     if not store.exists(name):
         report.add(name, "missing")
-        return None, None
-    data = None if name == PARQUET else store.read_bytes(name)
-    digest = hashlib.sha256(data).hexdigest() if data is not None else store.sha256(name)
-    if digest != manifest.annotations.sha256:
-        report.add(name, "sha256 differs from the manifest")
-        return None, None
-    return data, digest
+        return False
+    bound = (_MAX_PARQUET_BYTES if name == PARQUET else _MAX_CSV_ROW) * manifest.totals.samples + (1 << 20)
+    if store.size(name) > bound:
+        report.add(name, f"{store.size(name)} bytes: more than {manifest.totals.samples} rows can take")
+        return False
+    return True
+
+
+_MAX_CSV_ROW = 256  # bytes a CSV index row may take (readers.index's bound)
+_MAX_PARQUET_BYTES = 64  # bytes a Parquet index row may take
+
+_INDEX_PROBLEMS = ("annotation differs from the index", "no row in the annotations index")
+
+
+def _drop_index_findings(problems: list[Problem]) -> list[Problem]:
+    """A damaged index proves nothing about the samples (repair rewrites it): what it said goes."""
+    return [p for p in problems if not p.what.startswith(_INDEX_PROBLEMS)]
+
+
+class _CsvFeed:
+    """A CSV index streamed to the shard checks in shard order: each check gets its shard's
+    rows (one block in memory, never the file); hashed on the way. A lie found while parsing
+    stops the feed; the verdict waits for the hash (:meth:`verdict`), as a damaged file is
+    reported as damaged, not as malformed."""
+
+    def __init__(self, location: Location, manifest: Manifest):
+        self.name = manifest.annotations.file
+        self._f = location.open(self.name)
+        self._rows: CsvRows | None = None
+        self.malformed: str | None = None
+        self._last: tuple[int, _Index | None] = (-1, None)
+        try:
+            self._rows = CsvRows(self._f, self.name)
+        except MetadataError as e:
+            self.malformed = str(e).removeprefix(f"{self.name}: ")
+
+    def rows(self, s: int, entry: ShardEntry) -> _Index | None:
+        if self._last[0] == s:  # the shard's other format
+            return self._last[1]
+        index = None
+        if self._rows is not None and self.malformed is None:
+            try:
+                index = _Index(self._rows.rows(entry.first, entry.count), entry.first)
+            except MetadataError as e:
+                self.malformed = str(e).removeprefix(f"{self.name}: ")
+        self._last = (s, index)
+        return index
+
+    def verdict(self, manifest: Manifest) -> tuple[str | None, str | None]:
+        """(the index's sha256 when it is sound, what is wrong with it otherwise)."""
+        digest = None
+        if self._rows is not None:
+            try:
+                digest = self._rows.finish()
+            except MetadataError as e:
+                self.malformed = self.malformed or str(e).removeprefix(f"{self.name}: ")
+                digest = None
+        if digest is None:  # hash the rest by hand: the parser gave up
+            digest = self._hash_all()
+        self._f.close()
+        if digest != manifest.annotations.sha256:
+            return None, "sha256 differs from the manifest"
+        if self.malformed:
+            return None, f"malformed ({self.malformed})"
+        return digest, None
+
+    def _hash_all(self) -> str:
+        h = hashlib.sha256()
+        self._f.seek(0)
+        for block in iter(lambda: self._f.read(1 << 20), b""):
+            h.update(block)
+        return h.hexdigest()
 
 
 def _made_problems(store: Store, data: bytes, manifest: Manifest, record: BuildRecord | None,
@@ -233,14 +291,13 @@ def _record_problems(store: Store, manifest: Manifest | None, report: VerifyRepo
 
 @dataclass(frozen=True)
 class _Context:
-    """What every shard check needs, read once by verify() (not again per worker: on object
-    storage the annotations index of a large dataset is tens of MB)."""
+    """What every shard check needs, read once by verify() (the index's rows travel with each
+    shard's task, or are read by the check itself from a Parquet index)."""
 
     url: str
     storage_options: dict[str, Any] | None
     deep: bool
     manifest: Manifest
-    index: _Index | None
     record: BuildRecord | None
     parquet_index: bool = False  # the shard checks read their rows of annotations.parquet
 
@@ -255,7 +312,6 @@ class _ShardChecker:
 
         self.store = open_store(ctx.url, ctx.storage_options)
         self.manifest = ctx.manifest
-        self.index = ctx.index
         self.index_rows = None
         if ctx.parquet_index:
             options = self.store.storage_options if isinstance(self.store, ObjectStore) else None
@@ -274,18 +330,19 @@ class _ShardChecker:
         self.datasets: dict[str, Dataset] = {fmt: Dataset(location, self.manifest, format=fmt)
                                              for fmt in self.manifest.shards}
 
-    def check(self, fmt: str, s: int) -> _ShardResult:
+    def check(self, fmt: str, s: int, index: _Index | None = None) -> _ShardResult:
         """Every problem of shard ``s`` of ``fmt``, the samples seen and its receipt (when it
-        parses); never raises for what a file holds."""
+        parses); ``index``: the shard's rows of a CSV index (a Parquet one is read here); never
+        raises for what a file holds."""
         entry = self.manifest.shards[fmt][s]  # type: ignore[index]  # fmt is one of its keys
         try:
-            return self._check_shard(fmt, s, entry)
+            return self._check_shard(fmt, s, entry, index)
         except FgbgError:
             raise
         except Exception as e:  # a file that lies in a way no check foresaw: a finding, not a crash
             return [Problem(entry.name, f"cannot be checked ({type(e).__name__}: {e})")], 0, None
 
-    def _check_shard(self, fmt: str, s: int, entry: ShardEntry) -> _ShardResult:
+    def _check_shard(self, fmt: str, s: int, entry: ShardEntry, index: _Index | None) -> _ShardResult:
         store = self.store
         name = entry.name
         out: list[Problem] = []
@@ -309,7 +366,6 @@ class _ShardChecker:
                                         self.manifest.key_width, entry.first)
         seen = 0
         last: str | None = None
-        index = self.index
         if self.index_rows is not None:  # this shard's rows of the Parquet index (one row group read)
             try:
                 index = _Index(self.index_rows.rows(entry.first, entry.count), entry.first)
@@ -410,12 +466,25 @@ def _init(ctx: _Context) -> None:
     _checker, _context = None, ctx
 
 
-def _check(task: tuple[str, int]) -> _ShardResult:
+def _check(task: tuple[str, int, _Index | None]) -> _ShardResult:
     global _checker
     if _checker is None:
         assert _context is not None
         _checker = _ShardChecker(_context)
     return _checker.check(*task)
+
+
+def _bounded_map(pool: Any, fn: Callable[[Any], _ShardResult], items: Iterator[Any],
+                 window: int) -> Iterator[_ShardResult]:
+    """``pool.map`` with at most ``window`` tasks submitted ahead, results in order: the tasks
+    carry index rows, made as they are submitted, never all at once."""
+    pending: collections.deque[Future[_ShardResult]] = collections.deque()
+    for item in items:
+        pending.append(pool.submit(fn, item))
+        if len(pending) >= window:
+            yield pending.popleft().result()
+    while pending:
+        yield pending.popleft().result()
 
 
 def verify(url: str, deep: bool = False, storage_options: dict[str, Any] | None = None,
@@ -435,29 +504,33 @@ def verify(url: str, deep: bool = False, storage_options: dict[str, Any] | None 
             _record_problems(store, None, report)
         return report
     record = _record_problems(store, manifest, report)
-    # a damaged index proves nothing about the samples (it is rewritten by repair)
     index_name = manifest.annotations.file
-    annotations, index_sha256 = _index_problems(store, manifest, report)
-    index = None
+    location = Location(str(url), store.storage_options if isinstance(store, ObjectStore) else None)
+    index_sha256: str | None = None
+    index_problem: str | None = None
+    feed = None
     parquet_index = False
-    if annotations is not None:
-        try:
-            index = _Index.parse(annotations, manifest.totals.samples)
-        except MetadataError as e:
-            report.add(ANNOTATIONS, f"malformed ({str(e).removeprefix(f'{ANNOTATIONS}: ')})")
-            index_sha256 = None
-    elif index_sha256 is not None:  # a Parquet index: its footer checked here, its rows per shard
-        try:
-            IndexRows(Location(str(url), store.storage_options if isinstance(store, ObjectStore) else None),
-                      manifest).close()
-            parquet_index = True
-        except (MetadataError, DatasetError) as e:
-            report.add(index_name, f"malformed ({str(e).split(': ', 1)[-1]})")
-            index_sha256 = None
-    ctx = _Context(str(url), storage_options, deep, manifest, index, record, parquet_index)
-    tasks = [(fmt, s) for fmt, shards in manifest.shards.items() for s in range(len(shards))]
+    if _index_present(store, manifest, report):
+        if index_name == PARQUET:  # hashed as a stream, its footer checked here, its rows per shard check
+            index_sha256 = store.sha256(index_name)
+            if index_sha256 != manifest.annotations.sha256:
+                index_problem, index_sha256 = "sha256 differs from the manifest", None
+            else:
+                try:
+                    IndexRows(location, manifest).close()
+                    parquet_index = True
+                except (MetadataError, DatasetError) as e:
+                    index_problem, index_sha256 = f"malformed ({str(e).split(': ', 1)[-1]})", None
+        else:
+            feed = _CsvFeed(location, manifest)
+    ctx = _Context(str(url), storage_options, deep, manifest, record, parquet_index)
+    formats = list(manifest.shards)
+    n_shards = len(next(iter(manifest.shards.values()), []))
+    order = [(fmt, s) for s in range(n_shards) for fmt in formats]  # shard-major: each block of the index once
+    tasks = ((fmt, s, feed.rows(s, manifest.shards[fmt][s]) if feed else None) for fmt, s in order)
     listed = {n for shards in manifest.shards.values() for e in shards for n in (e.name, receipt_name(e.name))}
-    n_workers = min(worker_count(workers), len(tasks))
+    n_workers = min(worker_count(workers), len(order))
+    found: dict[tuple[str, int], _ShardResult] = {}
     with contextlib.ExitStack() as stack:
         if n_workers <= 1:
             checker = _ShardChecker(ctx)
@@ -465,23 +538,30 @@ def verify(url: str, deep: bool = False, storage_options: dict[str, Any] | None 
         else:
             pool = spawn_executor(n_workers, _init, (ctx,))
             stack.callback(pool.shutdown, cancel_futures=True)  # on an error or Ctrl-C too: no waiting for the rest
-            results = pool.map(_check, tasks)
+            results = _bounded_map(pool, _check, tasks, 4 * n_workers)
         try:
-            report.samples_per_format = {fmt: 0 for fmt in manifest.shards}
-            receipts: list[Receipt | None] = []
-            for (fmt, _), (problems, seen, receipt) in zip(tasks, results, strict=False):
-                report.problems += problems
-                report.samples_per_format[fmt] += seen
-                receipts.append(receipt)
+            for key, result in zip(order, results, strict=False):
+                found[key] = result
         except BrokenProcessPool as e:
             raise FgbgError(f"{store.url}: a verify worker process died (killed, or out of memory?); "
                             "nothing was changed: run verify again") from e
-    report.shards = len(tasks)
+    if feed is not None:
+        index_sha256, index_problem = feed.verdict(manifest)
+    if index_problem:
+        report.add(index_name, index_problem)
+    report.samples_per_format = {fmt: 0 for fmt in manifest.shards}
+    receipts: list[Receipt | None] = []
+    for fmt in formats:  # the report in format order, as the shards are listed
+        for s in range(n_shards):
+            problems, seen, receipt = found[(fmt, s)]
+            report.problems += problems if index_sha256 is not None else _drop_index_findings(problems)
+            report.samples_per_format[fmt] += seen
+            receipts.append(receipt)
+    tasks_done = len(order)
+    report.shards = tasks_done
     total = sum(e.count for e in next(iter(manifest.shards.values()), []))
     if total != manifest.totals.samples:
         report.add(MANIFEST, f"totals say {manifest.totals.samples} samples, shards hold {total}")
-    if any(p.where == index_name for p in report.problems):
-        index_sha256 = None
     _made_problems(store, data, manifest, record, index_sha256, receipts, report)
     _card_problems(store, manifest, report)
     for entry_name in store.listdir("shards"):
