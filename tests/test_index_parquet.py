@@ -65,6 +65,10 @@ def test_same_rows_as_the_csv(pair: tuple[Path, Path]) -> None:
     df = __import__("pandas").read_parquet(parquet / "annotations.parquet")
     assert list(df.columns) == list(COLUMNS) and [str(t) for t in df.dtypes] == [PARQUET_TYPES[c] for c in COLUMNS]
     assert df["x"].tolist() == x.columns["x"].tolist()
+    datasets = pytest.importorskip("datasets")  # Hugging Face reads it as it is (local file, no network)
+    hf = datasets.load_dataset("parquet", data_files=str(parquet / "annotations.parquet"), split="train",
+                               cache_dir=str(parquet.parent / "hf-cache"))
+    assert hf.column_names == list(COLUMNS) and hf["scale"] == x.columns["scale"].tolist()
 
 
 def test_rows_per_shard(grouped: Path) -> None:

@@ -400,23 +400,27 @@ def peak_rss_mib():
 def bench_metadata(n_samples: int, work: Path, index_samples: int = 10_000_000) -> None:
     """The metadata of an N-sample dataset without its pixels: a real demo build's manifest
     with its shard list grown to N samples (entries as the builder writes them; shard files
-    absent -- opening reads none), then in a fresh process: open_dataset time and peak RSS,
-    len, and the epoch plan of consumer 63 x 7 of a 64-rank x 8-worker shuffled stream."""
+    absent -- opening reads none -- but the first, a real shard of 1,000 samples with its
+    receipt), then in a fresh process: open_dataset time and peak RSS, len, the epoch plan of
+    consumer 63 x 7 of a 64-rank x 8-worker shuffled stream, and ds[i] in the real shard."""
     import json
     import subprocess
 
-    bg, fg = write_demo_inputs(work / "inputs", 2, 2)
-    build(work / "src", BuildConfig(placements=1, shard_size=1000), bg, fg, progress=False, workers=1)
+    bg, fg = write_demo_inputs(work / "inputs", 10, 10)
+    build(work / "src", BuildConfig(placements=5, shard_size=1000), bg, fg, progress=False, workers=1)
     manifest = json.loads((work / "src" / "manifest.json").read_bytes())
     per = 1000
-    entry = {**manifest["shards"]["tar"][0], "bytes": 15_000 * per}  # as a real 1000-sample shard (15 kB each)
-    manifest["shards"]["tar"] = [{**entry, "name": f"shards/{s:06d}.tar", "first": s * per, "count": per}
-                                 for s in range(n_samples // per)]
+    real = manifest["shards"]["tar"][0]
+    entry = {**real, "bytes": 15_000 * per}  # as a real 1000-sample shard (15 kB each)
+    manifest["shards"]["tar"] = [real] + [{**entry, "name": f"shards/{s:06d}.tar", "first": s * per, "count": per}
+                                          for s in range(1, n_samples // per)]
     manifest["totals"].update(samples=n_samples, shards=n_samples // per,
-                              bytes={"tar": entry["bytes"] * (n_samples // per)})
+                              bytes={"tar": sum(e["bytes"] for e in manifest["shards"]["tar"])})
     manifest["key_width"] = max(8, len(str(n_samples - 1)))
     out = work / "big"
-    out.mkdir()
+    (out / "shards").mkdir(parents=True)
+    for name in ("shards/000000.tar", "shards/000000.tar.json"):
+        shutil.copy(work / "src" / name, out / name)
     data = json.dumps(manifest).encode()
     (out / "manifest.json").write_bytes(data)
     index_per_sample = (work / "src" / "annotations.csv").stat().st_size / len(open_dataset(work / "src"))
@@ -430,18 +434,22 @@ ds = open_dataset({str(out)!r})
 t2 = time.perf_counter()
 plan = consumer_plan(ds._firsts, [s.count for s in ds.shards], StreamSpec(True, 0, 0, 63, 64, 7, 8, 2000, "pad"))
 t3 = time.perf_counter()
-print(t1 - t0, t2 - t1, t3 - t2, len(plan), peak_rss_mib())
+first = time.perf_counter(); ds[500]; t4 = time.perf_counter()
+again = [time.perf_counter(), ds[123], time.perf_counter()]
+print(t1 - t0, t2 - t1, t3 - t2, len(plan), peak_rss_mib(), t4 - first, again[2] - again[0])
 """
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     if run.returncode:
         raise SystemExit(run.stderr)
-    imp, opened, planned, n_plan, rss = (float(v) for v in run.stdout.split())
+    imp, opened, planned, n_plan, rss, first_read, next_read = (float(v) for v in run.stdout.split())
     print(f"\nmetadata: {n_samples:,} samples in {n_samples // per:,} shards (no pixels)\n")
     print("| what | measured | goal |\n|---|---|---|")
     print(f"| manifest.json | {len(data) / 1e6:.1f} MB ({len(data) / n_samples:.2f} bytes/sample) | |")
     print(f"| open_dataset (after a {imp:.2f} s import) | {opened:.2f} s | < 1 s |")
     print(f"| peak RSS of that process (open + one consumer's plan) | {rss:.0f} MiB | < 200 MB |")
     print(f"| epoch plan of consumer 63x7 of 64x8, shuffled | {planned:.2f} s ({n_plan:,.0f} samples) | |")
+    print(f"| ds[i], decoded: the shard's first read (its receipt parsed) / the next | "
+          f"{first_read * 1e3:.1f} ms / {next_read * 1e3:.2f} ms | |")
     print(f"| annotations.csv (the demo build) | {index_per_sample:.1f} bytes/sample | <= 10 |")
     bench_index(index_samples, work)
 
