@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import re
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import IO, Any
 
@@ -207,28 +208,35 @@ def _checked_file(pf: Any, samples: int, where: str) -> list[tuple[int, int]]:
     return groups
 
 
-def _columns(table: Any, first: int, where: str) -> dict[str, np.ndarray]:
-    columns = {name: table.column(name).to_numpy() for name in COLUMNS}
-    if any(table.column(name).null_count for name in COLUMNS):
+def _columns(table: Any, first: int, where: str, narrow: bool = False) -> dict[str, np.ndarray]:
+    """The table's columns as NumPy arrays (int64/float64, or as stored with ``narrow``),
+    checked: no nulls, keys ``first``.. in order."""
+    names = table.column_names
+    if any(table.column(name).null_count for name in names):
         raise MetadataError(f"{where}: a column holds nulls")
-    out = {name: columns[name].astype(np.float64 if name == "scale" else np.int64) for name in COLUMNS}
+    columns = {name: table.column(name).to_numpy() for name in names}
+    out = columns if narrow else {name: columns[name].astype(np.float64 if name == "scale" else np.int64)
+                                  for name in names}
     if not np.array_equal(out["key"], np.arange(first, first + len(out["key"]))):
         raise MetadataError(f"{where}: keys are not the samples {first}..{first + len(out['key']) - 1} in order")
     return out
 
 
-def parse_parquet_index(data: bytes, samples: int, where: str) -> AnnotationIndex:
-    """A Parquet index's bytes -> checked columns; MetadataError names the file and what is wrong."""
+def parse_parquet_index(data: bytes, samples: int, where: str,
+                        columns: Sequence[str] | None = None) -> AnnotationIndex:
+    """A Parquet index's bytes -> checked columns; MetadataError names the file and what is
+    wrong. ``columns``: only these (and ``key``), as stored (int8/int16/int32: a fraction of
+    the memory; what a viewer's filters need at 100M samples)."""
     pa, pq = _parquet(where)
     try:
         pf = pq.ParquetFile(pa.BufferReader(data))
         _checked_file(pf, samples, where)
-        table = pf.read()
+        table = pf.read(columns=None if columns is None else ["key", *[c for c in columns if c != "key"]])
     except MetadataError:
         raise
     except (pa.ArrowException, OSError, ValueError) as e:
         raise MetadataError(f"{where}: not a readable Parquet index ({type(e).__name__}: {e})") from None
-    return AnnotationIndex(_columns(table, 0, where))
+    return AnnotationIndex(_columns(table, 0, where, narrow=columns is not None))
 
 
 class IndexRows:
@@ -282,9 +290,10 @@ class IndexRows:
         self._file.close()
 
 
-def read_index(location: Location, manifest: Manifest) -> AnnotationIndex:
+def read_index(location: Location, manifest: Manifest, columns: Sequence[str] | None = None) -> AnnotationIndex:
     """The annotations index of the dataset at ``location`` (CSV or Parquet, as the manifest
-    says), checked against ``manifest``."""
+    says), checked against ``manifest``; ``columns``: only these and ``key`` (a Parquet index
+    then reads only those columns and keeps their stored widths)."""
     if manifest.annotations.file == PARQUET:
         where = location.path(PARQUET)
         try:
@@ -293,7 +302,7 @@ def read_index(location: Location, manifest: Manifest) -> AnnotationIndex:
             raise MetadataError(f"{where}: missing") from None
         if hashlib.sha256(data).hexdigest() != manifest.annotations.sha256:
             raise MetadataError(f"{where}: sha256 differs from the manifest")
-        return parse_parquet_index(data, manifest.totals.samples, where)
+        return parse_parquet_index(data, manifest.totals.samples, where, columns)
     where = location.path(ANNOTATIONS)
     try:  # bounded by the sample count the manifest proved: a row of 11 numbers is far under 256 bytes
         data = location.read_bytes(ANNOTATIONS, limit=len(",".join(COLUMNS)) + 1 + _MAX_ROW * manifest.totals.samples)
@@ -301,4 +310,7 @@ def read_index(location: Location, manifest: Manifest) -> AnnotationIndex:
         raise MetadataError(f"{where}: missing") from None
     if hashlib.sha256(data).hexdigest() != manifest.annotations.sha256:
         raise MetadataError(f"{where}: sha256 differs from the manifest")
-    return parse_index(data, manifest.totals.samples, where)
+    index = parse_index(data, manifest.totals.samples, where)
+    if columns is None:
+        return index
+    return AnnotationIndex({k: v for k, v in index.columns.items() if k == "key" or k in columns})

@@ -71,6 +71,18 @@ def test_same_rows_as_the_csv(pair: tuple[Path, Path]) -> None:
     assert hf.column_names == list(COLUMNS) and hf["scale"] == x.columns["scale"].tolist()
 
 
+def test_only_the_columns_asked_for(pair: tuple[Path, Path]) -> None:
+    """A viewer's filters need four columns: read as stored (int32/int8), not as int64."""
+    for root in pair:
+        ds = open_dataset(root)
+        whole = read_index(ds.location, ds.metadata)
+        part = read_index(ds.location, ds.metadata, columns=("bg", "flip"))
+        assert sorted(part.columns) == ["bg", "flip", "key"]
+        assert part.select(bg=1, flip=0).tolist() == whole.select(bg=1, flip=0).tolist()
+        if root == pair[1]:
+            assert part.columns["bg"].dtype == np.int32 and part.columns["flip"].dtype == np.int8
+
+
 def test_rows_per_shard(grouped: Path) -> None:
     meta = pq.ParquetFile(grouped / "annotations.parquet").metadata
     groups = [meta.row_group(g).num_rows for g in range(meta.num_row_groups)]

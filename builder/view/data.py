@@ -110,7 +110,7 @@ class ViewData:
     # -- the annotations index --------------------------------------------------------------
     def _load_index(self) -> None:
         try:
-            self._index = read_index(self.raw.location, self.manifest)
+            self._index = read_index(self.raw.location, self.manifest, columns=FILTERS)
         except (DatasetError, OSError) as e:
             self._index_error = str(e)
         finally:
