@@ -180,3 +180,15 @@ def test_a_person_apart_needs_no_masks() -> None:
     looked.clear()
     arrange(first, 2, lambda person, attempt: _person(person, 9, 0), mask_of, 0.0, 40)  # one column shared
     assert len(looked) > 2
+
+
+def test_raw_hdf5_holds_the_instance_maps(crowd: Path, tmp_path: Path) -> None:
+    """The raw HDF5 layout stores decoded pixels: the instance maps too, equal to the tar's."""
+    from fgbg.builder.commands.convert import convert
+
+    convert(crowd, tmp_path / "raw", "hdf5", hdf5_layout="raw", progress=False, workers=1)
+    a, b = open_dataset(crowd), open_dataset(tmp_path / "raw")
+    assert b.metadata.hdf5_layout == "raw" and b.metadata.format_version == 2
+    for s, t in zip(a, b, strict=True):
+        assert np.array_equal(s["instances"], t["instances"]) and s["meta"] == t["meta"]
+    assert verify(str(tmp_path / "raw"), deep=True).ok
