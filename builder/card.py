@@ -68,11 +68,15 @@ def _fields_table(manifest: Manifest) -> list[str]:
     what = {"image": "composite, RGB uint8 (JPEG)", "mask": "foreground mask, uint8 (lossless PNG)",
             "depth": "depth map, uint8, far = bright (PNG)",
             "instances": "instance ids, uint8: 0 background, i = the i-th of meta.people (PNG)",
+            "mask.npy.zst": "foreground mask, uint8 (zstd-compressed .npy)",
+            "depth.npy.zst": "depth map, uint8, far = bright (zstd-compressed .npy)",
+            "instances.npy.zst": "instance ids, uint8: 0 background, i = the i-th of meta.people (zstd .npy)",
             "meta": "the annotation (JSON)"}
     rows = ["| field | tar member | `datasets` column | shape | content |", "|---|---|---|---|---|"]
     for name, spec in _fields(manifest):
         shape = "×".join(str(v) for v in spec.shape or []) or "-"
-        rows.append(f"| {name} | `KEY.{spec.member}` | `{spec.member}` | {shape} | {what.get(name, '')} |")
+        rows.append(f"| {name} | `KEY.{spec.member}` | `{spec.member}` | {shape} | "
+                    f"{what.get(spec.member, what.get(name, ''))} |")
     return rows
 
 
@@ -159,6 +163,10 @@ def _reading(manifest: Manifest) -> list[str]:
                   + ("; `import hdf5plugin` first for the Zstd filter" if layout == "raw" else "") + "):", "",
                   "```python", "import h5py", 'with h5py.File("shards/000000.h5") as f:',
                   '    print(f.attrs["count"], list(f))', "```", ""]
+    if any(spec.member.endswith(".npy.zst") for spec in manifest.fields.values()):
+        lines += ["Masks, depth and instance maps are zstd-compressed `.npy` arrays (`--members zstd`): fgbg's "
+                  "readers decode them; elsewhere `np.load(io.BytesIO(zstandard.ZstdDecompressor()"
+                  ".decompress(data)))`.", ""]
     lines += ["PyTorch: `ds.torch_dataset()` (an `IterableDataset` split across ranks and loader workers; "
               'needs `pip install "fgbg[torch]"`).', "",
               *(["The index `annotations.csv` has one row per sample; read its `key` column as text "

@@ -159,6 +159,9 @@ def _build_parser() -> argparse.ArgumentParser:
                                                    "smaller), hdf5, or several: tar,hdf5 (one pass)")
     o.add_argument("--hdf5-layout", default="encoded", choices=HDF5_LAYOUTS,
                    help="HDF5: encoded JPEG/PNG bytes (small) or raw Zstd pixels (no decoding)")
+    o.add_argument("--members", default="png", choices=("png", "zstd"),
+                   help="masks, depth and instance maps as PNG (every tool reads them) or as zstd-compressed .npy "
+                        "(0.6x the bytes, ~5x faster to decode; fgbg's readers, or numpy + zstandard)")
     o.add_argument("--index", default="csv", choices=("csv", "parquet"),
                    help="annotations index: csv (annotations.csv, ~42 bytes a sample) or parquet "
                         "(annotations.parquet, 5-9 bytes a sample, read per shard; pip install \"fgbg[parquet]\")")
@@ -338,6 +341,7 @@ def _config(a: argparse.Namespace) -> BuildConfig:
         position=None if a.position == "uniform" else a.position,
         person_height=(parse_range(a.person_height, "--person-height") if a.person_height
                        else (1.5, 1.9) if a.position == "floor" else None),
+        members=None if a.members == "png" else a.members,
     )
 
 

@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from fgbg.readers.schema import format_version_of
+
 from .blend import check_blend, rotated_box
 from .depth.presets import parse_preset
 from .errors import FgbgError
@@ -89,6 +91,7 @@ class BuildConfig:
     max_occlusion: float | None = None  # with people: the largest share of a person others may hide (default 0.5)
     position: str | None = None  # None: uniform (anywhere); "floor": feet on the room's floor (builder/floor.py)
     person_height: tuple[float, float] | None = None  # floor: person height range in metres (default 1.5-1.9)
+    members: str | None = None  # None: masks, depth, instance maps as PNG; "zstd": zstd-compressed .npy (format 4)
 
     def __post_init__(self) -> None:
         problems = []
@@ -132,6 +135,8 @@ class BuildConfig:
         if self.harmonize is not None and not 0 < self.harmonize <= 1:
             problems.append(f"--harmonize must be in (0, 1], got {self.harmonize}")
         problems += self._people_problems() + self._floor_problems()
+        if self.members not in (None, "zstd"):
+            problems.append(f"--members must be png or zstd, got {self.members!r}")
         if not 0 <= self.mask_threshold <= 254:
             problems.append(f"--mask-threshold must be 0..254, got {self.mask_threshold}")
         fw, fh = self.max_fg_size
@@ -179,10 +184,9 @@ class BuildConfig:
         hi = self.fg_scale[1]
         return scaled_size(self.fg_size, hi)
 
-    @property
-    def format_version(self) -> int:
-        """The format a dataset with these settings is written in."""
-        return PEOPLE_FORMAT_VERSION if self.people is not None else FORMAT_VERSION
+    def format_version(self, parquet: bool = False) -> int:
+        """The format a dataset with these settings (and that index) is written in."""
+        return format_version_of(self.people is not None, parquet, self.members == "zstd")
 
     @property
     def runtime(self) -> str | None:
@@ -212,7 +216,7 @@ class BuildConfig:
         d["depth_input"] = list(self.depth_input_shape) if self.depth == "densedepth" else (
             list(self.depth_input) if self.depth_input else None)
         for late in ("depth_runtime", "depth_preset", "blend", "harmonize", "rotate", "people", "max_occlusion",
-                     "position", "person_height"):
+                     "position", "person_height", "members"):
             if d[late] is None:
                 del d[late]
         return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}

@@ -14,7 +14,7 @@ from fgbg.readers.decode import check_pixels
 
 __all__ = [
     "MASK_PNG", "decode_jpeg", "decode_png", "decode_png_color", "encode_jpeg", "encode_jpeg_bgr", "encode_mask_png",
-    "encode_png", "encode_png_color", "encoder_versions",
+    "encode_npy_zst", "encode_png", "encode_png_color", "encoder_versions",
 ]
 
 
@@ -59,6 +59,22 @@ def encode_mask_png(mask: np.ndarray, row_filter: str = MASK_PNG) -> bytes:
     if not ok:
         raise RuntimeError("PNG encoding failed")
     return buf.tobytes()
+
+
+NPY_ZST_LEVEL = 3
+
+
+def encode_npy_zst(gray: np.ndarray) -> bytes:
+    """A 2-D uint8 array as a zstd-compressed ``.npy`` (format 1.0 header, C order; the frame
+    declares its size): ``--members zstd``. 0.6x the bytes of the PNG here and several times
+    faster to encode and decode (README, "formats")."""
+    import io
+
+    import zstandard
+
+    f = io.BytesIO()
+    np.lib.format.write_array(f, np.ascontiguousarray(gray, np.uint8), version=(1, 0), allow_pickle=False)
+    return zstandard.ZstdCompressor(level=NPY_ZST_LEVEL, write_content_size=True).compress(f.getvalue())
 
 
 def encode_png_color(pixels: np.ndarray) -> bytes:

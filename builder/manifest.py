@@ -18,9 +18,9 @@ import msgspec
 
 from fgbg.readers.errors import MetadataError
 from fgbg.readers.index import AnnotationIndex
-from fgbg.readers.schema import DepthSource, Manifest, format_of, parse_manifest
+from fgbg.readers.schema import MEMBERS, ZSTD_MEMBERS, DepthSource, Manifest, format_of, parse_manifest
 
-from .config import PARQUET_FORMAT_VERSION, BuildConfig
+from .config import BuildConfig
 from .encode import encoder_versions
 from .errors import FgbgError
 from .plan import Plan
@@ -44,6 +44,7 @@ __all__ = [
     "make_manifest",
     "make_record",
     "manifest_bytes",
+    "member_names",
     "read_manifest",
     "read_record",
     "record_from_manifest",
@@ -92,7 +93,7 @@ def make_record(
     if index not in (None, "csv", "parquet"):
         raise FgbgError(f"--index must be csv or parquet, got {index!r}")
     tool = {"fgbg": TOOL_VERSION, **encoder_versions()}
-    version = cfg.format_version
+    version = cfg.format_version(parquet=index == "parquet")
     if "tarzst" in formats:
         from .shards.tarzst import zstd_version
 
@@ -101,10 +102,16 @@ def make_record(
         from .index_parquet import pyarrow_version
 
         tool["pyarrow"] = pyarrow_version()
-        version = PARQUET_FORMAT_VERSION
     return BuildRecord(config=cfg, inputs=inputs, depth=depth, formats=tuple(formats), hdf5_layout=hdf5_layout,
                        key_width=max(8, len(str(max(0, n_samples - 1)))), tool=tool, format_version=version,
                        index="parquet" if index == "parquet" else None)
+
+
+def member_names(config: object) -> dict[str, str]:
+    """Field -> member suffix for a dataset's config: PNG grey fields, or ``.npy.zst`` ones
+    with ``--members zstd``."""
+    zstd = getattr(config, "members", None) == "zstd"
+    return {**MEMBERS, **(ZSTD_MEMBERS if zstd else {})}
 
 
 def index_chunks(plan: Plan, record: BuildRecord) -> Iterator[bytes]:
@@ -174,13 +181,14 @@ def make_manifest(
         for name, sums in r.stats.items():
             merged.setdefault(name, PixelSums(sums.channels)).merge(PixelSums.from_record(sums))
     size = record.config.size
+    names = member_names(record.config)
     fields: dict[str, Any] = {"image": {"member": "jpg", "shape": [size, size, 3]},
-                              "mask": {"member": "mask.png", "shape": [size, size]}}
+                              "mask": {"member": names["mask"], "shape": [size, size]}}
     if record.depth_shape is not None:
         dw, dh = record.depth_shape
-        fields["depth"] = {"member": "depth.png", "shape": [dh, dw]}
+        fields["depth"] = {"member": names["depth"], "shape": [dh, dw]}
     if getattr(record.config, "people", None) is not None:
-        fields["instances"] = {"member": "instances.png", "shape": [size, size]}
+        fields["instances"] = {"member": names["instances"], "shape": [size, size]}
     fields["meta"] = {"member": "json"}
     return msgspec.convert({
         **record.to_json(),

@@ -24,11 +24,12 @@ from .blend import blend_alpha, harmonise, lab_stats, poisson_paste, rotate_rgba
 from .composite import Prepared, paste, prepare
 from .config import BuildConfig
 from .depth import DepthBackend, DepthBatch, make_backend
-from .encode import MASK_PNG, decode_jpeg, encode_jpeg_bgr, encode_mask_png, encode_png
+from .encode import MASK_PNG, decode_jpeg, encode_jpeg_bgr, encode_mask_png, encode_npy_zst, encode_png
 from .errors import FgbgError
 from .floor import distance_m
 from .inputs import InputSet, load_inputs
 from .lru import LRU
+from .manifest import member_names
 from .people import Person, arrange, union_box
 from .plan import SampleParams, plan_for
 from .receipts import Receipt, check_shard, write_receipt
@@ -146,7 +147,8 @@ def calibration_images(inputs: InputSet, cfg: BuildConfig) -> np.ndarray | None:
 def shard_meta(record: BuildRecord, shard: int, first: int, count: int) -> ShardMeta:
     """What a writer needs to know about shard ``shard`` of the dataset ``record`` describes."""
     return ShardMeta(shard, first, count, record.key_width, record.config.size, record.depth_shape,
-                     record.hdf5_layout, instances=getattr(record.config, "people", None) is not None)
+                     record.hdf5_layout, instances=getattr(record.config, "people", None) is not None,
+                     members=getattr(record.config, "members", None))
 
 
 def commit_shard(
@@ -289,6 +291,12 @@ class ShardBuilder:
         self.foregrounds = Foregrounds(self.inputs, self.cfg.mask_threshold, self.cfg.soft_mask, self.cfg.size,
                                        blend=self.cfg.blend, harmonize=self.cfg.harmonize)
         self.poisson = self.cfg.blend == "poisson"
+        self.names = member_names(self.cfg)  # field -> member suffix (PNG, or .npy.zst with --members zstd)
+        self.zstd = self.cfg.members == "zstd"
+
+    def _grey(self, image: np.ndarray, row_filter: str) -> bytes:
+        """A mask or instance map as stored: PNG with the dataset's row filter, or .npy.zst."""
+        return encode_npy_zst(image) if self.zstd else encode_mask_png(image, row_filter)
 
     def close(self) -> None:
         if self.backend is not None:
@@ -440,14 +448,14 @@ class ShardBuilder:
         inputs = self.record.inputs
         for j, r in enumerate(rows):
             mask = masks[j]
-            files = {"jpg": jpegs[j], "mask.png": encode_mask_png(mask, self.mask_png)}
+            files = {"jpg": jpegs[j], self.names["mask"]: self._grey(mask, self.mask_png)}
             depth = None
             if depths is not None:
                 depth = depths[j]
-                files["depth.png"] = encode_png(depth)
+                files[self.names["depth"]] = encode_npy_zst(depth) if self.zstd else encode_png(depth)
             crowd = crowds[j]
             if crowd is not None:
-                files["instances.png"] = encode_mask_png(crowd[1], MASK_PNG)
+                files[self.names["instances"]] = self._grey(crowd[1], MASK_PNG)
             files["json"] = meta_json(_annotation(r, inputs, self.cfg, crowd[0] if crowd else None))
             key = f"{r.position:0{self.key_width}d}"
             if reuse:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -31,7 +32,10 @@ __all__ = [
     "INDEX_FILES",
     "MAX_KEY_WIDTH",
     "MEMBERS",
+    "MEMBER_CHOICES",
     "MIN_TAR_SAMPLE_BYTES",
+    "SUFFIX_FIELD",
+    "ZSTD_MEMBERS",
     "BuildRecordSchema",
     "DecoderShape",
     "DepthSource",
@@ -46,6 +50,7 @@ __all__ = [
     "Statistic",
     "check_offsets",
     "format_of",
+    "format_version_of",
     "index_file",
     "json_schemas",
     "max_samples",
@@ -74,9 +79,10 @@ FormatName = Literal["tar", "hdf5", "tarzst"]
 FieldName = Literal["image", "mask", "depth", "instances", "meta"]
 EXTENSIONS = {"tar": ".tar", "hdf5": ".h5", "tarzst": ".tar.zst"}
 MEMBERS = {"image": "jpg", "mask": "mask.png", "depth": "depth.png", "instances": "instances.png", "meta": "json"}
-#: 1: every dataset fgbg writes without --people or --index parquet; 2: with --people (an
-#: ``instances`` member); 3: with --index parquet (``annotations.parquet``), with or without people
-FormatVersion = Literal[1, 2, 3]
+#: 1: every dataset fgbg writes without the options below; 2: with --people (an ``instances``
+#: member); 3: with --index parquet (``annotations.parquet``); 4: with --members zstd (grey fields
+#: as zstd-compressed .npy). A dataset is the version of its newest feature (format_version_of).
+FormatVersion = Literal[1, 2, 3, 4]
 IndexKind = Literal["parquet"]  # absent: annotations.csv
 INDEX_FILES = {None: "annotations.csv", "parquet": "annotations.parquet"}
 
@@ -84,7 +90,17 @@ INDEX_FILES = {None: "annotations.csv", "parquet": "annotations.parquet"}
 def index_file(kind: str | None) -> str:
     """The annotations index's file name for a record's or manifest's ``index``."""
     return INDEX_FILES["parquet" if kind == "parquet" else None]
-_SUFFIX_ORDER = tuple(MEMBERS.values())
+#: ``--members zstd``: the grey fields as zstd-compressed ``.npy`` instead of PNG (format 4)
+ZSTD_MEMBERS = {"mask": "mask.npy.zst", "depth": "depth.npy.zst", "instances": "instances.npy.zst"}
+#: the suffixes a field may be stored under, PNG (or the only one) first
+MEMBER_CHOICES = {f: (s, *([ZSTD_MEMBERS[f]] if f in ZSTD_MEMBERS else [])) for f, s in MEMBERS.items()}
+SUFFIX_FIELD = {s: f for f, choices in MEMBER_CHOICES.items() for s in choices}
+_SUFFIX_ORDER = tuple(s for choices in MEMBER_CHOICES.values() for s in choices)
+
+
+def format_version_of(instances: bool, parquet: bool, zstd_members: bool) -> int:
+    """The format version a dataset's features make: the newest feature's (1 with none)."""
+    return max(1, 2 if instances else 1, 3 if parquet else 1, 4 if zstd_members else 1)
 _SHARD_NAME = re.compile(r"shards/([0-9]{6,12})(\.tar|\.h5|\.tar\.zst)")
 
 
@@ -255,12 +271,13 @@ def sample_digest(members: dict[str, bytes]) -> str:
     return h.hexdigest()[:DIGEST_HEX]
 
 
-def members_digest(members: dict[str, Any]) -> str | None:
-    """:func:`sample_digest` of a sample as readers return it (field -> member); None when a
-    member is decoded pixels (raw-layout HDF5: its chunks carry Fletcher-32 checksums instead)."""
+def members_digest(members: dict[str, Any], names: Mapping[str, str] = MEMBERS) -> str | None:
+    """:func:`sample_digest` of a sample as readers return it (field -> member; ``names``: the
+    dataset's member suffix per field); None when a member is decoded pixels (raw-layout HDF5:
+    its chunks carry Fletcher-32 checksums instead)."""
     if not all(isinstance(m, (bytes, memoryview)) for m in members.values()):
         return None
-    return sample_digest({MEMBERS[f]: m for f, m in members.items()})
+    return sample_digest({names[f]: m for f, m in members.items()})
 
 
 class ReceiptRecord(Struct, frozen=True):
@@ -360,16 +377,16 @@ def _manifest_rules(m: Manifest, where: str) -> None:
     if m.totals.samples and len(str(m.totals.samples - 1)) > m.key_width:
         problems.append(f"key_width {m.key_width} is too small for {m.totals.samples} samples")
     for name, spec in m.fields.items():
-        if spec.member != MEMBERS[name]:
-            problems.append(f"fields.{name}: member {spec.member!r}, expected {MEMBERS[name]!r}")
+        if spec.member not in MEMBER_CHOICES[name]:
+            problems.append(f"fields.{name}: member {spec.member!r}, expected "
+                            f"{' or '.join(map(repr, MEMBER_CHOICES[name]))}")
     if "image" not in m.fields or "meta" not in m.fields:
         problems.append("fields: image and meta are required")
-    if ("instances" in m.fields and m.format_version < 2) or (m.format_version == 2 and "instances" not in m.fields):
-        problems.append(f"fields: format_version {m.format_version} "
-                        f"{'needs' if m.format_version == 2 else 'has no'} an instances field")
-    if (m.format_version == 3) != (m.index == "parquet"):
-        problems.append(f"index: format_version {m.format_version} with index {m.index or 'csv'} "
-                        "(a parquet index is format 3, and format 3 has one)")
+    zstd = any(spec.member.endswith(".npy.zst") for spec in m.fields.values())
+    made = format_version_of("instances" in m.fields, m.index == "parquet", zstd)
+    if m.format_version != made:
+        problems.append(f"format_version is {m.format_version}, its features make {made} "
+                        f"(instances: 2, parquet index: 3, zstd members: 4)")
     if m.annotations.file != index_file(m.index):
         problems.append(f"annotations.file is {m.annotations.file!r}, the index is {index_file(m.index)!r}")
     problems += _input_problems(m.inputs)

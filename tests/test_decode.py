@@ -109,3 +109,48 @@ def test_json_as_the_standard_library_reads_it() -> None:
     for text in (b'{"index": 3, "box": [1, 2, 3, 4], "bg": "room.jpg", "s": 0.5}', b'{"big": 123456789012345678901234}',
                  b'{"u": "caf\\u00e9", "n": null, "t": true}'):
         assert decode_member("meta", text) == json.loads(text)
+
+
+def _npy_zst(arr: np.ndarray, content_size: bool = True) -> bytes:
+    import io
+
+    import zstandard
+
+    f = io.BytesIO()
+    np.lib.format.write_array(f, arr, version=(1, 0), allow_pickle=arr.dtype == object)
+    return zstandard.ZstdCompressor(write_content_size=content_size).compress(f.getvalue())
+
+
+def test_npy_zst_members() -> None:
+    """--members zstd: grey fields as zstd-compressed .npy, found by their magic, bounded
+    before anything is allocated, refused when they are anything but a uint8 (H, W) array."""
+    from fgbg.builder.encode import encode_npy_zst
+    from fgbg.readers.decode import npy_zst
+
+    rng = np.random.default_rng(3)
+    for shape in ((1, 1), (7, 13), (224, 224), (112, 96)):
+        arr = rng.integers(0, 256, shape, dtype=np.uint8)
+        data = encode_npy_zst(arr)
+        for field in ("mask", "depth", "instances"):
+            out = decode_member(field, data)
+            assert out.dtype == np.uint8 and out.flags.writeable and np.array_equal(out, arr)
+        if shape == (224, 224):
+            assert np.array_equal(decode_member("mask", data, reduce=2), decode_member("mask", encode_png(arr),
+                                                                                     reduce=2))
+    big = _npy_zst(np.zeros((300, 300), np.uint8))
+    with pytest.raises(DecodeError, match="over the 10000 pixel bound"):
+        npy_zst(big, max_pixels=10_000)  # the frame's declared size, before decompressing
+    lies = [
+        (_npy_zst(np.zeros((4, 4), np.uint8), content_size=False), "declares no bytes"),
+        (_npy_zst(np.zeros((4, 4), np.int16)), "holds a int16 array"),
+        (_npy_zst(np.zeros((2, 4, 4), np.uint8)), "of shape \\(2, 4, 4\\)"),
+        (_npy_zst(np.asfortranarray(np.zeros((4, 5), np.uint8))), "not uint8 \\(H, W\\)"),
+        (_npy_zst(np.array([{"a": 1}], dtype=object)), "holds a object array"),
+        (encode_npy_zst(np.zeros((4, 4), np.uint8))[:-3], "corrupt zstd frame"),
+    ]
+    import zstandard
+
+    lies.append((zstandard.ZstdCompressor().compress(b"not an npy at all"), "not an .npy array"))
+    for data, what in lies:
+        with pytest.raises(DecodeError, match=what):
+            decode_member("mask", data)

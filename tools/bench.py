@@ -13,6 +13,7 @@ Speed goals live here, never as timed assertions in tests.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import platform
 import random
 import shutil
@@ -60,24 +61,31 @@ def bench_formats(n_samples: int, work: Path) -> None:
     record = read_record(store)
     builder = ShardBuilder(store, record)
     samples = list(builder.samples(0, decoded=True))  # one shard of samples, kept in memory
+    zcfg = dataclasses.replace(cfg, members="zstd")
+    build(work / "src-zstd", zcfg, bg, fg, progress=False, workers=1)
+    zstore = LocalStore(work / "src-zstd")
+    zsamples = list(ShardBuilder(zstore, read_record(zstore)).samples(0, decoded=True))
     n = len(samples)
-    layouts = {"tar": ("tar", "encoded"), "tar.zst (frame per sample)": ("tarzst", "encoded"),
-               "hdf5-encoded": ("hdf5", "encoded"), "hdf5-raw-zstd": ("hdf5", "raw")}
+    layouts = {"tar": ("tar", "encoded", cfg), "tar, --members zstd": ("tar", "encoded", zcfg),
+               "tar.zst (frame per sample)": ("tarzst", "encoded", cfg),
+               "tar.zst + --members zstd": ("tarzst", "encoded", zcfg),
+               "hdf5-encoded": ("hdf5", "encoded", cfg), "hdf5-raw-zstd": ("hdf5", "raw", cfg)}
     rows = []
-    for name, (fmt, layout) in layouts.items():
+    for name, (fmt, layout, c) in layouts.items():
         meta = ShardMeta(0, 0, n, record.key_width, cfg.size, cfg.depth_shape, layout)
         path = work / f"w-{name}"
+        these = zsamples if c is zcfg else samples
 
-        def write(fmt: str = fmt, meta: ShardMeta = meta, path: Path = path) -> None:
+        def write(fmt: str = fmt, meta: ShardMeta = meta, path: Path = path, these: list = these) -> None:
             with writer_class(fmt)(path, meta) as w:
-                for s in samples:
+                for s in these:
                     w.add(s)
                 w.close()
 
         write_rate = _rate(n, write)
         size = path.stat().st_size / n
         ds_path = work / f"ds-{name}"
-        build(ds_path, cfg, bg, fg, formats=(fmt,), hdf5_layout=layout, progress=False, workers=2)
+        build(ds_path, c, bg, fg, formats=(fmt,), hdf5_layout=layout, progress=False, workers=2)
         ds = open_dataset(ds_path)
         total = len(ds)
         seq = _rate(total, lambda ds=ds: sum(1 for _ in ds))

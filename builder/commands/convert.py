@@ -23,7 +23,15 @@ from fgbg.readers.schema import Manifest
 
 from ..build import BuildResult, check_output, complete, local_runner, record_differences
 from ..errors import ConfigMismatchError, FgbgError
-from ..manifest import BUILD_RECORD, MANIFEST, make_record, read_manifest, read_record, record_from_manifest
+from ..manifest import (
+    BUILD_RECORD,
+    MANIFEST,
+    make_record,
+    member_names,
+    read_manifest,
+    read_record,
+    record_from_manifest,
+)
 from ..receipts import Receipt, check_shard, load_receipt
 from ..record import BuildRecord
 from ..shard import commit_shard, shard_meta
@@ -45,6 +53,7 @@ class ConvertWorker:
         self.store = dst
         self.record = record
         self.fmt = record.formats[0]
+        self.names = member_names(record.config)  # field -> member suffix, as the source stores them
 
     def close(self) -> None:
         self.src.close()
@@ -64,10 +73,9 @@ class ConvertWorker:
         stats = {name: PixelSums.from_record(sums) for name, sums in source.stats.items()}
         return [(r, True) for r in commit_shard(self.store, self.record, meta, [self.fmt], samples, stats)]
 
-    @staticmethod
-    def _sample(key: str, members: dict[str, Any], pixels: bool) -> EncodedSample:
-        # members in the order builds write them (image, mask, depth, meta): identical shards
-        files = {suffix: members[f] for f, suffix in MEMBER_OF_FIELD.items() if isinstance(members.get(f), bytes)}
+    def _sample(self, key: str, members: dict[str, Any], pixels: bool) -> EncodedSample:
+        # members in the order builds write them (image, mask, depth, instances, meta): identical shards
+        files = {self.names[f]: members[f] for f in MEMBER_OF_FIELD if isinstance(members.get(f), bytes)}
         arrays = {}
         if pixels:
             arrays = {f: v if not isinstance(v, bytes) else decode_member(f, v)

@@ -17,9 +17,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from fgbg.readers.decode import ZSTD_MAGIC, decode_member
 from fgbg.readers.index import ANNOTATIONS, read_index
 from fgbg.readers.schema import InputEntry
 
+from ..encode import encode_png
 from ..errors import OutputError
 from ..manifest import index_csv
 from ..storage import ObjectStore, open_store
@@ -86,6 +88,8 @@ def export(url: str, out: str | Path, storage_options: dict[str, Any] | None = N
                     data = members[field]
                     if not isinstance(data, bytes):
                         raise OutputError(f"{url}: export needs encoded shards (tar or HDF5 encoded layout)")
+                    if data[:4] == ZSTD_MAGIC:  # --members zstd: the seed layout's files are PNGs
+                        data = encode_png(decode_member(field, data))
                     (folder / f"{name}.{ext}").write_bytes(data)
             n += 1
     return n

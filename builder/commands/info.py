@@ -58,4 +58,6 @@ def _options(c: BuildConfig) -> list[str]:
         out.append(f"people {c.people[0]}-{c.people[1]} (hidden at most {c.max_occlusion:.0%})")
     if c.position == "floor" and c.person_height is not None:
         out.append(f"on the floor, {c.person_height[0]}-{c.person_height[1]} m tall")
+    if c.members == "zstd":
+        out.append("grey fields as zstd .npy")
     return out

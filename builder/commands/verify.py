@@ -312,6 +312,7 @@ class _ShardChecker:
 
         self.store = open_store(ctx.url, ctx.storage_options)
         self.manifest = ctx.manifest
+        self.member_names: dict[str, str] = {f: spec.member for f, spec in ctx.manifest.fields.items()}
         self.index_rows = None
         if ctx.parquet_index:
             options = self.store.storage_options if isinstance(self.store, ObjectStore) else None
@@ -361,7 +362,7 @@ class _ShardChecker:
                 entry.bytes, entry.sha256, entry.count, entry.first):
             out.append(Problem(receipt_name(name), "receipt disagrees with the manifest"))
         if fmt == "tar" and receipt is not None and not out:
-            planned = [m for f, m in MEMBERS.items() if f in self.manifest.fields]  # the order builds write
+            planned = [self.manifest.fields[f].member for f in MEMBERS if f in self.manifest.fields]  # build order
             out += _tar_layout_problems(self.datasets[fmt].location, name, receipt.offsets, planned,
                                         self.manifest.key_width, entry.first)
         seen = 0
@@ -378,7 +379,7 @@ class _ShardChecker:
         try:
             for key, members in ds.iter_members(s):  # readers check each key against its position
                 last, seen = key, seen + 1
-                proven = members_digest(members) if digests else None
+                proven = members_digest(members, self.member_names) if digests else None
                 if proven is not None and proven != digests[seen - 1]:
                     out.append(Problem(name, "bytes differ from the receipt's digest", key))  # names the sample
                     try:  # and what the damage does, when it still decodes

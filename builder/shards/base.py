@@ -44,6 +44,7 @@ class ShardMeta:
     depth_size: tuple[int, int] | None  # (w, h), None without depth
     layout: str = "encoded"  # HDF5 only: "encoded" bytes or "raw" pixels
     instances: bool = False  # --people: an instance-id map per sample (format 2)
+    members: str | None = None  # "zstd": grey fields as zstd-compressed .npy (format 4); None: PNG
 
 
 @dataclass

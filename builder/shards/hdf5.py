@@ -29,18 +29,16 @@ import h5py
 import hdf5plugin
 import numpy as np
 
-from fgbg.readers.formats.base import MEMBER_OF_FIELD
+from fgbg.readers.schema import MEMBERS, ZSTD_MEMBERS, format_version_of
 
-from ..config import FORMAT_VERSION, PEOPLE_FORMAT_VERSION
 from .base import EncodedSample, ShardFile, ShardMeta, ShardWriter
 
-__all__ = ["ANNOTATION_DTYPE", "FIELD_MEMBERS", "Hdf5ShardWriter"]
+__all__ = ["ANNOTATION_DTYPE", "Hdf5ShardWriter"]
 
 ANNOTATION_DTYPE = np.dtype([
     ("index", "<i8"), ("bg", "<i4"), ("fg", "<i4"), ("flip", "u1"), ("placement", "<i4"),
     ("x", "<i4"), ("y", "<i4"), ("w", "<i4"), ("h", "<i4"), ("scale", "<f8"),
 ])
-FIELD_MEMBERS = MEMBER_OF_FIELD  # field name -> tar member suffix
 _ENCODING = {"image": "jpeg", "mask": "png", "depth": "png", "instances": "png", "meta": "json"}
 ZSTD_LEVEL = 3
 RAW_BLOCK = 32  # raw samples buffered per HDF5 write call (per-call overhead dominates otherwise)
@@ -65,6 +63,7 @@ class Hdf5ShardWriter(ShardWriter):
         self._f = h5py.File(self.path, "w", libver="earliest")
         self._fields = (["image", "mask"] + (["depth"] if meta.depth_size else [])
                         + (["instances"] if meta.instances else []) + ["meta"])
+        self._names = {**MEMBERS, **(ZSTD_MEMBERS if meta.members == "zstd" else {})}  # field -> member suffix
         self._blobs: dict[str, list[bytes]] = {f: [] for f in self._fields}
         self._rows: list[tuple[Any, ...]] = []
         self._keys: list[bytes] = []
@@ -91,7 +90,7 @@ class Hdf5ShardWriter(ShardWriter):
             if field in self._raw:
                 self._pending.setdefault(field, []).append(getattr(sample, field))
             else:
-                self._blobs[field].append(sample.files[FIELD_MEMBERS[field]])
+                self._blobs[field].append(sample.files[self._names[field]])
         if len(self._keys) - self._flushed >= RAW_BLOCK:
             self._flush()
 
@@ -112,12 +111,12 @@ class Hdf5ShardWriter(ShardWriter):
             if field in self._raw:
                 continue
             g = f.create_group(field)
-            g.attrs["encoding"] = _ENCODING[field]
+            g.attrs["encoding"] = "npy+zstd" if self._names[field].endswith(".npy.zst") else _ENCODING[field]
             g.create_dataset("bytes", data=np.frombuffer(b"".join(blobs), np.uint8))
             g.create_dataset("offsets", data=np.cumsum([0] + [len(b) for b in blobs], dtype=np.int64))
         f.create_dataset("keys", data=np.array(self._keys, dtype=f"S{m.key_width}"))
         f.create_dataset("annotations", data=np.array(self._rows, dtype=ANNOTATION_DTYPE))
-        version = PEOPLE_FORMAT_VERSION if m.instances else FORMAT_VERSION
+        version = format_version_of(m.instances, False, m.members == "zstd")
         attrs = {"format": "fgbg", "format_version": version, "layout": m.layout, "shard": m.shard,
                  "first": m.first, "count": m.count, "key_width": m.key_width, "image_size": [m.size, m.size],
                  "fields": self._fields, "compression": f"zstd({ZSTD_LEVEL})" if m.layout == "raw" else "none"}

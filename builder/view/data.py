@@ -20,7 +20,7 @@ import msgspec
 import numpy as np
 
 from fgbg.readers import open_dataset
-from fgbg.readers.decode import decode_member
+from fgbg.readers.decode import ZSTD_MAGIC, decode_member
 from fgbg.readers.errors import DatasetError
 from fgbg.readers.index import AnnotationIndex, read_index
 
@@ -186,6 +186,14 @@ class ViewData:
         """A member's stored bytes: the composite JPEG, the mask or depth PNG (no re-encoding)."""
         member = self.raw[self._check(i)][field]
         return bytes(member)
+
+    def served(self, i: int, field: str) -> bytes:
+        """What the browser gets for a member: the stored JPEG or PNG as it is; a grey field
+        stored as ``.npy.zst`` (``--members zstd``) as a lossless PNG of the same pixels."""
+        data = self.stored(i, field)
+        if data[:4] == ZSTD_MAGIC:
+            return _png(decode_member(field, data))
+        return data
 
     def thumbnail(self, i: int, mode: str) -> bytes:
         """A half-size JPEG: the composite (decoded at 1/2 in the DCT domain), with the mask

@@ -48,12 +48,12 @@ def export_site(url: str, out: str | Path, samples: int = 200, format: str | Non
             _write(staging / "img" / "thumb" / f"{i}-{mode}.jpg", data.thumbnail(i, mode))
         sample_dir = staging / "img" / "sample" / str(i)
         _write(sample_dir / "image.jpg", data.stored(i, "image"))
-        _write(sample_dir / "mask.png", data.stored(i, "mask"))
+        _write(sample_dir / "mask.png", data.served(i, "mask"))
         if detail["depth"]:
-            _write(sample_dir / "depth.png", data.stored(i, "depth"))
+            _write(sample_dir / "depth.png", data.served(i, "depth"))
             _write(sample_dir / "depth-colour.png", data.depth_colour(i))
         if detail["instances"]:
-            _write(sample_dir / "instances.png", data.stored(i, "instances"))
+            _write(sample_dir / "instances.png", data.served(i, "instances"))
             _write(sample_dir / "instances-colour.png", data.instances_colour(i))
     for kind in ("bg", "fg"):
         for it in items:

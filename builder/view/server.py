@@ -194,7 +194,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(200, self.server.data.instances_colour(int(n)), "image/png", cache=True)
             return
         field, ctype = _SAMPLE_FILES[name]
-        self._send(200, self.server.data.stored(int(n), field), ctype, cache=True)
+        self._send(200, self.server.data.served(int(n), field), ctype, cache=True)
 
     def _input(self, query: dict[str, list[str]], kind: str, n: str) -> None:
         self._send(200, self.server.data.input_image(kind, int(n)), "image/png", cache=True)

@@ -20,12 +20,13 @@ from typing import IO
 import numpy as np
 
 from ..errors import DatasetError, ShardReadError
+from ..schema import SUFFIX_FIELD
 from ..tarwalk import TarFormatError, parse_span, parse_window, walk_tar
-from .base import MEMBER_OF_FIELD, Member, ShardReader
+from .base import Member, ShardReader
 
 __all__ = ["FIELD_OF_SUFFIX", "TarShardReader"]
 
-FIELD_OF_SUFFIX = {suffix: field for field, suffix in MEMBER_OF_FIELD.items()}
+FIELD_OF_SUFFIX = SUFFIX_FIELD  # every suffix a field may be stored under (PNG or, format 4, .npy.zst)
 _FIELD_OF_SUFFIX_BYTES = {suffix.encode(): field for suffix, field in FIELD_OF_SUFFIX.items()}
 _READ_BUFFER = 1 << 20
 WINDOW = 8 << 20  # bytes of consecutive samples per sequential read
