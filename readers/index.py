@@ -26,13 +26,13 @@ import numpy as np
 from .errors import MetadataError
 from .extras import require
 from .fs import Location
-from .schema import Manifest
+from .schema import INDEX_FILES, Manifest
 
 __all__ = ["ANNOTATIONS", "COLUMNS", "PARQUET", "PARQUET_TYPES", "AnnotationIndex", "CsvRows", "IndexRows",
-           "parse_index", "parse_parquet_index", "parse_rows", "read_index"]
+           "index_bound", "parse_index", "parse_parquet_index", "parse_rows", "read_index"]
 
-ANNOTATIONS = "annotations.csv"
-PARQUET = "annotations.parquet"
+ANNOTATIONS = INDEX_FILES[None]
+PARQUET = INDEX_FILES["parquet"]
 COLUMNS = ("key", "shard", "bg", "fg", "flip", "placement", "x", "y", "w", "h", "scale")
 #: the Parquet index's column types (pyarrow / NumPy names): exactly these, nothing else
 PARQUET_TYPES = {"key": "int64", "shard": "int32", "bg": "int32", "fg": "int32", "flip": "int8", "placement": "int32",
@@ -41,6 +41,15 @@ _INTEGER = COLUMNS[:-1]
 _MAX_ROW = 256  # bytes: 10 integers under 2**53 and a float, with commas
 _MAX_PARQUET_ROW = 64  # stored bytes a row may take in the Parquet file (fgbg writes 5-9)
 _MAX_DECODED_ROW = 2 * sum(8 for _ in COLUMNS)  # declared decompressed bytes a row may take (its values: 33)
+_HEADER = (",".join(COLUMNS) + "\n").encode("ascii")
+
+
+def index_bound(manifest: Manifest) -> int:
+    """The most bytes the index ``manifest`` names may take, from the sample count it proved:
+    every reader of the index (whole, per row group, streamed) refuses a larger file unread."""
+    if manifest.annotations.file == PARQUET:
+        return _MAX_PARQUET_ROW * manifest.totals.samples + (1 << 20)  # + the footer
+    return len(_HEADER) + _MAX_ROW * manifest.totals.samples
 
 
 @dataclass(frozen=True)
@@ -133,8 +142,7 @@ class CsvRows:
         self._hash = hashlib.sha256()
         self._buf = b""
         self._next = 0  # the first row not handed out
-        header = self._line()
-        _check_header(header or b"", where)
+        _check_header(self._line(), where)
 
     def _fill(self) -> bool:
         chunk = self._f.read(self.CHUNK)
@@ -142,10 +150,11 @@ class CsvRows:
         self._buf += chunk
         return bool(chunk)
 
-    def _line(self) -> bytes | None:
+    def _line(self) -> bytes:
+        """The first line (the header), or what there is of it when it does not end soon."""
         while b"\n" not in self._buf:
-            if not self._fill():
-                return None
+            if len(self._buf) > _MAX_ROW or not self._fill():  # a header is one short line
+                return self._buf
         line, _, self._buf = self._buf.partition(b"\n")
         return line
 
@@ -161,20 +170,24 @@ class CsvRows:
                 if at < 0:
                     break
                 end, lines = at + 1, lines + 1
-            if lines == count or not self._fill():
+            if lines == count:
+                break
+            if len(self._buf) - end > _MAX_ROW:  # a row no CSV index holds: held no further
+                raise MetadataError(f"{self.where}: line {first + lines + 2} is longer than {_MAX_ROW} bytes")
+            if not self._fill():
                 break
         body, self._buf = self._buf[:end], self._buf[end:]
         self._next = first + count
         return parse_rows(body, first, count, self.where)
 
     def finish(self) -> str:
-        """Read what is left (there must be nothing but the hash's bytes) and return the sha256."""
-        while self._fill():
-            if len(self._buf) > self.CHUNK:
-                self._buf = self._buf[-1:]
-        if self._buf.strip():
-            raise MetadataError(f"{self.where}: rows after the last sample ({self._next} rows expected)")
-        return self._hash.hexdigest()
+        """Read what is left (nothing but blank space may be) and return the file's sha256."""
+        while True:
+            if self._buf.strip():
+                raise MetadataError(f"{self.where}: rows after the last sample ({self._next} rows expected)")
+            self._buf = b""
+            if not self._fill():
+                return self._hash.hexdigest()
 
 
 def _parquet(where: str) -> tuple[Any, Any]:
@@ -248,7 +261,7 @@ class IndexRows:
         self.location = location
         self.where = location.path(PARQUET)
         self.size = location.size(PARQUET)
-        if self.size > _MAX_PARQUET_ROW * manifest.totals.samples + (1 << 20):
+        if self.size > index_bound(manifest):
             raise MetadataError(f"{self.where}: {self.size} bytes for {manifest.totals.samples} samples")
         self._pa, pq = _parquet(self.where)
         self._file = location.open(PARQUET)
@@ -297,7 +310,7 @@ def read_index(location: Location, manifest: Manifest, columns: Sequence[str] | 
     if manifest.annotations.file == PARQUET:
         where = location.path(PARQUET)
         try:
-            data = location.read_bytes(PARQUET, limit=_MAX_PARQUET_ROW * manifest.totals.samples + (1 << 20))
+            data = location.read_bytes(PARQUET, limit=index_bound(manifest))
         except FileNotFoundError:
             raise MetadataError(f"{where}: missing") from None
         if hashlib.sha256(data).hexdigest() != manifest.annotations.sha256:
@@ -305,7 +318,7 @@ def read_index(location: Location, manifest: Manifest, columns: Sequence[str] | 
         return parse_parquet_index(data, manifest.totals.samples, where, columns)
     where = location.path(ANNOTATIONS)
     try:  # bounded by the sample count the manifest proved: a row of 11 numbers is far under 256 bytes
-        data = location.read_bytes(ANNOTATIONS, limit=len(",".join(COLUMNS)) + 1 + _MAX_ROW * manifest.totals.samples)
+        data = location.read_bytes(ANNOTATIONS, limit=index_bound(manifest))
     except FileNotFoundError:
         raise MetadataError(f"{where}: missing") from None
     if hashlib.sha256(data).hexdigest() != manifest.annotations.sha256:

@@ -56,3 +56,42 @@ def test_an_index_larger_than_its_rows_can_be_is_refused_unread(tmp_path: Path,
         f.truncate(100 + 256 * 18)  # past what 18 rows of numbers can take
     with pytest.raises(DatasetError, match=r"annotations\.csv: \d+ bytes, over the \d+-byte bound"):
         read_index(ds.location, ds.metadata)
+
+
+def test_streamed_rows_stay_bounded_and_named() -> None:
+    """CsvRows (verify's reader): a block of rows, never more than a row's bound past it, and
+    every lie named -- a long line, a long header, rows after the last sample however many."""
+    import hashlib
+    import io
+
+    from fgbg.readers.index import CsvRows
+
+    good = HEADER + b"".join(ROW % i for i in range(6))
+    rows = CsvRows(io.BytesIO(good), "i.csv")
+    assert rows.rows(0, 4).columns["key"].tolist() == [0, 1, 2, 3]
+    assert rows.rows(4, 2).columns["key"].tolist() == [4, 5]
+    assert rows.finish() == hashlib.sha256(good).hexdigest()
+
+    class Counted(io.BytesIO):
+        most = 0
+
+        def read(self, n: int = -1) -> bytes:
+            Counted.most = max(Counted.most, self.tell())
+            return super().read(n)
+
+    class Small(CsvRows):
+        CHUNK = 4096
+
+    long_line = HEADER + ROW % 0 + b"1" * 5_000_000 + b"\n"
+    rows = Small(Counted(long_line), "i.csv")
+    rows.rows(0, 1)
+    with pytest.raises(MetadataError, match=r"^i\.csv: line 3 is longer than 256 bytes"):
+        rows.rows(1, 1)
+    assert Counted.most < 2 * Small.CHUNK  # refused within a block or two, not after the whole line
+    with pytest.raises(MetadataError, match=r"^i\.csv: header is"):
+        CsvRows(io.BytesIO(b"k" * 100_000), "i.csv")
+    tail = HEADER + ROW % 0 + b"\n" * 10 + ROW % 1 * 200_000 + b"\n"  # extra rows far past a read's size
+    rows = Small(io.BytesIO(tail), "i.csv")
+    rows.rows(0, 1)
+    with pytest.raises(MetadataError, match=r"rows after the last sample \(1 rows expected\)"):
+        rows.finish()

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import hashlib
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from concurrent.futures.process import BrokenProcessPool
@@ -25,7 +24,7 @@ import numpy as np
 
 from fgbg.readers.errors import DatasetError, MetadataError
 from fgbg.readers.fs import Location
-from fgbg.readers.index import PARQUET, AnnotationIndex, CsvRows, IndexRows
+from fgbg.readers.index import PARQUET, AnnotationIndex, CsvRows, IndexRows, index_bound
 from fgbg.readers.schema import (
     MEMBERS,
     Manifest,
@@ -139,15 +138,11 @@ def _index_present(store: Store, manifest: Manifest, report: VerifyReport) -> bo
     if not store.exists(name):
         report.add(name, "missing")
         return False
-    bound = (_MAX_PARQUET_BYTES if name == PARQUET else _MAX_CSV_ROW) * manifest.totals.samples + (1 << 20)
-    if store.size(name) > bound:
+    if store.size(name) > index_bound(manifest):
         report.add(name, f"{store.size(name)} bytes: more than {manifest.totals.samples} rows can take")
         return False
     return True
 
-
-_MAX_CSV_ROW = 256  # bytes a CSV index row may take (readers.index's bound)
-_MAX_PARQUET_BYTES = 64  # bytes a Parquet index row may take
 
 _INDEX_PROBLEMS = ("annotation differs from the index", "no row in the annotations index")
 
@@ -186,30 +181,22 @@ class _CsvFeed:
         self._last = (s, index)
         return index
 
-    def verdict(self, manifest: Manifest) -> tuple[str | None, str | None]:
+    def verdict(self, store: Store, manifest: Manifest) -> tuple[str | None, str | None]:
         """(the index's sha256 when it is sound, what is wrong with it otherwise)."""
         digest = None
-        if self._rows is not None:
+        if self._rows is not None and self.malformed is None:
             try:
                 digest = self._rows.finish()
             except MetadataError as e:
-                self.malformed = self.malformed or str(e).removeprefix(f"{self.name}: ")
-                digest = None
-        if digest is None:  # hash the rest by hand: the parser gave up
-            digest = self._hash_all()
+                self.malformed = str(e).removeprefix(f"{self.name}: ")
         self._f.close()
+        if digest is None:  # the parser gave up before the end: the file hashed as a whole
+            digest = store.sha256(self.name)
         if digest != manifest.annotations.sha256:
             return None, "sha256 differs from the manifest"
         if self.malformed:
             return None, f"malformed ({self.malformed})"
         return digest, None
-
-    def _hash_all(self) -> str:
-        h = hashlib.sha256()
-        self._f.seek(0)
-        for block in iter(lambda: self._f.read(1 << 20), b""):
-            h.update(block)
-        return h.hexdigest()
 
 
 def _made_problems(store: Store, data: bytes, manifest: Manifest, record: BuildRecord | None,
@@ -404,7 +391,6 @@ class _ShardChecker:
                 out.append(Problem(name, f"holds {seen} samples, the manifest says {entry.count}"))
         return out, seen, receipt
 
-
     def _mask_problems(self, meta: dict[str, Any], sample: dict[str, Any]) -> list[str]:
         """``deep``: the mask (and with --people the instance map) each annotation implies,
         painted again from the stored inputs, against the stored ones."""
@@ -547,7 +533,7 @@ def verify(url: str, deep: bool = False, storage_options: dict[str, Any] | None 
             raise FgbgError(f"{store.url}: a verify worker process died (killed, or out of memory?); "
                             "nothing was changed: run verify again") from e
     if feed is not None:
-        index_sha256, index_problem = feed.verdict(manifest)
+        index_sha256, index_problem = feed.verdict(store, manifest)
     if index_problem:
         report.add(index_name, index_problem)
     report.samples_per_format = {fmt: 0 for fmt in manifest.shards}
@@ -558,8 +544,7 @@ def verify(url: str, deep: bool = False, storage_options: dict[str, Any] | None 
             report.problems += problems if index_sha256 is not None else _drop_index_findings(problems)
             report.samples_per_format[fmt] += seen
             receipts.append(receipt)
-    tasks_done = len(order)
-    report.shards = tasks_done
+    report.shards = len(order)
     total = sum(e.count for e in next(iter(manifest.shards.values()), []))
     if total != manifest.totals.samples:
         report.add(MANIFEST, f"totals say {manifest.totals.samples} samples, shards hold {total}")
