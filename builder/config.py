@@ -20,15 +20,12 @@ from .blend import check_blend, rotated_box
 from .depth.presets import parse_preset
 from .errors import FgbgError
 
-__all__ = ["FORMAT_VERSION", "MAX_PEOPLE", "PARQUET_FORMAT_VERSION", "PEOPLE_FORMAT_VERSION", "BuildConfig",
-           "parse_range", "parse_size", "scaled_size", "scaled_sizes"]
+__all__ = ["FORMAT_VERSION", "MAX_PEOPLE", "BuildConfig", "parse_range", "parse_size", "scaled_size", "scaled_sizes"]
 
 #: Version of the on-disk layout (shards, receipts, manifest). Bump on any change to bytes.
-#: 2 = a dataset with several people per composite (``--people``: the ``instances`` member);
-#: every other dataset is still written as 1, so readers of format 1 keep reading it.
+#: Options make later versions (``format_version_of``: people 2, a Parquet index 3, zstd
+#: members 4); every other dataset is still written as 1, so readers of format 1 keep reading it.
 FORMAT_VERSION = 1
-PEOPLE_FORMAT_VERSION = 2
-PARQUET_FORMAT_VERSION = 3  # --index parquet (with or without --people): annotations.parquet
 MAX_PEOPLE = 16  # people per composite: instance ids are 1..K in an 8-bit PNG
 MAX_PERSON_M = 2.5  # the tallest person --position floor places (taller ones would not fit the frame)
 

@@ -22,6 +22,7 @@ import numpy as np
 from fgbg.readers.extras import require
 from fgbg.readers.index import COLUMNS, PARQUET_TYPES
 
+from .manifest import index_columns
 from .plan import Plan
 
 __all__ = ["ROW_GROUP", "parquet_chunks", "pyarrow_version", "row_groups"]
@@ -84,9 +85,7 @@ def parquet_chunks(plan: Plan, key_width: int) -> Iterator[bytes]:
     writer = pq.ParquetWriter(sink, schema, compression="zstd", use_dictionary=_DICTIONARY, column_encoding=_DELTA)
     try:
         for first, count in row_groups(plan):
-            p = plan.params(first, count)
-            values = {"key": p.position, "shard": plan.shard_of(p.position), "bg": p.bg, "fg": p.fg, "flip": p.flip,
-                      "placement": p.placement, "x": p.x, "y": p.y, "w": p.w, "h": p.h, "scale": p.scale}
+            values = index_columns(plan, first, count)
             arrays = [pa.array(np.asarray(values[name], dtype=PARQUET_TYPES[name])) for name in COLUMNS]
             writer.write_table(pa.Table.from_arrays(arrays, schema=schema), row_group_size=count)
             yield sink.take()

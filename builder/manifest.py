@@ -15,9 +15,10 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 import msgspec
+import numpy as np
 
 from fgbg.readers.errors import MetadataError
-from fgbg.readers.index import AnnotationIndex
+from fgbg.readers.index import ANNOTATIONS, COLUMNS, AnnotationIndex
 from fgbg.readers.schema import MEMBERS, ZSTD_MEMBERS, DepthSource, Manifest, format_of, parse_manifest
 
 from .config import BuildConfig
@@ -40,6 +41,7 @@ __all__ = [
     "annotations_csv",
     "dumps",
     "index_chunks",
+    "index_columns",
     "index_csv",
     "make_manifest",
     "make_record",
@@ -52,8 +54,7 @@ __all__ = [
 
 BUILD_RECORD = "build.json"
 MANIFEST = "manifest.json"
-ANNOTATIONS = "annotations.csv"
-ANNOTATION_COLUMNS = ("key", "shard", "bg", "fg", "flip", "placement", "x", "y", "w", "h", "scale")
+ANNOTATION_COLUMNS = COLUMNS  # the index's columns, as readers.index checks them
 TOOL_VERSION = "0.1.0"
 
 
@@ -123,14 +124,23 @@ def index_chunks(plan: Plan, record: BuildRecord) -> Iterator[bytes]:
     return annotation_chunks(plan, record.key_width)
 
 
-def _format_of(shard_rel: str) -> str:
-    return format_of(shard_rel)
-
-
 def annotation_line(key_width: int, pos: int, shard: int, bg: int, fg: int, flip: int, placement: int,
                     x: int, y: int, w: int, h: int, scale: float) -> str:
     """One row of ``annotations.csv`` (columns as ``ANNOTATION_COLUMNS``)."""
     return f"{pos:0{key_width}d},{shard},{bg},{fg},{flip},{placement},{x},{y},{w},{h},{scale!r}\n"
+
+
+def index_columns(plan: Plan, first: int, count: int) -> dict[str, np.ndarray]:
+    """The index's columns for positions ``first .. first+count-1``, from the plan (what both
+    the CSV and the Parquet index hold)."""
+    p = plan.params(first, count)
+    return {"key": p.position, "shard": plan.shard_of(p.position), "bg": p.bg, "fg": p.fg, "flip": p.flip,
+            "placement": p.placement, "x": p.x, "y": p.y, "w": p.w, "h": p.h, "scale": p.scale}
+
+
+def _csv_rows(columns: dict[str, np.ndarray], key_width: int) -> bytes:
+    rows = zip(*(columns[name].tolist() for name in ANNOTATION_COLUMNS), strict=True)
+    return "".join(annotation_line(key_width, *row) for row in rows).encode("ascii")
 
 
 def annotation_chunks(plan: Plan, key_width: int, chunk: int = 65536) -> Iterator[bytes]:
@@ -138,20 +148,14 @@ def annotation_chunks(plan: Plan, key_width: int, chunk: int = 65536) -> Iterato
     written as it is made, so building it costs one chunk of memory whatever the dataset's size."""
     yield (",".join(ANNOTATION_COLUMNS) + "\n").encode("ascii")
     for first in range(0, plan.n_samples, chunk):
-        p = plan.params(first, min(chunk, plan.n_samples - first))
-        cols = zip(p.position.tolist(), plan.shard_of(p.position).tolist(), p.bg.tolist(), p.fg.tolist(),
-                   p.flip.tolist(), p.placement.tolist(), p.x.tolist(), p.y.tolist(), p.w.tolist(), p.h.tolist(),
-                   p.scale.tolist(), strict=True)
-        yield "".join(annotation_line(key_width, *row) for row in cols).encode("ascii")
+        yield _csv_rows(index_columns(plan, first, min(chunk, plan.n_samples - first)), key_width)
 
 
 def index_csv(index: AnnotationIndex, key_width: int, chunk: int = 65536) -> Iterator[bytes]:
     """An index read back (from Parquet) as the CSV :func:`annotation_chunks` writes."""
     yield (",".join(ANNOTATION_COLUMNS) + "\n").encode("ascii")
-    c = index.columns
     for lo in range(0, len(index), chunk):
-        rows = zip(*(c[name][lo:lo + chunk].tolist() for name in ANNOTATION_COLUMNS), strict=True)
-        yield "".join(annotation_line(key_width, *row) for row in rows).encode("ascii")
+        yield _csv_rows({name: v[lo:lo + chunk] for name, v in index.columns.items()}, key_width)
 
 
 def annotations_csv(plan: Plan, key_width: int, chunk: int = 65536) -> bytes:
@@ -174,7 +178,7 @@ def make_manifest(
     """
     by_format: dict[str, list[Receipt]] = {fmt: [] for fmt in record.formats}
     for r in sorted(receipts, key=lambda r: r.shard):
-        by_format[_format_of(r.name)].append(r)
+        by_format[format_of(r.name)].append(r)
     primary = by_format[record.formats[0]]
     merged: dict[str, PixelSums] = {}
     for r in primary:

@@ -81,6 +81,7 @@ class _Row(NamedTuple):
 
 
 _PERSON = [f.name for f in dataclasses.fields(Person)][1:]  # the plan's columns a person has (all but draw)
+_PLACED = _PERSON[2:]  # those a Placement holds (all but fg and flip), in Person's order
 
 
 def _rows(p: SampleParams, start: int, stop: int) -> list[_Row]:
@@ -352,9 +353,7 @@ class ShardBuilder:
 
         def candidate(person: int, attempt: int) -> Person:
             fg, flip, at = self.plan.extra(p, j, person, attempt)
-            return Person(person, fg, flip, int(at.x[0]), int(at.y[0]), int(at.w[0]), int(at.h[0]),
-                          float(at.scale[0]), int(at.angle[0]), int(at.pw[0]), int(at.ph[0]), int(at.feet[0]),
-                          float(at.height_m[0]))
+            return Person(person, fg, flip, *(getattr(at, f)[0].item() for f in _PLACED))
 
         def mask_of(q: Person) -> tuple[np.ndarray, int]:
             fg = self.foregrounds.get(q.fg, q.flip, q.pw, q.ph, r.bg, q.angle)
