@@ -15,10 +15,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple, Protocol
 
 import numpy as np
 
-__all__ = ["ATTEMPTS", "Person", "arrange", "hidden_shares", "paint_ids", "paint_order", "union_box"]
+__all__ = ["ATTEMPTS", "Box", "Person", "PlacedBox", "arrange", "hidden_shares", "paint_ids", "paint_order",
+           "union_box"]
 
 ATTEMPTS = 8  # draws of one extra person before it is left out
 
@@ -52,7 +54,27 @@ def paint_order(people: Sequence[Person]) -> list[Person]:
     return sorted(people, key=lambda p: (p.y + p.h, p.draw))
 
 
-def paint_ids(order: Sequence[Person], masks: Sequence[np.ndarray], size: int,
+class Box(Protocol):
+    """Where a mask is painted: a :class:`Person`, or a box read back from an annotation."""
+
+    @property
+    def x(self) -> int: ...
+    @property
+    def y(self) -> int: ...
+    @property
+    def w(self) -> int: ...
+    @property
+    def h(self) -> int: ...
+
+
+class PlacedBox(NamedTuple):
+    x: int
+    y: int
+    w: int
+    h: int
+
+
+def paint_ids(order: Sequence[Box], masks: Sequence[np.ndarray], size: int,
               within: tuple[slice, slice] | None = None) -> np.ndarray:
     """The instance map: (size, size) uint8, 0 = background, ``i + 1`` where ``order[i]``'s
     mask is non-zero and no later person's is; only the box ``within`` (which holds every

@@ -45,6 +45,7 @@ from ..manifest import (
     manifest_bytes,
     record_from_manifest,
 )
+from ..people import PlacedBox, paint_ids
 from ..processes import init_worker_process, spawn_executor, worker_count
 from ..receipts import Receipt, read_receipt, receipt_name
 from ..record import BuildRecord
@@ -397,17 +398,17 @@ class _ShardChecker:
         assert self.foregrounds is not None
         people = meta.get("people", [meta])
         want = np.zeros_like(sample["mask"])
-        ids = np.zeros_like(want)
-        for i, p in enumerate(people):
+        boxes, masks = [], []
+        for p in people:
             (w, h), angle = p.get("size", (p["w"], p["h"])), p.get("angle", 0)  # --rotate: its own size, turned
-            fg = self.foregrounds.get(p["fg"]["index"], p["flip"], w, h, angle=angle)
+            boxes.append(PlacedBox(p["x"], p["y"], p["w"], p["h"]))
+            masks.append(self.foregrounds.get(p["fg"]["index"], p["flip"], w, h, angle=angle).mask)
             box = slice(p["y"], p["y"] + p["h"]), slice(p["x"], p["x"] + p["w"])
-            np.maximum(want[box], fg.mask, out=want[box])
-            ids[box][fg.mask > 0] = i + 1
+            np.maximum(want[box], masks[-1], out=want[box])
         out = []
         if not np.array_equal(want, sample["mask"]):
             out.append("mask differs from the one its annotation implies")
-        if "instances" in sample and not np.array_equal(ids, sample["instances"]):
+        if "instances" in sample and not np.array_equal(paint_ids(boxes, masks, want.shape[0]), sample["instances"]):
             out.append("instance map differs from the one its annotation implies")
         return out
 
