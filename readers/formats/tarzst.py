@@ -13,26 +13,17 @@ from __future__ import annotations
 
 import io
 import mmap
-import threading
 from collections.abc import Sequence
 from typing import IO
 
 import zstandard
 
+from ..decode import zstd_decompressor
 from ..errors import ShardReadError
 from .base import Member
 from .tar import MAX_SPAN, TarShardReader
 
 __all__ = ["TarZstShardReader"]
-
-_local = threading.local()  # one decompression context per thread (made once: ~40 us each)
-
-
-def _decompressor() -> zstandard.ZstdDecompressor:
-    d: zstandard.ZstdDecompressor | None = getattr(_local, "d", None)
-    if d is None:
-        d = _local.d = zstandard.ZstdDecompressor()
-    return d
 
 
 class _Plain:
@@ -54,7 +45,7 @@ class TarZstShardReader(TarShardReader):
         of the shard), decompressed: the plain tar bytes and where each sample starts in them."""
         lo_local, hi_local = locals_[0], locals_[-1] + 1
         parts, starts, at = [], [0], 0
-        d = _decompressor()
+        d = zstd_decompressor()
         for k in range(lo_local, hi_local):
             frame = buf[ends[k] - base:ends[k + 1] - base]
             try:
