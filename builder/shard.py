@@ -295,6 +295,13 @@ class ShardBuilder:
         self.names = member_names(self.cfg)  # field -> member suffix (PNG, or .npy.zst with --members zstd)
         self.zstd = self.cfg.members == "zstd"
 
+    def _paste(self, image: np.ndarray, fg: Prepared, x: int, y: int) -> None:
+        """One person onto the canvas: Poisson-cloned with --blend poisson, else blended."""
+        if self.poisson:
+            poisson_paste(image, fg.rgb, fg.mask, x, y)
+        else:
+            paste(image, fg, x, y)
+
     def _grey(self, image: np.ndarray, row_filter: str) -> bytes:
         """A mask or instance map as stored: PNG with the dataset's row filter, or .npy.zst."""
         return encode_npy_zst(image) if self.zstd else encode_mask_png(image, row_filter)
@@ -388,10 +395,7 @@ class ShardBuilder:
                 q = r.first
                 x, y, w, h = q.x, q.y, q.w, q.h
                 fg = self.foregrounds.get(q.fg, q.flip, q.pw, q.ph, r.bg, q.angle)
-                if self.poisson:
-                    poisson_paste(image, fg.rgb, fg.mask, x, y)
-                else:
-                    paste(image, fg, x, y)
+                self._paste(image, fg, x, y)
                 box = (slice(y, y + h), slice(x, x + w))
                 masks[j][box] = fg.mask
                 mask_s += fg.mask_sum
@@ -401,10 +405,7 @@ class ShardBuilder:
                 order, ids = self._arrange(p, idx.start + j, r)
                 for person in order:
                     fg = self.foregrounds.get(person.fg, person.flip, person.pw, person.ph, r.bg, person.angle)
-                    if self.poisson:
-                        poisson_paste(image, fg.rgb, fg.mask, person.x, person.y)
-                    else:
-                        paste(image, fg, person.x, person.y)
+                    self._paste(image, fg, person.x, person.y)
                     np.maximum(masks[j][person.box], fg.mask, out=masks[j][person.box])  # the union
                 box = union_box(order)
                 m = masks[j][box].astype(np.int64)
