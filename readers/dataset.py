@@ -271,10 +271,11 @@ def open_dataset(url: str | Path, format: str | None = None, fields: Sequence[st
     sample instead of silently wrong data (cost: one sha256 of each sample's bytes, and
     every member is read even when ``fields`` asks for fewer).
 
-    ``decode=False`` hands back each field's stored bytes (``image`` JPEG, ``mask``/``depth``
-    PNG, ``meta`` JSON; the raw HDF5 layout's arrays as they are) for decoders of your own
-    -- GPU decoding, a different library -- in every access path: iteration, ``ds[i]``,
-    :meth:`Dataset.get_many` and streams (``normalize``/``resize`` need decoded samples).
+    ``decode=False`` hands back each field's stored bytes (``image`` JPEG, ``mask``/``depth``/
+    ``instances`` PNG, or ``.npy.zst`` with ``--members zstd``, ``meta`` JSON; the raw HDF5
+    layout's arrays as they are) for decoders of your own -- GPU decoding, a different
+    library -- in every access path: iteration, ``ds[i]``, :meth:`Dataset.get_many` and
+    streams (``normalize``/``resize`` need decoded samples).
 
     ``reduce=2`` (or 4, 8) decodes every pixel field at that fraction of its stored size: the
     JPEG composite in the DCT domain (libjpeg's scaled decoding: a fraction of the work, not
