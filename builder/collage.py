@@ -45,13 +45,24 @@ def _over_checker(rgba: np.ndarray) -> np.ndarray:
 
 
 def _people(sample: dict[str, Any]) -> np.ndarray:
-    """The instance map in the viewer's palette, each person's placement box drawn over it."""
+    """The instance map in the viewer's palette, each person's placement box drawn over it
+    (the annotation is a file of the dataset: a box that is not four whole numbers and an id
+    is not drawn; one off the map is clipped)."""
     from .view.data import PALETTE, colour_instances
 
     out = np.ascontiguousarray(colour_instances(sample["instances"]))
-    for p in sample["meta"].get("people", []):
-        colour = tuple(int(c) for c in PALETTE[p["instance"]])
-        cv2.rectangle(out, (p["x"], p["y"]), (p["x"] + p["w"] - 1, p["y"] + p["h"] - 1), colour, 1)
+    h, w = out.shape[:2]
+    meta = sample["meta"]
+    people = meta.get("people") if isinstance(meta, dict) else None
+    for p in people if isinstance(people, list) else []:
+        values = [p.get(k) for k in ("instance", "x", "y", "w", "h")] if isinstance(p, dict) else []
+        box = [v for v in values if type(v) is int]  # whole numbers only (not bools, not text)
+        if len(box) != 5:
+            continue
+        k, x, y, bw, bh = box
+        x0, y0 = min(max(x, -1), w), min(max(y, -1), h)
+        x1, y1 = min(max(x + bw - 1, -1), w), min(max(y + bh - 1, -1), h)
+        cv2.rectangle(out, (x0, y0), (x1, y1), tuple(int(c) for c in PALETTE[k % len(PALETTE)]), 1)
     return out
 
 

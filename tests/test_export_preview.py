@@ -108,3 +108,20 @@ def test_export_names_an_annotation_that_lies(ds: Path, tmp_path: Path, capsys: 
     err = capsys.readouterr().err
     assert err == ("fgbg: error: shards/000000.tar: sample 00000001: annotation does not name the stored inputs "
                    "(IndexError: list index out of range)\n"), err
+
+
+def test_people_row_draws_only_boxes_that_hold() -> None:
+    """The collage's people row reads the annotation, a file of the dataset: boxes that are not
+    whole numbers, ids of any size and boxes far off the map neither crash it nor draw outside."""
+    from fgbg.builder.collage import _people
+    from fgbg.builder.view.data import PALETTE
+
+    ids = np.zeros((40, 40), np.uint8)
+    ids[5:15, 5:15] = 1
+    good = {"instance": 1, "x": 5, "y": 5, "w": 10, "h": 10}
+    hostile = [good, {"instance": "1", "x": 0, "y": 0, "w": 3, "h": 3}, {"instance": 2, "x": 1.5},
+               {"instance": 10**30, "x": -10**20, "y": 10**20, "w": 5, "h": 5}, "not a person", None]
+    out = _people({"instances": ids, "meta": {"people": hostile}})
+    assert out.shape == (40, 40, 3) and (out[5, 5:15] == PALETTE[1]).all()  # the good box's edge
+    for meta in ({"people": "x"}, [], {"people": [{"instance": True, "x": 1, "y": 1, "w": 1, "h": 1}]}):
+        assert _people({"instances": ids, "meta": meta}).shape == (40, 40, 3)
