@@ -90,8 +90,11 @@ def test_streamed_rows_stay_bounded_and_named() -> None:
     assert Counted.most < 2 * Small.CHUNK  # refused within a block or two, not after the whole line
     with pytest.raises(MetadataError, match=r"^i\.csv: header is"):
         CsvRows(io.BytesIO(b"k" * 100_000), "i.csv")
-    tail = HEADER + ROW % 0 + b"\n" * 10 + ROW % 1 * 200_000 + b"\n"  # extra rows far past a read's size
-    rows = Small(io.BytesIO(tail), "i.csv")
-    rows.rows(0, 1)
-    with pytest.raises(MetadataError, match=r"rows after the last sample \(1 rows expected\)"):
-        rows.finish()
+    for pad in (0, 1, 77):  # extra rows past a read's size; the file ending on a read boundary too (pad 0)
+        tail = HEADER + ROW % 0 + ROW % 1 * 400
+        tail += b" " * ((-len(tail) - 1) % Small.CHUNK + pad) + b"\n"
+        assert (len(tail) % Small.CHUNK == 0) == (pad == 0)
+        rows = Small(io.BytesIO(tail), "i.csv")
+        rows.rows(0, 1)
+        with pytest.raises(MetadataError, match=r"rows after the last sample \(1 rows expected\)"):
+            rows.finish()
