@@ -46,6 +46,7 @@ __all__ = [
     "make_manifest",
     "make_record",
     "manifest_bytes",
+    "manifest_fields",
     "member_names",
     "read_manifest",
     "read_record",
@@ -168,6 +169,22 @@ def manifest_bytes(manifest: Manifest) -> bytes:
     return dumps({k: v for k, v in msgspec.to_builtins(manifest).items() if v is not None})
 
 
+def manifest_fields(record: BuildRecord) -> dict[str, Any]:
+    """The manifest's ``fields``: each field every sample holds (in build order), its member
+    suffix and shape, as the build record's settings make them."""
+    size = record.config.size
+    names = member_names(record.config)
+    fields: dict[str, Any] = {"image": {"member": "jpg", "shape": [size, size, 3]},
+                              "mask": {"member": names["mask"], "shape": [size, size]}}
+    if record.depth_shape is not None:
+        dw, dh = record.depth_shape
+        fields["depth"] = {"member": names["depth"], "shape": [dh, dw]}
+    if getattr(record.config, "people", None) is not None:
+        fields["instances"] = {"member": names["instances"], "shape": [size, size]}
+    fields["meta"] = {"member": "json"}
+    return fields
+
+
 def make_manifest(
     record: BuildRecord, receipts: Iterable[Receipt], index_sha256: str, extra_stats: dict[str, PixelSums]
 ) -> Manifest:
@@ -184,19 +201,9 @@ def make_manifest(
     for r in primary:
         for name, sums in r.stats.items():
             merged.setdefault(name, PixelSums(sums.channels)).merge(PixelSums.from_record(sums))
-    size = record.config.size
-    names = member_names(record.config)
-    fields: dict[str, Any] = {"image": {"member": "jpg", "shape": [size, size, 3]},
-                              "mask": {"member": names["mask"], "shape": [size, size]}}
-    if record.depth_shape is not None:
-        dw, dh = record.depth_shape
-        fields["depth"] = {"member": names["depth"], "shape": [dh, dw]}
-    if getattr(record.config, "people", None) is not None:
-        fields["instances"] = {"member": names["instances"], "shape": [size, size]}
-    fields["meta"] = {"member": "json"}
     return msgspec.convert({
         **record.to_json(),
-        "fields": fields,
+        "fields": manifest_fields(record),
         "shards": {fmt: [{"name": r.name, "first": r.first, "count": r.count, "bytes": r.bytes, "sha256": r.sha256}
                          for r in rs] for fmt, rs in by_format.items()},
         "totals": {"samples": sum(r.count for r in primary), "shards": len(primary),

@@ -71,7 +71,8 @@ class Dataset:
         self._firsts = [s.first for s in self.shards]
         self.key_width = self.metadata.key_width
         reader = reader_class(self.format)
-        self._readers: list[ShardReader] = [reader(location, s, self.key_width) for s in self.shards]
+        self._readers: list[ShardReader] = [reader(location, s, self.key_width, self._member_names)
+                                            for s in self.shards]
         for r in self._readers:
             r.views = not decode
 
@@ -135,6 +136,10 @@ class Dataset:
                 except DecodeError as e:
                     raise DatasetError(f"{reader.path}: sample {key} {field}: {e}") from None
             sample[field] = value
+        meta = sample.get("meta")
+        if isinstance(meta, dict) and meta.get("index") != int(key):  # a decoded annotation names its sample
+            raise DatasetError(f"{reader.path}: sample {key}: its annotation is sample {meta.get('index')!r}'s "
+                               "(members of another sample under this key)")
         return sample
 
     # -- sequential ---------------------------------------------------------------------

@@ -49,10 +49,12 @@ __all__ = [
     "ShardEntry",
     "Statistic",
     "check_offsets",
+    "decode_manifest",
     "format_of",
     "format_version_of",
     "index_file",
     "json_schemas",
+    "manifest_problems",
     "max_samples",
     "members_digest",
     "parse_build_record",
@@ -348,7 +350,10 @@ def max_samples(fmt: str, size: int) -> int:
     return size // least
 
 
-def _manifest_rules(m: Manifest, where: str) -> None:
+def manifest_problems(m: Manifest) -> list[str]:
+    """What is wrong across a decoded manifest's fields (counts that do not add up, shards
+    misnamed or out of place, totals that are not the sums...): empty when it is sound.
+    ``verify`` reports these and goes on checking the shards; readers refuse the manifest."""
     problems: list[str] = []
     layout: list[tuple[int, int]] | None = None
     for fmt, entries in m.shards.items():
@@ -390,14 +395,22 @@ def _manifest_rules(m: Manifest, where: str) -> None:
     if m.annotations.file != index_file(m.index):
         problems.append(f"annotations.file is {m.annotations.file!r}, the index is {index_file(m.index)!r}")
     problems += _input_problems(m.inputs)
-    if problems:
-        raise MetadataError(f"{where}: " + "; ".join(problems[:5]) + (" ..." if len(problems) > 5 else ""))
+    return problems
+
+
+def decode_manifest(data: bytes, where: str = "manifest.json") -> Manifest:
+    """``manifest.json`` bytes -> a :class:`Manifest` whose types and ranges are checked (names
+    are safe to open), its cross-field rules not yet (:func:`manifest_problems`)."""
+    m: Manifest = _decode(data, Manifest, where)
+    return m
 
 
 def parse_manifest(data: bytes, where: str = "manifest.json") -> Manifest:
     """``manifest.json`` bytes -> a checked :class:`Manifest`, or :class:`MetadataError`."""
-    m: Manifest = _decode(data, Manifest, where)
-    _manifest_rules(m, where)
+    m = decode_manifest(data, where)
+    problems = manifest_problems(m)
+    if problems:
+        raise MetadataError(f"{where}: " + "; ".join(problems[:5]) + (" ..." if len(problems) > 5 else ""))
     return m
 
 

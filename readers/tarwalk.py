@@ -99,18 +99,29 @@ def walk_tar(f: IO[bytes], source: str = "tar") -> Iterator[tuple[str, bytes]]:
 
 
 def walk_headers(f: IO[bytes], source: str = "tar") -> Iterator[tuple[int, str]]:
-    """Yield ``(offset, name)`` of every member header in ``f``, data blocks skipped by seeking:
-    the layout of a shard without reading its contents. Names are reported as they are (a
-    non-UTF-8 one escaped), extended headers included, so nothing hides from a layout check."""
+    """Yield ``(offset, name)`` of every member header in ``f``, data blocks skipped by seeking
+    (read and dropped where ``f`` cannot seek): the layout of a shard without reading its
+    contents. Names are reported as they are (a non-UTF-8 one escaped), extended headers
+    included, so nothing hides from a layout check."""
     offset = 0
+    seekable = f.seekable()
     while True:
-        f.seek(offset)
+        if seekable:
+            f.seek(offset)
         parsed = _parse_header(f.read(BLOCK), offset, source)
         if parsed is None:
             return
         size, _, raw_name = parsed
         yield offset, raw_name.decode("utf-8", "backslashreplace")
-        offset += BLOCK + size + (-size % BLOCK)
+        padded = size + (-size % BLOCK)
+        if not seekable:  # a decompressing stream: the data read and dropped, a bounded piece at a time
+            left = padded
+            while left:
+                piece = len(f.read(min(left, 1 << 20)))
+                if not piece:
+                    raise TarFormatError(f"{source}: member at byte {offset} is truncated")
+                left -= piece
+        offset += BLOCK + padded
 
 
 #: one sample's members in a buffer: (member suffix, data start, data end)
@@ -131,9 +142,10 @@ def parse_span(buf: bytes, lo: int, hi: int, key: bytes, suffixes: Mapping[bytes
     """The members of one sample that fills ``buf[lo:hi]``: the fast path of the tar readers.
 
     The common case only -- ustar headers with their stored checksum, of regular files named
-    ``KEY.SUFFIX`` with a known suffix, each once, no long-name prefix or base-256 size, that
-    tile the range exactly (the last sample of a shard may be followed by the end-of-archive
-    zeros). Anything else returns None and the caller reads the range with
+    ``KEY.SUFFIX`` for every suffix of ``suffixes`` (the sample's members) exactly once, no
+    long-name prefix or base-256 size, that tile the range exactly (the last sample of a
+    shard may be followed by the end-of-archive zeros). Anything else returns None and the
+    caller reads the range with
     :func:`walk_tar`, which handles (and warns about) every odd case, so the two paths
     cannot disagree on what a shard holds.
     """
@@ -144,7 +156,7 @@ def parse_span(buf: bytes, lo: int, hi: int, key: bytes, suffixes: Mapping[bytes
     pos = lo
     while pos < hi:
         if last and buf[pos] == 0 and buf[pos:pos + BLOCK] == _ZERO_BLOCK:
-            return out if buf.count(0, pos, hi) == hi - pos else None
+            return out if buf.count(0, pos, hi) == hi - pos and len(out) == len(suffixes) else None
         if pos + BLOCK > hi or not buf.startswith(prefix, pos):
             return None
         name_end = buf.find(0, pos + n, pos + 100)
@@ -165,7 +177,7 @@ def parse_span(buf: bytes, lo: int, hi: int, key: bytes, suffixes: Mapping[bytes
         if size > MAX_MEMBER_BYTES or pos > hi:
             return None
         out.append((suffix, start, start + size))
-    return out
+    return out if len(out) == len(suffixes) else None  # a member missing: not the plain case
 
 
 _EVEN_BYTES = np.uint64(0x00FF00FF00FF00FF)

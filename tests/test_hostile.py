@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
+import json
 import pickle
 import tarfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
+import zstandard
 from helpers import snapshot
 
 from fgbg.builder import BuildConfig, build
@@ -98,3 +103,105 @@ def test_decompression_bomb_refused(ds: Path) -> None:
         list(open_dataset(ds))
     assert open_dataset(ds)[1]["key"] == "00000001"  # the other samples stay readable
     assert snapshot(ds) == before  # reading wrote nothing
+
+
+# -- samples whose members are not exactly the dataset's: every read path refuses them whole ----------------------
+
+def _forge(ds: Path, rel: str, edit: Callable[[list[tuple[tarfile.TarInfo, bytes]]], list[tuple[tarfile.TarInfo,
+                                                                                                 bytes]]]) -> None:
+    """Shard ``rel`` rewritten with ``edit`` applied to its members, and its receipt (offsets,
+    size, sha256) and manifest entry (and totals) made to agree: a consistent lie, so every
+    read path -- the fast windows included -- meets the edited members at the recorded offsets."""
+    path = ds / rel
+    zst = rel.endswith(".zst")
+    plain = path.read_bytes()
+    if zst:
+        plain = zstandard.ZstdDecompressor().stream_reader(io.BytesIO(plain), read_across_frames=True).read()
+    with tarfile.open(fileobj=io.BytesIO(plain)) as t:
+        members = [(m, t.extractfile(m).read()) for m in t.getmembers()]  # type: ignore[union-attr]
+    buf = io.BytesIO()
+    starts = []
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.USTAR_FORMAT) as out:
+        for info, payload in edit(members):
+            if info.name.endswith(".jpg"):  # every sample starts with its image
+                starts.append(buf.tell())
+            info.size = len(payload)
+            out.addfile(info, io.BytesIO(payload))
+    data = buf.getvalue()
+    if zst:
+        frames = [zstandard.ZstdCompressor(level=3, write_content_size=True).compress(data[a:b])
+                  for a, b in zip(starts, [*starts[1:], len(data)], strict=True)]
+        starts = [sum(map(len, frames[:i])) for i in range(len(frames))]
+        data = b"".join(frames)
+    path.write_bytes(data)
+    digest = hashlib.sha256(data).hexdigest()
+    receipt = json.loads((ds / (rel + ".json")).read_bytes())
+    receipt.update(bytes=len(data), sha256=digest, offsets=starts)
+    (ds / (rel + ".json")).write_text(json.dumps(receipt))
+    manifest = json.loads((ds / "manifest.json").read_bytes())
+    fmt = "tarzst" if zst else "tar"
+    for entry in manifest["shards"][fmt]:
+        if entry["name"] == rel:
+            manifest["totals"]["bytes"][fmt] += len(data) - entry["bytes"]
+            entry.update(bytes=len(data), sha256=digest)
+    (ds / "manifest.json").write_text(json.dumps(manifest))
+
+
+def _renamed(members: list[tuple[tarfile.TarInfo, bytes]]) -> list[tuple[tarfile.TarInfo, bytes]]:
+    for info, _ in members:
+        if info.name.startswith("00000001."):
+            info.name = "00000000." + info.name.split(".", 1)[1]
+    return members
+
+
+def _repeated(members: list[tuple[tarfile.TarInfo, bytes]]) -> list[tuple[tarfile.TarInfo, bytes]]:
+    at = next(i for i, (m, _) in enumerate(members) if m.name == "00000001.json")
+    twin = tarfile.TarInfo("00000001.json")
+    return [*members[:at + 1], (twin, b'{"index":1}'), *members[at + 1:]]
+
+
+def _missing(members: list[tuple[tarfile.TarInfo, bytes]]) -> list[tuple[tarfile.TarInfo, bytes]]:
+    return [(m, d) for m, d in members if m.name != "00000001.depth.png"]
+
+
+def _foreign(members: list[tuple[tarfile.TarInfo, bytes]]) -> list[tuple[tarfile.TarInfo, bytes]]:
+    for info, _ in members:
+        if info.name == "00000001.mask.png":
+            info.name = "00000001.mask.npy.zst"  # a field's other member, not this dataset's
+    return members
+
+
+@pytest.mark.parametrize("fmt", ["tar", "tarzst"])
+@pytest.mark.parametrize(("edit", "read_before", "message"), [
+    (_renamed, [], r"sample 00000000: member '00000000\.jpg' appears twice"),
+    (_repeated, ["00000000"], r"sample 00000001: member '00000001\.json' appears twice"),
+    (_missing, ["00000000"], r"sample 00000001 has no depth\.png member"),
+    (_foreign, ["00000000"], r"member '00000001\.mask\.npy\.zst' is not one of this dataset's members"),
+])
+def test_members_not_the_datasets_are_refused_whole(tmp_path: Path, demo_inputs: tuple[Path, Path], fmt: str,
+                                                     edit: Any, read_before: list[str], message: str) -> None:
+    """Renamed, repeated, missing or foreign members: sequential reads (fast windows, then the
+    general walker), ds[i], get_many and streams, decoded or not, hand out no part of the
+    sample and raise a DatasetError naming shard and key; the samples around it read exactly."""
+    ds = tmp_path / "ds"
+    build(ds, BuildConfig(placements=1, shard_size=18), *demo_inputs, formats=(fmt,), progress=False, workers=1)
+    want = {s["key"]: s["image"].tobytes() for s in open_dataset(ds)}
+    rel = "shards/000000.tar" + (".zst" if fmt == "tarzst" else "")
+    _forge(ds, rel, edit)
+    for decode in (True, False):
+        d = open_dataset(ds, decode=decode)
+        got = []
+        with pytest.raises(DatasetError, match=message) as caught:
+            for s in d:
+                got.append(s["key"])
+        assert got == read_before and f"{rel}: " in str(caught.value)
+        with pytest.raises(DatasetError, match=r"sample 00000001"):
+            d[1]
+        with pytest.raises(DatasetError, match=r"sample 00000001"):
+            d.get_many([2, 1])
+        with pytest.raises(DatasetError):
+            list(d.stream(shuffle=True, seed=2))
+    d = open_dataset(ds)
+    assert d[0]["image"].tobytes() == want["00000000"] and d[2]["image"].tobytes() == want["00000002"]
+    assert [s["image"].tobytes() for s in d.get_many([3, 0, 17])] == [want[k] for k in ("00000003", "00000000",
+                                                                                           "00000017")]

@@ -3,12 +3,17 @@
 The dataset is self-contained (``inputs/`` + ``build.json``), so repair needs no original
 folders. What every shard must hold is the build record's plan (its fingerprint checked)
 over the stored inputs (their sha256 re-checked: a changed input is a clear error, never
-silently used). A receipt is a claim, not a proof: every shard that verify finds wrong in
-any way -- bytes, receipt, offsets, member layout, keys, annotations -- loses its receipt
-and is rebuilt by the same deterministic plan (so byte-identical to the original); stale
-temporaries are removed; index, card and manifest are rewritten from what was built or
-proven (which also undoes a hand-edited manifest). A missing or damaged ``build.json`` is
-recovered from the manifest's copy when that one is intact; otherwise repair says so.
+silently used). Receipts and the manifest are claims, not proofs: verify checks every shard
+the plan implies against the plan itself (its range, keys and members, each sample's digest,
+each annotation), whatever the manifest and the receipts say, so a shard damaged together
+with consistent lies in both is still found. Every shard found wrong in any way -- bytes,
+receipt, offsets, member layout, keys, annotations, or unreadable -- loses its receipt and
+is rebuilt by the same deterministic plan (byte-identical to the original), and so is every
+shard whose receipt has no per-sample digests (nothing but a fresh build can prove it);
+stale temporaries are removed; index, card and manifest are rewritten from what was built or
+proven (which also undoes a hand-edited manifest). Only damage to ``build.json`` (recovered
+from the manifest's copy when that one is intact) or to the inputs stops a repair, with a
+message naming the file.
 """
 
 from __future__ import annotations
@@ -22,10 +27,12 @@ from fgbg.readers.schema import INDEX_FILES, BuildRecordSchema
 from ..build import BuildResult, build
 from ..errors import FgbgError
 from ..manifest import BUILD_RECORD, MANIFEST, read_record
-from ..receipts import receipt_name
+from ..receipts import load_receipt, receipt_name
 from ..record import BuildRecord
+from ..shards import shard_name
 from ..storage import Store, open_store
-from .verify import VerifyReport, verify
+from .shard_check import plan_of
+from .verify import INDEX_FINDINGS, VerifyReport, verify
 
 __all__ = ["repair"]
 
@@ -68,7 +75,8 @@ def _recover_record(url: str, storage_options: dict[str, Any] | None) -> None:
 
 
 def _distrust(url: str, storage_options: dict[str, Any] | None, before: VerifyReport) -> list[str]:
-    """Remove the receipt of every shard verify found wrong, so the build redoes it from the
+    """Remove the receipt of every shard the plan implies that is not proven -- found wrong in
+    any way, or with no per-sample digests to prove it by -- so the build redoes it from the
     plan; returns those shards. Per-sample index mismatches are the index's fault when the
     index itself is damaged (it is rewritten), not the shards'."""
     store = open_store(url, storage_options)
@@ -76,13 +84,23 @@ def _distrust(url: str, storage_options: dict[str, Any] | None, before: VerifyRe
     shards = set()
     for p in before.problems:
         name = p.where.removesuffix(".json")
-        if not _SHARD.fullmatch(name) or (index_damaged and "index" in p.what):
+        if not _SHARD.fullmatch(name) or (index_damaged and p.what.startswith(INDEX_FINDINGS)):
             continue
         shards.add(name)
+    for name in _planned_shards(read_record(store)):
+        receipt = load_receipt(store, name) if name not in shards else None
+        if receipt is not None and not receipt.digests:
+            shards.add(name)
     for name in sorted(shards):
         if store.exists(receipt_name(name)):
             store.remove(receipt_name(name))
     return sorted(shards)
+
+
+def _planned_shards(record: BuildRecord) -> list[str]:
+    """Every shard file the plan of a built dataset makes (none for an imported one)."""
+    plan = plan_of(record)
+    return [] if plan is None else [shard_name(s, fmt) for s in range(plan.n_shards) for fmt in record.formats]
 
 
 def repair(url: str, *, workers: int | None = None, storage_options: dict[str, Any] | None = None,

@@ -1,18 +1,23 @@
 """``fgbg verify``: prove a dataset is intact, or name exactly what is not.
 
-Checks, for every format the manifest lists: each shard's presence, size and sha256
-against the manifest *and* its receipt; that every sample decodes, with the right key, in
-the right count; that each annotation equals its row in the annotations index (whose own
-sha256 is in the manifest); that the manifest agrees with the build record and the
-receipts (a hand-edited manifest is caught); no stale temporary or unknown file in
-``shards/``. With ``deep``, every mask is compared with the mask the annotation implies
-(the stored foreground's alpha, resized, flipped and placed at x, y). Works on any store.
+Checks every shard the build record's plan implies -- and every one the manifest or a receipt
+names -- whatever the manifest says: each shard's presence, size and sha256 against its
+receipt and the manifest, its receipt against the plan, the tar layout header by header
+(the planned keys and members, each sample at its recorded offset), every sample against its
+receipt's digest and decoded, each annotation against the plan's row and the index's (whose
+own sha256 is in the manifest); then that the manifest is exactly what the build record,
+the receipts and the index make (a hand-edited manifest is caught), the card and collage, and
+no stale temporary or unknown file in ``shards/``. A finding in the metadata never stops the
+shard checks: the report names every damaged shard and sample. With ``deep``, every mask is
+compared with the mask the annotation implies (the stored foreground's alpha, resized,
+flipped and placed at x, y). Works on any store.
 """
 
 from __future__ import annotations
 
 import collections
 import contextlib
+import re
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from concurrent.futures.process import BrokenProcessPool
@@ -20,18 +25,18 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import msgspec
-import numpy as np
 
 from fgbg.readers.errors import DatasetError, MetadataError
 from fgbg.readers.fs import Location
-from fgbg.readers.index import PARQUET, AnnotationIndex, CsvRows, IndexRows, index_bound
+from fgbg.readers.index import PARQUET, CsvRows, IndexRows, index_bound
 from fgbg.readers.schema import (
+    EXTENSIONS,
     MEMBERS,
     Manifest,
-    PixelSumsRecord,
     ShardEntry,
-    members_digest,
-    parse_manifest,
+    decode_manifest,
+    format_of,
+    manifest_problems,
 )
 
 from ..card import CARD, PREVIEW, dataset_card, draw_preview
@@ -43,23 +48,20 @@ from ..manifest import (
     MANIFEST,
     make_manifest,
     manifest_bytes,
+    manifest_fields,
     record_from_manifest,
 )
-from ..people import PlacedBox, paint_ids
 from ..processes import init_worker_process, spawn_executor, worker_count
 from ..receipts import Receipt, read_receipt, receipt_name
 from ..record import BuildRecord
+from ..shards import shard_name
 from ..stats import PixelSums
 from ..storage import TMP_MARK, ObjectStore, Store, open_store
+from .shard_check import CheckContext, Problem, Rows, ShardCheck, ShardChecker, ShardResult, plan_of
 
-__all__ = ["Problem", "VerifyReport", "verify"]
+__all__ = ["INDEX_FINDINGS", "Problem", "VerifyReport", "verify"]
 
-
-@dataclass(frozen=True)
-class Problem:
-    where: str  # a file relative to the dataset, e.g. "shards/000002.tar"
-    what: str
-    sample: str | None = None
+_SHARD_FILE = re.compile(r"([0-9]{6,12})(\.tar|\.h5|\.tar\.zst)(\.json)?")
 
 
 @dataclass
@@ -102,30 +104,6 @@ class VerifyReport:
         return "\n".join(lines)
 
 
-_ShardResult = tuple[list[Problem], int, "Receipt | None"]  # problems, samples seen, the receipt as read
-
-
-class _Index:
-    """The annotations index as typed NumPy columns (``fgbg.readers.index``: 88 bytes a row,
-    parsed in one pass; Python lists of strings took several times that), looked up by key."""
-
-    def __init__(self, index: AnnotationIndex, base: int = 0):
-        self.columns = index.columns
-        self.rows = len(index)
-        self.base = base  # the key of row 0 (a shard's rows of a Parquet index)
-
-    def check(self, meta: dict[str, Any], key: str) -> str | None:
-        i = int(key) - self.base
-        if not 0 <= i < self.rows:
-            return "no row in the annotations index"
-        pairs = {"bg": meta["bg"]["index"], "fg": meta["fg"]["index"], "flip": meta["flip"],
-                 "placement": meta["placement"], "x": meta["x"], "y": meta["y"], "w": meta["w"], "h": meta["h"]}
-        wrong = [k for k, v in pairs.items() if type(v) is not int or int(self.columns[k][i]) != v]
-        if float(self.columns["scale"][i]) != float(meta["scale"]):
-            wrong.append("scale")
-        return f"annotation differs from the index in {', '.join(wrong)}" if wrong else None
-
-
 def _read_optional(store: Store, rel: str) -> bytes | None:
     try:
         return store.read_bytes(rel)
@@ -145,12 +123,13 @@ def _index_present(store: Store, manifest: Manifest, report: VerifyReport) -> bo
     return True
 
 
-_INDEX_PROBLEMS = ("annotation differs from the index", "no row in the annotations index")
+#: what a shard check says of the index's rows (not of the shard): void when the index is damaged
+INDEX_FINDINGS = ("annotation differs from the index", "no row in the annotations index")
 
 
 def _drop_index_findings(problems: list[Problem]) -> list[Problem]:
     """A damaged index proves nothing about the samples (repair rewrites it): what it said goes."""
-    return [p for p in problems if not p.what.startswith(_INDEX_PROBLEMS)]
+    return [p for p in problems if not p.what.startswith(INDEX_FINDINGS)]
 
 
 class _CsvFeed:
@@ -164,19 +143,19 @@ class _CsvFeed:
         self._f = location.open(self.name)
         self._rows: CsvRows | None = None
         self.malformed: str | None = None
-        self._last: tuple[int, _Index | None] = (-1, None)
+        self._last: tuple[int, Rows | None] = (-1, None)
         try:
             self._rows = CsvRows(self._f, self.name)
         except MetadataError as e:
             self.malformed = str(e).removeprefix(f"{self.name}: ")
 
-    def rows(self, s: int, entry: ShardEntry) -> _Index | None:
+    def rows(self, s: int, first: int, count: int) -> Rows | None:
         if self._last[0] == s:  # the shard's other format
             return self._last[1]
         index = None
         if self._rows is not None and self.malformed is None:
             try:
-                index = _Index(self._rows.rows(entry.first, entry.count), entry.first)
+                index = Rows(self._rows.rows(first, count).columns, first)
             except MetadataError as e:
                 self.malformed = str(e).removeprefix(f"{self.name}: ")
         self._last = (s, index)
@@ -200,26 +179,34 @@ class _CsvFeed:
         return digest, None
 
 
+def _cross_problems(receipts: list[Receipt], report: VerifyReport) -> None:
+    """Receipts against each other: every format of a shard holds the same samples (the same
+    exact sums, the same per-sample digests), and receipts written since digests exist all
+    have them (a stripped list is found)."""
+    of_shard: dict[int, Receipt] = {}
+    for receipt in receipts:
+        other = of_shard.setdefault(receipt.shard, receipt)
+        if other.stats != receipt.stats:
+            report.add(receipt_name(receipt.name), "statistic sums differ from the other format's receipt")
+        if other.digests and receipt.digests and other.digests != receipt.digests:
+            report.add(receipt_name(receipt.name), "per-sample digests differ from the other format's receipt")
+    if any(r.digests for r in receipts):
+        for r in receipts:
+            if not r.digests:
+                report.add(receipt_name(r.name), "has no per-sample digests while the others do (stripped?)")
+
+
 def _made_problems(store: Store, data: bytes, manifest: Manifest, record: BuildRecord | None,
                    annotations: str | None, read: list[Receipt | None], report: VerifyReport) -> None:
     """The manifest must be exactly what the build record, the receipts (``read`` by the shard
     checks) and the index make: its shard list, totals and statistics are derived data, so an
     edit to any of them (which no hash covers) is found here. Skipped when a part it needs is
-    already reported broken."""
+    already reported broken (the findings before it name what to mend)."""
     if record is None or annotations is None or not report.ok:
         return
     receipts = [r for r in read if r is not None]
     if len(receipts) < len(read):
         return
-    stats_of_shard: dict[int, dict[str, PixelSumsRecord]] = {}
-    for receipt in receipts:
-        # every format of a shard holds the same samples: the same exact sums
-        if stats_of_shard.setdefault(receipt.shard, receipt.stats) != receipt.stats:
-            report.add(receipt_name(receipt.name), "statistic sums differ from the other format's receipt")
-    if any(r.digests for r in receipts):  # receipts written since digests exist all have them
-        for r in receipts:
-            if not r.digests:
-                report.add(receipt_name(r.name), "has no per-sample digests while the others do (stripped?)")
     extra: dict[str, PixelSums] = {}
     if isinstance(record.config, BuildConfig):  # an imported dataset has no input statistics
         try:
@@ -255,198 +242,123 @@ def _card_problems(store: Store, manifest: Manifest, report: VerifyReport) -> No
         report.add(PREVIEW, "preview collage differs from the one the shards make (fgbg repair redraws it)")
 
 
-def _record_problems(store: Store, manifest: Manifest | None, report: VerifyReport) -> BuildRecord | None:
-    """Check the build record (schema, settings, its own fingerprint) and compare it with the
-    manifest's copy of it (``manifest`` None: the manifest is unusable, the record alone is
-    checked); returns it when it checks out."""
+def _record_problems(store: Store, report: VerifyReport) -> BuildRecord | None:
+    """The build record checked alone (schema, settings, its own fingerprint); returned when
+    it checks out."""
     try:
         data = store.read_metadata(BUILD_RECORD)
     except (FileNotFoundError, MetadataError):
         report.add(BUILD_RECORD, "missing or unreadable (repair needs it)")
         return None
     try:
-        record = BuildRecord.parse(data, BUILD_RECORD)
+        return BuildRecord.parse(data, BUILD_RECORD)
     except MetadataError as e:
         report.add(BUILD_RECORD, str(e).removeprefix(f"{BUILD_RECORD}: "))
         return None
-    if manifest is not None:
-        stored = msgspec.to_builtins(manifest)
-        for key, value in record.to_json().items():
-            if stored.get(key) != value:
-                report.add(MANIFEST, f"field {key!r} differs from {BUILD_RECORD} (edited by hand?)")
-    return record
 
 
-@dataclass(frozen=True)
-class _Context:
-    """What every shard check needs, read once by verify() (the index's rows travel with each
-    shard's task, or are read by the check itself from a Parquet index)."""
-
-    url: str
-    storage_options: dict[str, Any] | None
-    deep: bool
-    manifest: Manifest
-    record: BuildRecord | None
-    parquet_index: bool = False  # the shard checks read their rows of annotations.parquet
-
-
-class _ShardChecker:
-    """Checks whole shards; built once per process (verify runs shards in a process pool)."""
-
-    def __init__(self, ctx: _Context):
-        from fgbg.readers import Dataset
-
-        from ..shard import Foregrounds
-
-        self.store = open_store(ctx.url, ctx.storage_options)
-        self.manifest = ctx.manifest
-        self.member_names: dict[str, str] = {f: spec.member for f, spec in ctx.manifest.fields.items()}
-        self.index_rows = None
-        if ctx.parquet_index:
-            options = self.store.storage_options if isinstance(self.store, ObjectStore) else None
-            self.index_rows = IndexRows(Location(ctx.url, options), ctx.manifest)
-        self.foregrounds = None
-        record = ctx.record
-        if record is None and ctx.deep:  # build.json is damaged: the manifest's copy, if that one holds
-            with contextlib.suppress(MetadataError):
-                record = record_from_manifest(ctx.manifest, MANIFEST)
-        if ctx.deep and record is not None and isinstance(record.config, BuildConfig):  # imported masks are data
-            cfg = record.config
-            self.foregrounds = Foregrounds(load_inputs(self.store, record.inputs), cfg.mask_threshold,
-                                           cfg.soft_mask, cfg.size)
-        options = self.store.storage_options if isinstance(self.store, ObjectStore) else None
-        location = Location(ctx.url, options)  # the manifest verify already read and checked
-        self.datasets: dict[str, Dataset] = {fmt: Dataset(location, self.manifest, format=fmt)
-                                             for fmt in self.manifest.shards}
-
-    def check(self, fmt: str, s: int, index: _Index | None = None) -> _ShardResult:
-        """Every problem of shard ``s`` of ``fmt``, the samples seen and its receipt (when it
-        parses); ``index``: the shard's rows of a CSV index (a Parquet one is read here); never
-        raises for what a file holds."""
-        entry = self.manifest.shards[fmt][s]  # type: ignore[index]  # fmt is one of its keys
-        try:
-            return self._check_shard(fmt, s, entry, index)
-        except FgbgError:
-            raise
-        except Exception as e:  # a file that lies in a way no check foresaw: a finding, not a crash
-            return [Problem(entry.name, f"cannot be checked ({type(e).__name__}: {e})")], 0, None
-
-    def _check_shard(self, fmt: str, s: int, entry: ShardEntry, index: _Index | None) -> _ShardResult:
-        store = self.store
-        name = entry.name
-        out: list[Problem] = []
-        if not store.exists(name):
-            return [Problem(name, "missing")], 0, None
-        size, digest = store.size(name), store.sha256(name)
-        if size != entry.bytes:
-            what = f"size {size} differs from the manifest's {entry.bytes} (truncated or replaced)"
-            out.append(Problem(name, what))
-        elif digest != entry.sha256:
-            out.append(Problem(name, "sha256 differs from the manifest (bytes changed)"))
-        receipt, why = read_receipt(store, name, size if size == entry.bytes else None)
-        if receipt is None:
-            out.append(Problem(receipt_name(name), why))
-        elif (receipt.bytes, receipt.sha256, receipt.count, receipt.first) != (
-                entry.bytes, entry.sha256, entry.count, entry.first):
-            out.append(Problem(receipt_name(name), "receipt disagrees with the manifest"))
-        if fmt == "tar" and receipt is not None and not out:
-            planned = [self.manifest.fields[f].member for f in MEMBERS if f in self.manifest.fields]  # build order
-            out += _tar_layout_problems(self.datasets[fmt].location, name, receipt.offsets, planned,
-                                        self.manifest.key_width, entry.first)
-        seen = 0
-        last: str | None = None
-        if self.index_rows is not None:  # this shard's rows of the Parquet index (one row group read)
-            try:
-                index = _Index(self.index_rows.rows(entry.first, entry.count), entry.first)
-            except MetadataError as e:
-                out.append(Problem(self.manifest.annotations.file, str(e).split(": ", 1)[-1]))
-                index = None
-        ds = self.datasets[fmt]
-        reader = ds._readers[s]
-        digests = receipt.digests if receipt is not None and receipt.count == entry.count else []
-        try:
-            for key, members in ds.iter_members(s):  # readers check each key against its position
-                last, seen = key, seen + 1
-                proven = members_digest(members, self.member_names) if digests else None
-                if proven is not None and proven != digests[seen - 1]:
-                    out.append(Problem(name, "bytes differ from the receipt's digest", key))  # names the sample
-                    try:  # and what the damage does, when it still decodes
-                        sample = ds._decode(reader, key, members)
-                    except DatasetError:
-                        continue
-                else:
-                    sample = ds._decode(reader, key, members)
-                meta = sample["meta"]
-                if not isinstance(meta, dict) or meta.get("index") != int(key):
-                    out.append(Problem(name, "annotation index differs from its key", key))
-                    continue
-                problem = index.check(meta, key) if index is not None else None
-                if problem:
-                    out.append(Problem(name, problem, key))
-                if self.foregrounds is not None:
-                    out += [Problem(name, p, key) for p in self._mask_problems(meta, sample)]
-        except DatasetError as e:
-            out.append(Problem(name, f"unreadable after sample {last or 'none'} ({e})"))
-        else:
-            if seen != entry.count:
-                out.append(Problem(name, f"holds {seen} samples, the manifest says {entry.count}"))
-        return out, seen, receipt
-
-    def _mask_problems(self, meta: dict[str, Any], sample: dict[str, Any]) -> list[str]:
-        """``deep``: the mask (and with --people the instance map) each annotation implies,
-        painted again from the stored inputs, against the stored ones."""
-        assert self.foregrounds is not None
-        people = meta.get("people", [meta])
-        want = np.zeros_like(sample["mask"])
-        boxes, masks = [], []
-        for p in people:
-            (w, h), angle = p.get("size", (p["w"], p["h"])), p.get("angle", 0)  # --rotate: its own size, turned
-            boxes.append(PlacedBox(p["x"], p["y"], p["w"], p["h"]))
-            masks.append(self.foregrounds.get(p["fg"]["index"], p["flip"], w, h, angle=angle).mask)
-            box = slice(p["y"], p["y"] + p["h"]), slice(p["x"], p["x"] + p["w"])
-            np.maximum(want[box], masks[-1], out=want[box])
-        out = []
-        if not np.array_equal(want, sample["mask"]):
-            out.append("mask differs from the one its annotation implies")
-        if "instances" in sample and not np.array_equal(paint_ids(boxes, masks, want.shape[0]), sample["instances"]):
-            out.append("instance map differs from the one its annotation implies")
-        return out
-
-
-def _tar_layout_problems(location: Location, name: str, offsets: list[int], members: list[str], width: int,
-                         first: int) -> list[Problem]:
-    """What readers rely on beyond the bytes' hash: at each recorded offset starts the header
-    of the expected key, and every sample holds exactly the planned members (``members``, in
-    order), no extra and no duplicate. A shard rewritten together with its receipt hashes fine
-    and can still lie; this walk reads headers only (data blocks are skipped)."""
-    from fgbg.readers.tarwalk import TarFormatError, walk_headers
-
-    sample = member = 0
+def _read_manifest(store: Store, report: VerifyReport) -> tuple[bytes | None, Manifest | None, bool]:
+    """(its bytes, the manifest decoded -- types and ranges checked, so its shard names are safe
+    to open --, whether its fields also agree with each other); findings reported, never
+    raised: a manifest that lies about totals still lists the shards to check."""
+    if not store.exists(MANIFEST):
+        report.add(MANIFEST, "missing: the build never finished (rerun it, or fgbg repair)")
+        return None, None, False
     try:
-        with location.open(name) as f:
-            for offset, header_name in walk_headers(f, location.path(name)):
-                key = f"{first + sample:0{width}d}"
-                if member == 0 and (sample >= len(offsets) or offsets[sample] != offset):
-                    return [Problem(name, f"sample {key} does not start at the receipt's offset", key)]
-                want = f"{key}.{members[member]}"
-                if header_name != want:
-                    return [Problem(name, f"member {header_name!r} where {want!r} belongs", key)]
-                member += 1
-                if member == len(members):
-                    sample, member = sample + 1, 0
-    except TarFormatError as e:
-        return [Problem(name, f"not a well-formed tar ({e})")]
-    if (sample, member) != (len(offsets), 0):
-        return [Problem(name, f"holds {sample} whole samples, the receipt lists {len(offsets)}")]
-    return []
+        data = store.read_metadata(MANIFEST)
+        manifest = decode_manifest(data, MANIFEST)
+    except MetadataError as e:
+        report.add(MANIFEST, str(e).removeprefix(f"{MANIFEST}: "))
+        return None, None, False
+    problems = manifest_problems(manifest)
+    for problem in problems:
+        report.add(MANIFEST, problem)
+    return data, manifest, not problems
 
 
+def _compare_record(record: BuildRecord, manifest: Manifest, report: VerifyReport) -> None:
+    """The manifest carries a copy of the build record: it must be the record."""
+    stored = msgspec.to_builtins(manifest)
+    for key, value in record.to_json().items():
+        if stored.get(key) != value:
+            report.add(MANIFEST, f"field {key!r} differs from {BUILD_RECORD} (edited by hand?)")
 
-_checker: _ShardChecker | None = None  # per worker process: made by its first task
-_context: _Context | None = None
+
+def _record_copy(manifest: Manifest | None) -> BuildRecord | None:
+    """The manifest's copy of the build record when that copy checks out (build.json damaged:
+    what repair restores it from, so the plan verify checks against)."""
+    if manifest is None:
+        return None
+    with contextlib.suppress(MetadataError):
+        return record_from_manifest(manifest, MANIFEST)
+    return None
 
 
-def _init(ctx: _Context) -> None:
+def _shard_files(store: Store) -> dict[tuple[str, int], list[str]]:
+    """Shard files and receipts in ``shards/``, by (format, shard number)."""
+    found: dict[tuple[str, int], list[str]] = {}
+    for entry in store.listdir("shards"):
+        m = _SHARD_FILE.fullmatch(entry)
+        if m:
+            found.setdefault((format_of(m[1] + m[2]), int(m[1])), []).append(f"shards/{entry}")
+    return found
+
+
+def _layout(store: Store, record: BuildRecord | None, manifest: Manifest | None, sound: bool,
+            on_disk: dict[tuple[str, int], list[str]]) -> tuple[dict[tuple[str, int], tuple[int, int]], str]:
+    """Where each shard of the dataset must be: {(format, shard): (first, count)} and what says
+    so -- the build record's plan; without one (imported, or no intact record), the manifest
+    when sound; else the receipts found in ``shards/`` (each held to its shard's real size)."""
+    plan = plan_of(record)
+    if plan is not None and record is not None:
+        return {(fmt, s): plan.shard_range(s) for s in range(plan.n_shards) for fmt in record.formats}, "plan"
+    if manifest is not None and sound:
+        return {(fmt, s): (e.first, e.count) for fmt, entries in manifest.shards.items()
+                for s, e in enumerate(entries)}, "manifest"
+    out = {}
+    for (fmt, s), names in sorted(on_disk.items()):
+        name = shard_name(s, fmt)
+        if receipt_name(name) in names:
+            receipt = read_receipt(store, name, store.size(name) if store.exists(name) else None)[0]
+            if receipt is not None:
+                out[(fmt, s)] = (receipt.first, receipt.count)
+    return out, "receipts"
+
+
+def _listed(manifest: Manifest | None, layout: dict[tuple[str, int], tuple[int, int]], source: str,
+            report: VerifyReport) -> dict[tuple[str, int], ShardEntry]:
+    """The manifest's entry of each shard, by (format, number); an entry the plan does not
+    have, or places elsewhere, is a finding."""
+    listed: dict[tuple[str, int], ShardEntry] = {}
+    for fmt, entries in (manifest.shards.items() if manifest is not None else ()):
+        for entry in entries:
+            s = int(entry.name[len("shards/"):].split(".")[0])
+            if not entry.name.endswith(EXTENSIONS[fmt]) or (fmt, s) in listed:
+                continue  # misnamed or listed twice: manifest_problems says so
+            listed[(fmt, s)] = entry
+            where = layout.get((fmt, s))
+            if where is None and source != "manifest":
+                report.add(MANIFEST, f"lists {entry.name}, which the {source} does not have")
+            elif where is not None and where != (entry.first, entry.count):
+                report.add(MANIFEST, f"lists {entry.name} as samples {entry.first}+{entry.count}, the {source} "
+                                     f"has {where[0]}+{where[1]}")
+    return listed
+
+
+def _members(record: BuildRecord | None, manifest: Manifest | None) -> dict[str, str] | None:
+    """Field -> member suffix each sample holds, in build order: the record's, else the manifest's."""
+    if record is not None:
+        return {f: spec["member"] for f, spec in manifest_fields(record).items()}
+    if manifest is not None:
+        return {f: manifest.fields[f].member for f in MEMBERS if f in manifest.fields}
+    return None
+
+
+_checker: ShardChecker | None = None  # per worker process: made by its first task
+_context: CheckContext | None = None
+
+
+def _init(ctx: CheckContext) -> None:
     """Worker initializer: the process settings only; the checker is made by the first task
     (a failing initializer would make the pool respawn workers forever)."""
     global _checker, _context
@@ -454,19 +366,19 @@ def _init(ctx: _Context) -> None:
     _checker, _context = None, ctx
 
 
-def _check(task: tuple[str, int, _Index | None]) -> _ShardResult:
+def _check(task: ShardCheck) -> ShardResult:
     global _checker
     if _checker is None:
         assert _context is not None
-        _checker = _ShardChecker(_context)
-    return _checker.check(*task)
+        _checker = ShardChecker(_context)
+    return _checker.check(task)
 
 
-def _bounded_map(pool: Any, fn: Callable[[Any], _ShardResult], items: Iterator[Any],
-                 window: int) -> Iterator[_ShardResult]:
+def _bounded_map(pool: Any, fn: Callable[[Any], ShardResult], items: Iterator[Any],
+                 window: int) -> Iterator[ShardResult]:
     """``pool.map`` with at most ``window`` tasks submitted ahead, results in order: the tasks
     carry index rows, made as they are submitted, never all at once."""
-    pending: collections.deque[Future[_ShardResult]] = collections.deque()
+    pending: collections.deque[Future[ShardResult]] = collections.deque()
     for item in items:
         pending.append(pool.submit(fn, item))
         if len(pending) >= window:
@@ -475,54 +387,112 @@ def _bounded_map(pool: Any, fn: Callable[[Any], _ShardResult], items: Iterator[A
         yield pending.popleft().result()
 
 
+@dataclass
+class _IndexCheck:
+    """The annotations index as verify reads it: streamed to the shard checks (CSV), or read
+    by them a row group at a time (Parquet); its verdict once every shard is checked."""
+
+    name: str
+    feed: _CsvFeed | None = None
+    parquet: bool = False
+    sha256: str | None = None
+    problem: str | None = None
+
+    @classmethod
+    def open(cls, store: Store, location: Location, manifest: Manifest | None, sound: bool,
+             report: VerifyReport) -> _IndexCheck:
+        if manifest is None or not sound:  # no sha256 or row count to hold it to: the plan's rows stand alone
+            return cls(manifest.annotations.file if manifest is not None else "")
+        check = cls(manifest.annotations.file)
+        if not _index_present(store, manifest, report):
+            return check
+        if check.name != PARQUET:
+            check.feed = _CsvFeed(location, manifest)
+            return check
+        check.sha256 = store.sha256(check.name)  # hashed as a stream, its footer checked here
+        if check.sha256 != manifest.annotations.sha256:
+            check.problem, check.sha256 = "sha256 differs from the manifest", None
+            return check
+        try:
+            IndexRows(location, manifest).close()
+            check.parquet = True
+        except (MetadataError, DatasetError) as e:
+            check.problem, check.sha256 = f"malformed ({str(e).split(': ', 1)[-1]})", None
+        return check
+
+    def rows(self, s: int, first: int, count: int) -> Rows | None:
+        return self.feed.rows(s, first, count) if self.feed is not None else None
+
+    def finish(self, store: Store, manifest: Manifest | None, report: VerifyReport) -> None:
+        if self.feed is not None and manifest is not None:
+            self.sha256, self.problem = self.feed.verdict(store, manifest)
+        if self.problem:
+            report.add(self.name, self.problem)
+
+
 def verify(url: str, deep: bool = False, storage_options: dict[str, Any] | None = None,
            workers: int | None = None) -> VerifyReport:
-    """Check the dataset at ``url`` (shards in ``workers`` processes); the report lists every problem."""
+    """Check the dataset at ``url`` (shards in ``workers`` processes); the report lists every
+    problem. Nothing found in one file stops the checks of the others."""
     store = open_store(url, storage_options)
     report = VerifyReport(store.url, deep=deep)
-    if not store.exists(MANIFEST):
-        report.add(MANIFEST, "missing: the build never finished (rerun it, or fgbg repair)")
-        return report
-    try:
-        data = store.read_metadata(MANIFEST)
-        manifest = parse_manifest(data, MANIFEST)  # types, ranges, names, counts: nothing below trusts it unchecked
-    except MetadataError as e:
-        report.add(MANIFEST, str(e).removeprefix(f"{MANIFEST}: "))
-        if store.exists(BUILD_RECORD):  # is the record intact? then repair can rewrite the manifest
-            _record_problems(store, None, report)
-        return report
-    record = _record_problems(store, manifest, report)
-    index_name = manifest.annotations.file
+    record = _record_problems(store, report)
+    data, manifest, sound = _read_manifest(store, report)
+    if record is not None and manifest is not None:
+        _compare_record(record, manifest, report)
+    plan_record = record or _record_copy(manifest)  # build.json damaged: the copy repair restores it from
+    on_disk = _shard_files(store)
+    layout, source = _layout(store, plan_record, manifest, sound, on_disk)
+    listed = _listed(manifest, layout, source, report)
+    members = _members(plan_record, manifest)
     location = Location(str(url), store.storage_options if isinstance(store, ObjectStore) else None)
-    index_sha256: str | None = None
-    index_problem: str | None = None
-    feed = None
-    parquet_index = False
-    if _index_present(store, manifest, report):
-        if index_name == PARQUET:  # hashed as a stream, its footer checked here, its rows per shard check
-            index_sha256 = store.sha256(index_name)
-            if index_sha256 != manifest.annotations.sha256:
-                index_problem, index_sha256 = "sha256 differs from the manifest", None
-            else:
-                try:
-                    IndexRows(location, manifest).close()
-                    parquet_index = True
-                except (MetadataError, DatasetError) as e:
-                    index_problem, index_sha256 = f"malformed ({str(e).split(': ', 1)[-1]})", None
-        else:
-            feed = _CsvFeed(location, manifest)
-    ctx = _Context(str(url), storage_options, deep, manifest, record, parquet_index)
-    formats = list(manifest.shards)
-    n_shards = len(next(iter(manifest.shards.values()), []))
-    order = [(fmt, s) for s in range(n_shards) for fmt in formats]  # shard-major: each block of the index once
-    tasks = ((fmt, s, feed.rows(s, manifest.shards[fmt][s]) if feed else None) for fmt, s in order)
-    listed = {n for shards in manifest.shards.values() for e in shards for n in (e.name, receipt_name(e.name))}
+    index = _IndexCheck.open(store, location, manifest, sound, report)
+    order = sorted(layout, key=lambda k: (k[1], k[0]))  # shard-major: each block of the index once
+    results: dict[tuple[str, int], ShardResult] = {}
+    if members is None:
+        report.add(MANIFEST, f"no samples checked: neither {BUILD_RECORD} nor {MANIFEST} says what a sample holds")
+    else:
+        width = plan_record.key_width if plan_record is not None else manifest.key_width  # type: ignore[union-attr]
+        ctx = CheckContext(str(url), storage_options, deep, width, members, plan_record, manifest, index.parquet)
+        tasks = (ShardCheck(fmt, s, shard_name(s, fmt), *layout[(fmt, s)], listed.get((fmt, s)),
+                            index.rows(s, *layout[(fmt, s)])) for fmt, s in order)
+        results = _run_checks(ctx, tasks, order, workers, store.url)
+    index.finish(store, manifest, report)
+    formats = list(dict.fromkeys([*(manifest.shards if manifest is not None else ()),  # the manifest's order
+                                  *(plan_record.formats if plan_record is not None else ()),
+                                  *sorted(f for f, _ in layout)]))
+    report.samples_per_format = {fmt: 0 for fmt in formats if any(f == fmt for f, _ in layout)}
+    receipts: list[Receipt | None] = []
+    for fmt, s in sorted(results, key=lambda k: (formats.index(k[0]), k[1])):  # the report in format order
+        problems, seen, receipt = results[(fmt, s)]
+        report.problems += problems if index.sha256 is not None else _drop_index_findings(problems)
+        report.samples_per_format[fmt] += seen
+        receipts.append(receipt)
+    report.shards = len(results)
+    _cross_problems([r for r in receipts if r is not None], report)
+    if manifest is not None and data is not None and sound:
+        _made_problems(store, data, manifest, record, index.sha256, receipts, report)
+        _card_problems(store, manifest, report)
+    known = {n for fmt, s in layout for n in (shard_name(s, fmt), receipt_name(shard_name(s, fmt)))}
+    for entry_name in store.listdir("shards"):
+        rel = f"shards/{entry_name}"
+        if TMP_MARK in entry_name:
+            report.add(rel, "stale temporary file (left by a dead builder; removed by the next build or repair)")
+        elif rel not in known:
+            shard_like = source == "plan" and _SHARD_FILE.fullmatch(entry_name)
+            report.add(rel, "not a shard of the build record's plan" if shard_like else "not listed in the manifest")
+    return report
+
+
+def _run_checks(ctx: CheckContext, tasks: Iterator[ShardCheck], order: list[tuple[str, int]],
+                workers: int | None, where: str) -> dict[tuple[str, int], ShardResult]:
+    """Every shard's check, in ``workers`` processes (inline for one)."""
+    found: dict[tuple[str, int], ShardResult] = {}
     n_workers = min(worker_count(workers), len(order))
-    found: dict[tuple[str, int], _ShardResult] = {}
     with contextlib.ExitStack() as stack:
         if n_workers <= 1:
-            checker = _ShardChecker(ctx)
-            results: Iterator[_ShardResult] = (checker.check(*t) for t in tasks)
+            checker = ShardChecker(ctx)
+            results: Iterator[ShardResult] = (checker.check(t) for t in tasks)
         else:
             pool = spawn_executor(n_workers, _init, (ctx,))
             stack.callback(pool.shutdown, cancel_futures=True)  # on an error or Ctrl-C too: no waiting for the rest
@@ -531,30 +501,6 @@ def verify(url: str, deep: bool = False, storage_options: dict[str, Any] | None 
             for key, result in zip(order, results, strict=False):
                 found[key] = result
         except BrokenProcessPool as e:
-            raise FgbgError(f"{store.url}: a verify worker process died (killed, or out of memory?); "
+            raise FgbgError(f"{where}: a verify worker process died (killed, or out of memory?); "
                             "nothing was changed: run verify again") from e
-    if feed is not None:
-        index_sha256, index_problem = feed.verdict(store, manifest)
-    if index_problem:
-        report.add(index_name, index_problem)
-    report.samples_per_format = {fmt: 0 for fmt in manifest.shards}
-    receipts: list[Receipt | None] = []
-    for fmt in formats:  # the report in format order, as the shards are listed
-        for s in range(n_shards):
-            problems, seen, receipt = found[(fmt, s)]
-            report.problems += problems if index_sha256 is not None else _drop_index_findings(problems)
-            report.samples_per_format[fmt] += seen
-            receipts.append(receipt)
-    report.shards = len(order)
-    total = sum(e.count for e in next(iter(manifest.shards.values()), []))
-    if total != manifest.totals.samples:
-        report.add(MANIFEST, f"totals say {manifest.totals.samples} samples, shards hold {total}")
-    _made_problems(store, data, manifest, record, index_sha256, receipts, report)
-    _card_problems(store, manifest, report)
-    for entry_name in store.listdir("shards"):
-        rel = f"shards/{entry_name}"
-        if TMP_MARK in entry_name:
-            report.add(rel, "stale temporary file (left by a dead builder; removed by the next build or repair)")
-        elif rel not in listed:
-            report.add(rel, "not listed in the manifest")
-    return report
+    return found

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -33,11 +33,15 @@ class ShardReader(ABC):
     #: format can (set by datasets opened with ``decode=False``: no copy the caller did not ask for)
     views = False
 
-    def __init__(self, location: Location, entry: ShardEntry, key_width: int):
+    def __init__(self, location: Location, entry: ShardEntry, key_width: int, members: Mapping[str, str]):
+        """``members``: field -> member suffix of every field the dataset's samples hold (its
+        manifest's ``fields``): a sample that holds another set, or a field twice, is refused
+        whole, so a reader never hands out a sample pieced together from two."""
         self.location = location
         self.rel = entry.name
         self.entry = entry
         self.key_width = key_width
+        self.members = dict(members)
 
     @functools.cached_property
     def path(self) -> str:

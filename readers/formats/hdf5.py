@@ -60,15 +60,18 @@ class Hdf5ShardReader(ShardReader):
         return self._file
 
     def _check_layout(self, f: h5py.File) -> None:
-        """Declared shapes against the count, before any data is read: a 200 KB file whose
-        ``keys`` claims 2*10^8 entries must cost nothing. Offsets are read (count + 1 numbers,
-        bounded by the count the manifest and the file agree on) and must run from 0 up to the
-        blob's length without going back."""
+        """Exactly the dataset's fields, and declared shapes against the count, before any data
+        is read: a 200 KB file whose ``keys`` claims 2*10^8 entries must cost nothing. Offsets
+        are read (count + 1 numbers, bounded by the count the manifest and the file agree on)
+        and must run from 0 up to the blob's length without going back."""
         count = self.entry.count
         problems: list[str] = []
         keys = f.get("keys")
         if not isinstance(keys, h5py.Dataset) or keys.shape != (count,):
             problems.append(f"keys has shape {getattr(keys, 'shape', None)}, expected ({count},)")
+        stored = sorted(name for name in f if name not in ("keys", "annotations"))
+        if stored != sorted(self.members):  # a field missing or one the dataset does not have
+            problems.append(f"holds fields {', '.join(stored) or 'none'}, the dataset's are {', '.join(self.members)}")
         for name, node in f.items():
             if name in ("keys", "annotations"):
                 continue

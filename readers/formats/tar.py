@@ -11,6 +11,7 @@ so odd archives are read (or refused) exactly as before.
 
 from __future__ import annotations
 
+import functools
 import io
 import mmap
 import warnings
@@ -27,7 +28,6 @@ from .base import Member, ShardReader
 __all__ = ["FIELD_OF_SUFFIX", "TarShardReader"]
 
 FIELD_OF_SUFFIX = SUFFIX_FIELD  # every suffix a field may be stored under (PNG or, format 4, .npy.zst)
-_FIELD_OF_SUFFIX_BYTES = {suffix.encode(): field for suffix, field in FIELD_OF_SUFFIX.items()}
 _READ_BUFFER = 1 << 20
 WINDOW = 8 << 20  # bytes of consecutive samples per sequential read
 MAX_SPAN = 64 << 20  # a sample bigger than this (far above any real one) is walked member by member
@@ -54,28 +54,52 @@ class TarShardReader(ShardReader):
         except FileNotFoundError:
             raise ShardReadError(f"{self.path}: shard listed in the manifest is missing") from None
 
+    @functools.cached_property
+    def _expected(self) -> dict[bytes, str]:
+        """The dataset's member suffixes (as bytes) -> their fields: what every sample holds."""
+        return {suffix.encode(): field for field, suffix in self.members.items()}
+
     def _group(self, members: Iterator[tuple[str, bytes]], fields: tuple[str, ...],
                stop_after_one: bool = False) -> Iterator[tuple[str, dict[str, Member]]]:
+        """Members grouped into samples by key, each checked whole before it is handed out: it
+        must hold exactly the dataset's members, each once. A field seen twice (two samples'
+        members under one key, say) or missing refuses the sample -- never one piece replacing
+        another; members of no fgbg field are skipped with a warning."""
         current: str | None = None
         raw: dict[str, Member] = {}
+        seen: set[str] = set()
         try:
             for name, data in members:
                 key, suffix = _split(name)
                 if key != current:
                     if current is not None:
-                        yield current, raw
+                        yield current, self._whole(current, seen, raw)
                         if stop_after_one:
                             return
-                    current, raw = key, {}
+                    current, raw, seen = key, {}, set()
                 field = FIELD_OF_SUFFIX.get(suffix)
                 if field is None:
                     warnings.warn(f"{self.path}: ignored member {name!r} (not an fgbg field)", stacklevel=2)
-                elif field in fields:
+                    continue
+                if self.members.get(field) != suffix:
+                    raise ShardReadError(f"{self.path}: sample {key}: member {name!r} is not one of this dataset's "
+                                         f"members ({', '.join(self.members.values())})")
+                if field in seen:
+                    raise ShardReadError(f"{self.path}: sample {key}: member {name!r} appears twice (members of "
+                                         "two samples under one key?)")
+                seen.add(field)
+                if field in fields:
                     raw[field] = data
         except TarFormatError as e:
             raise ShardReadError(str(e)) from None
         if current is not None:
-            yield current, raw
+            yield current, self._whole(current, seen, raw)
+
+    def _whole(self, key: str, seen: set[str], raw: dict[str, Member]) -> dict[str, Member]:
+        missing = [suffix for field, suffix in self.members.items() if field not in seen]
+        if missing:
+            raise ShardReadError(f"{self.path}: sample {key} has no {', '.join(missing)} member")
+        return raw
 
     # -- where samples lie ----------------------------------------------------------------
     _bounds: list[int] | None = None
@@ -107,15 +131,14 @@ class TarShardReader(ShardReader):
         last = locals_[-1] == self.entry.count - 1
         if self._suffixes is None:
             lo, hi = ends[locals_[0]] - base, ends[locals_[0] + 1] - base
-            first = parse_span(buf[lo:hi], 0, hi - lo, self.key(locals_[0]).encode(), _FIELD_OF_SUFFIX_BYTES,
+            first = parse_span(buf[lo:hi], 0, hi - lo, self.key(locals_[0]).encode(), self._expected,
                                len(locals_) == 1 and last)
             self._suffixes = tuple(suffix for suffix, _, _ in first) if first else None
         if self._suffixes and len(locals_) >= VECTOR_MIN:
             keys = [f"{self.entry.first + k:0{self.key_width}d}" for k in locals_]
             offsets = self._window(buf, base, locals_, ends, last, keys)
             if offsets is not None:
-                take = [(m, _FIELD_OF_SUFFIX_BYTES[x]) for m, x in enumerate(self._suffixes)
-                        if _FIELD_OF_SUFFIX_BYTES[x] in fields]
+                take = [(m, self._expected[x]) for m, x in enumerate(self._suffixes) if self._expected[x] in fields]
                 # views: pixels as zero-copy views, the annotation as bytes (json.loads takes no views)
                 view = memoryview(buf) if self.views else buf
                 src = [(m, f, buf if f == "meta" else view) for m, f in take]
@@ -141,12 +164,12 @@ class TarShardReader(ShardReader):
         for local in locals_:
             key = self.key(local)
             span = parse_span(buf, ends[local] - base, ends[local + 1] - base, key.encode(),
-                              _FIELD_OF_SUFFIX_BYTES, last_in and local == locals_[-1])
+                              self._expected, last_in and local == locals_[-1])
             if span is None:
                 return None
             members: dict[str, Member] = {}
             for suffix, a, b in span:
-                field = _FIELD_OF_SUFFIX_BYTES[suffix]
+                field = self._expected[suffix]
                 if field in fields:
                     members[field] = (buf if field == "meta" else view)[a:b]
             out.append((key, members))
@@ -238,6 +261,11 @@ class TarShardReader(ShardReader):
                 found[local] = got
             i = j
         return [found[k] for k in locals_]
+
+    def stream(self) -> IO[bytes]:
+        """The shard as one plain tar stream from its start (decompressed, for ``.tar.zst``):
+        what a layout check walks header by header."""
+        return self._open_at(0)
 
     def _open_at(self, offset: int, buffering: int = _READ_BUFFER) -> IO[bytes]:
         """The tar stream from byte ``offset`` of the shard on (a sample's start)."""
