@@ -184,8 +184,12 @@ def _build_parser() -> argparse.ArgumentParser:
     _add_no_progress(c)
     _add_storage_option(c)
 
-    v = command("verify", "check sizes, hashes, receipts, decoding, counts and annotations; exit 0 only when clean")
+    v = command("verify", "check sizes, hashes, receipts, layout, per-sample digests, counts and annotations "
+                          "against the plan; exit 0 only when clean")
     v.add_argument("dataset", help="dataset folder or URL")
+    v.add_argument("--decode", action="store_true",
+                   help="also decode every sample (by default only samples without a digest to prove their "
+                        "bytes by are decoded)")
     v.add_argument("--deep", action="store_true", help="also compare every mask with the one its annotation implies")
     v.add_argument("--json", action="store_true", help="print the report as JSON")
     _add_workers(v)
@@ -426,7 +430,7 @@ def _model_paths(a: argparse.Namespace) -> dict[str, Any] | None:
 
 
 def _cmd_verify(a: argparse.Namespace) -> int:
-    report = verify(a.dataset, deep=a.deep, storage_options=_storage_options(a), workers=a.workers)
+    report = verify(a.dataset, deep=a.deep, storage_options=_storage_options(a), workers=a.workers, decode=a.decode)
     print(json.dumps(report.to_json(), indent=1) if a.json else report.text())
     return 0 if report.ok else 1
 

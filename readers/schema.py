@@ -17,6 +17,7 @@ published in ``docs/schema/`` are generated from these records (a test keeps the
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from collections.abc import Mapping
@@ -98,6 +99,7 @@ ZSTD_MEMBERS = {"mask": "mask.npy.zst", "depth": "depth.npy.zst", "instances": "
 MEMBER_CHOICES = {f: (s, *([ZSTD_MEMBERS[f]] if f in ZSTD_MEMBERS else [])) for f, s in MEMBERS.items()}
 SUFFIX_FIELD = {s: f for f, choices in MEMBER_CHOICES.items() for s in choices}
 _SUFFIX_ORDER = tuple(s for choices in MEMBER_CHOICES.values() for s in choices)
+_SUFFIX_LABELS = tuple((s, s.encode() + b"\0") for s in _SUFFIX_ORDER)  # what a digest hashes before each member
 
 
 def format_version_of(instances: bool, parquet: bool, zstd_members: bool) -> int:
@@ -265,10 +267,10 @@ def sample_digest(members: dict[str, bytes]) -> str:
     ``members`` maps tar member suffixes (``jpg``, ``mask.png``...) to their bytes; the same
     bytes sit in a tar shard and in an encoded HDF5 shard, so the digest is format-independent."""
     h = hashlib.sha256()
-    for suffix in _SUFFIX_ORDER:
+    for suffix, label in _SUFFIX_LABELS:
         data = members.get(suffix)
         if data is not None:
-            h.update(suffix.encode() + b"\0" + len(data).to_bytes(8, "big"))
+            h.update(label + len(data).to_bytes(8, "big"))
             h.update(data)
     return h.hexdigest()[:DIGEST_HEX]
 
@@ -277,9 +279,26 @@ def members_digest(members: dict[str, Any], names: Mapping[str, str] = MEMBERS) 
     """:func:`sample_digest` of a sample as readers return it (field -> member; ``names``: the
     dataset's member suffix per field); None when a member is decoded pixels (raw-layout HDF5:
     its chunks carry Fletcher-32 checksums instead)."""
-    if not all(isinstance(m, (bytes, memoryview)) for m in members.values()):
-        return None
-    return sample_digest({names[f]: m for f, m in members.items()})
+    h = hashlib.sha256()
+    for field, label in _field_labels(tuple(names.items())):  # sample_digest's order, without a second dict
+        data = members.get(field)
+        if data is None:
+            continue
+        if not isinstance(data, (bytes, memoryview)):
+            return None
+        h.update(label + len(data).to_bytes(8, "big"))
+        h.update(data)
+    if len(members) > len(names) or any(f not in names for f in members):
+        raise KeyError(f"members {sorted(set(members) - set(names))} have no suffix")
+    return h.hexdigest()[:DIGEST_HEX]
+
+
+@functools.lru_cache(maxsize=64)
+def _field_labels(names: tuple[tuple[str, str], ...]) -> tuple[tuple[str, bytes], ...]:
+    """(field, the label sample_digest hashes before its member) in digest order, for a
+    dataset's field -> suffix ``names``."""
+    field_of = {suffix: field for field, suffix in names}
+    return tuple((field_of[suffix], label) for suffix, label in _SUFFIX_LABELS if suffix in field_of)
 
 
 class ReceiptRecord(Struct, frozen=True):

@@ -40,11 +40,44 @@ def test_clean_dataset_verifies(ds: Path, capsys: pytest.CaptureFixture[str]) ->
     report = verify(str(ds), deep=True)
     assert report.ok and report.shards == 16 and report.samples == 72  # tar + hdf5: each copy checked, counted once
     assert report.samples_per_format == {"hdf5": 72, "tar": 72}
-    assert report.text().endswith(": 72 samples checked in each of hdf5 and tar (16 shards) (deep): OK")
+    assert report.text().endswith(": 72 samples checked in each of hdf5 and tar (16 shards; bytes proven by digest: "
+                                  "144, decoded: 0, masks repainted: 144) (deep): OK")
     assert main(["verify", str(ds), "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["ok"] is True and out["problems"] == [] and out["samples_checked"] == 72
     assert out["samples_checked_per_format"] == {"hdf5": 72, "tar": 72}
+    assert out["proofs"] == {"digest": 144, "decoded": 0, "repainted": 0}
+
+
+def test_decoding_runs_where_it_proves_more(ds: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """By default a sample whose bytes match its digest has only its annotation decoded;
+    ``decode=True`` decodes every member; samples without digests are decoded whole."""
+    from fgbg.builder.commands import shard_check
+
+    decoded: list[str] = []
+    real = shard_check.decode_member
+
+    def counted(field: str, data: bytes, *args: object) -> object:
+        decoded.append(field)
+        return real(field, data, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(shard_check, "decode_member", counted)
+    report = verify(str(ds), workers=1)
+    assert report.ok and (report.proofs.digest, report.proofs.decoded) == (144, 0)
+    assert set(decoded) == {"meta"} and len(decoded) == 144
+    decoded.clear()
+    report = verify(str(ds), workers=1, decode=True)
+    assert report.ok and (report.proofs.digest, report.proofs.decoded) == (144, 144)
+    assert sorted(set(decoded)) == ["depth", "image", "mask", "meta"] and len(decoded) == 4 * 144
+    for receipt in (ds / "shards").glob("*.tar.json"):  # receipts from before digests existed
+        r = json.loads(receipt.read_bytes())
+        r.pop("digests")
+        receipt.write_text(json.dumps(r))
+    decoded.clear()
+    report = verify(str(ds), workers=1)
+    assert (report.proofs.digest, report.proofs.decoded) == (72, 72) and decoded.count("image") == 72
+    assert {p.what for p in report.problems} == {"has no per-sample digests while the others do (stripped?)"}
+    assert main(["verify", str(ds), "--decode"]) == 1
 
 
 @pytest.mark.parametrize("workers", [1, 2])

@@ -6,6 +6,7 @@ with the ratio that matters, so results compare across machines of different spe
     python tools/bench.py read [--samples 4000]       # reader vs stock webdataset vs decode bound
     python tools/bench.py scale [--samples 20000]     # build throughput: local pool vs Ray, 1-2 workers
     python tools/bench.py build [--samples 20000]     # build vs encode bound, vs the seeds' way, writers
+    python tools/bench.py verify [--samples 40000]    # verify vs --decode vs --deep vs build vs hashing
 
 Speed goals live here, never as timed assertions in tests.
 """
@@ -815,6 +816,9 @@ def main() -> int:
     d.add_argument("--batch", type=int, default=8)
     d.add_argument("--samples", type=int, default=64, help="samples in each end-to-end build (0: raw forward only)")
     d.add_argument("--device", default="auto", choices=("auto", "cpu", "gpu"))
+    vf = sub.add_parser("verify", help="verify vs verify --decode vs --deep vs build vs the hashing bound")
+    vf.add_argument("--samples", type=int, default=40000)
+    vf.add_argument("--workers", type=int, default=2)
     ap.add_argument("--work", type=Path, default=None, help="scratch folder (default: a temp dir)")
     a = ap.parse_args()
     work = a.work or Path(tempfile.mkdtemp(prefix="fgbg-bench-"))
@@ -836,6 +840,10 @@ def main() -> int:
             bench_read(a.samples, work, not a.no_peers)
         elif a.bench == "inputs":
             bench_inputs(a.bg, work, a.workers)
+        elif a.bench == "verify":
+            from bench_verify import bench_verify
+
+            bench_verify(a.samples, work, a.workers)
         elif a.bench == "depth":
             bench_depth(a.input, a.runtimes.split(","), a.images, a.samples, work, a.device, a.batch,
                         parse_size(a.model_input, "--model-input") if a.model_input else None)

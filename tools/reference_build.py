@@ -54,7 +54,8 @@ def main() -> int:
     print(f"rerun of the finished build (verifies every shard's sha256): {wall2:.1f} s, peak RSS {rss2 / 1024:.0f} MiB")
     line, wall3, rss3 = timed([*fgbg, "verify", str(out)])
     print(line)
-    print(f"fgbg verify (sizes, sha256, receipts, every sample decoded, index): {wall3:.1f} s, "
+    print(f"fgbg verify (sizes, sha256, receipts, layout, per-sample digests, annotations vs plan and index): "
+          f"{wall3:.1f} s, "
           f"peak RSS {rss3 / 1024:.0f} MiB")
     size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
     print(f"bytes on disk: {size:,} ({size / 2**30:.2f} GiB)")

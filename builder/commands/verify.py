@@ -19,7 +19,7 @@ import collections
 import contextlib
 import re
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -57,7 +57,7 @@ from ..record import BuildRecord
 from ..shards import shard_name
 from ..stats import PixelSums
 from ..storage import TMP_MARK, ObjectStore, Store, open_store
-from .shard_check import CheckContext, Problem, Rows, ShardCheck, ShardChecker, ShardResult, plan_of
+from .shard_check import CheckContext, Problem, Proofs, Rows, ShardCheck, ShardChecker, ShardResult, plan_of
 
 __all__ = ["INDEX_FINDINGS", "Problem", "VerifyReport", "verify"]
 
@@ -71,6 +71,7 @@ class VerifyReport:
     shards: int = 0
     samples_per_format: dict[str, int] = field(default_factory=dict)  # a tar+hdf5 dataset is checked twice
     deep: bool = False
+    proofs: Proofs = field(default_factory=Proofs)  # samples (of every format) each proof ran on
 
     @property
     def samples(self) -> int:
@@ -87,15 +88,18 @@ class VerifyReport:
     def to_json(self) -> dict[str, Any]:
         return {"url": self.url, "ok": self.ok, "shards_checked": self.shards, "samples_checked": self.samples,
                 "samples_checked_per_format": self.samples_per_format,
-                "deep": self.deep, "problems": [asdict(p) for p in self.problems]}
+                "deep": self.deep, "proofs": asdict(self.proofs), "problems": [asdict(p) for p in self.problems]}
 
     def _counts(self) -> str:
         """``72 samples in 8 tar shards`` -- per format, so a two-format dataset is not counted twice."""
         per = self.samples_per_format
+        p = self.proofs
+        proofs = f"bytes proven by digest: {p.digest}, decoded: {p.decoded}" + (
+            f", masks repainted: {p.repainted}" if self.deep else "")
         if len(set(per.values())) == 1 and len(per) > 1:
-            return f"{self.samples} samples checked in each of {' and '.join(per)} ({self.shards} shards)"
+            return f"{self.samples} samples checked in each of {' and '.join(per)} ({self.shards} shards; {proofs})"
         counts = ", ".join(f"{n} {fmt}" for fmt, n in per.items()) or "0"
-        return f"{counts} samples checked ({self.shards} shards)"
+        return f"{counts} samples checked ({self.shards} shards; {proofs})"
 
     def text(self) -> str:
         lines = [f"{p.where}{f' sample {p.sample}' if p.sample else ''}: {p.what}" for p in self.problems]
@@ -196,24 +200,31 @@ def _cross_problems(receipts: list[Receipt], report: VerifyReport) -> None:
                 report.add(receipt_name(r.name), "has no per-sample digests while the others do (stripped?)")
 
 
-def _made_problems(store: Store, data: bytes, manifest: Manifest, record: BuildRecord | None,
-                   annotations: str | None, read: list[Receipt | None], report: VerifyReport) -> None:
+def _input_statistics(store: Store, record: BuildRecord) -> dict[str, PixelSums]:
+    """The stored inputs' exact statistics (none for an imported dataset); FgbgError when an
+    input does not match its recorded hash."""
+    if not isinstance(record.config, BuildConfig):
+        return {}
+    return input_statistics(load_inputs(store, record.inputs), record.config)
+
+
+def _made_problems(data: bytes, manifest: Manifest, record: BuildRecord | None, annotations: str | None,
+                   read: list[Receipt | None], statistics: Future[dict[str, PixelSums]] | None,
+                   report: VerifyReport) -> None:
     """The manifest must be exactly what the build record, the receipts (``read`` by the shard
     checks) and the index make: its shard list, totals and statistics are derived data, so an
     edit to any of them (which no hash covers) is found here. Skipped when a part it needs is
     already reported broken (the findings before it name what to mend)."""
-    if record is None or annotations is None or not report.ok:
+    if record is None or annotations is None or statistics is None or not report.ok:
         return
     receipts = [r for r in read if r is not None]
     if len(receipts) < len(read):
         return
-    extra: dict[str, PixelSums] = {}
-    if isinstance(record.config, BuildConfig):  # an imported dataset has no input statistics
-        try:
-            extra = input_statistics(load_inputs(store, record.inputs), record.config)
-        except FgbgError as e:
-            report.add("inputs/", str(e))
-            return
+    try:
+        extra = statistics.result()
+    except FgbgError as e:
+        report.add("inputs/", str(e))
+        return
     made_manifest = make_manifest(record, receipts, annotations, extra)
     if manifest_bytes(made_manifest) != data:
         made, stored, own = msgspec.to_builtins(made_manifest), msgspec.to_builtins(manifest), record.body()
@@ -222,7 +233,7 @@ def _made_problems(store: Store, data: bytes, manifest: Manifest, record: BuildR
                              f" ({', '.join(fields) if fields else 'not in canonical form'})")
 
 
-def _card_problems(store: Store, manifest: Manifest, report: VerifyReport) -> None:
+def _card_problems(store: Store, manifest: Manifest, collage: Future[bytes], report: VerifyReport) -> None:
     """The dataset card and its collage must be what the manifest and the shards make: a card
     edited by hand, or left from before an append, would tell users the wrong counts."""
     try:
@@ -238,7 +249,7 @@ def _card_problems(store: Store, manifest: Manifest, report: VerifyReport) -> No
     picture = _read_optional(store, PREVIEW)
     if picture is None:
         report.add(PREVIEW, "preview collage missing (fgbg repair writes it)")
-    elif report.ok and picture != draw_preview(store, manifest):  # drawn from the shards: compared when sound
+    elif report.ok and picture != collage.result():  # drawn from the shards: compared when they are sound
         report.add(PREVIEW, "preview collage differs from the one the shards make (fgbg repair redraws it)")
 
 
@@ -431,9 +442,14 @@ class _IndexCheck:
 
 
 def verify(url: str, deep: bool = False, storage_options: dict[str, Any] | None = None,
-           workers: int | None = None) -> VerifyReport:
+           workers: int | None = None, decode: bool = False) -> VerifyReport:
     """Check the dataset at ``url`` (shards in ``workers`` processes); the report lists every
-    problem. Nothing found in one file stops the checks of the others."""
+    problem. Nothing found in one file stops the checks of the others.
+
+    A sample whose bytes equal the digest its receipt recorded at build time is exactly what
+    the builder encoded, so by default only its annotation is decoded (to check it against the
+    plan and the index); samples without digests are decoded whole, and ``decode=True``
+    decodes every sample. ``deep`` repaints every mask from its annotation."""
     store = open_store(url, storage_options)
     report = VerifyReport(store.url, deep=deep)
     record = _record_problems(store, report)
@@ -449,30 +465,38 @@ def verify(url: str, deep: bool = False, storage_options: dict[str, Any] | None 
     index = _IndexCheck.open(store, location, manifest, sound, report)
     order = sorted(layout, key=lambda k: (k[1], k[0]))  # shard-major: each block of the index once
     results: dict[tuple[str, int], ShardResult] = {}
-    if members is None:
-        report.add(MANIFEST, f"no samples checked: neither {BUILD_RECORD} nor {MANIFEST} says what a sample holds")
-    else:
-        width = plan_record.key_width if plan_record is not None else manifest.key_width  # type: ignore[union-attr]
-        ctx = CheckContext(str(url), storage_options, deep, width, members, plan_record, manifest, index.parquet)
-        tasks = (ShardCheck(fmt, s, shard_name(s, fmt), *layout[(fmt, s)], listed.get((fmt, s)),
-                            index.rows(s, *layout[(fmt, s)])) for fmt, s in order)
-        results = _run_checks(ctx, tasks, order, workers, store.url)
-    index.finish(store, manifest, report)
-    formats = list(dict.fromkeys([*(manifest.shards if manifest is not None else ()),  # the manifest's order
-                                  *(plan_record.formats if plan_record is not None else ()),
-                                  *sorted(f for f, _ in layout)]))
-    report.samples_per_format = {fmt: 0 for fmt in formats if any(f == fmt for f, _ in layout)}
-    receipts: list[Receipt | None] = []
-    for fmt, s in sorted(results, key=lambda k: (formats.index(k[0]), k[1])):  # the report in format order
-        problems, seen, receipt = results[(fmt, s)]
-        report.problems += problems if index.sha256 is not None else _drop_index_findings(problems)
-        report.samples_per_format[fmt] += seen
-        receipts.append(receipt)
-    report.shards = len(results)
-    _cross_problems([r for r in receipts if r is not None], report)
-    if manifest is not None and data is not None and sound:
-        _made_problems(store, data, manifest, record, index.sha256, receipts, report)
-        _card_problems(store, manifest, report)
+    # what the parent checks besides the shards, made in a thread while they are checked (not after)
+    with ThreadPoolExecutor(1, thread_name_prefix="fgbg-verify") as side:
+        statistics = collage = None
+        if manifest is not None and sound:
+            statistics = side.submit(_input_statistics, store, record) if record is not None else None
+            collage = side.submit(draw_preview, store, manifest)  # compared only if the shards prove sound
+        if members is None:
+            report.add(MANIFEST, f"no samples checked: neither {BUILD_RECORD} nor {MANIFEST} says what a sample holds")
+        else:
+            width = plan_record.key_width if plan_record is not None else manifest.key_width  # type: ignore[union-attr]
+            ctx = CheckContext(str(url), storage_options, deep, width, members, decode, plan_record, manifest,
+                               index.parquet)
+            tasks = (ShardCheck(fmt, s, shard_name(s, fmt), *layout[(fmt, s)], listed.get((fmt, s)),
+                                index.rows(s, *layout[(fmt, s)])) for fmt, s in order)
+            results = _run_checks(ctx, tasks, order, workers, store.url)
+        index.finish(store, manifest, report)
+        formats = list(dict.fromkeys([*(manifest.shards if manifest is not None else ()),  # the manifest's order
+                                      *(plan_record.formats if plan_record is not None else ()),
+                                      *sorted(f for f, _ in layout)]))
+        report.samples_per_format = {fmt: 0 for fmt in formats if any(f == fmt for f, _ in layout)}
+        receipts: list[Receipt | None] = []
+        for fmt, s in sorted(results, key=lambda k: (formats.index(k[0]), k[1])):  # the report in format order
+            problems, seen, receipt, proofs = results[(fmt, s)]
+            report.problems += problems if index.sha256 is not None else _drop_index_findings(problems)
+            report.samples_per_format[fmt] += seen
+            report.proofs.add(proofs)
+            receipts.append(receipt)
+        report.shards = len(results)
+        _cross_problems([r for r in receipts if r is not None], report)
+        if manifest is not None and data is not None and collage is not None:
+            _made_problems(data, manifest, record, index.sha256, receipts, statistics, report)
+            _card_problems(store, manifest, collage, report)
     known = {n for fmt, s in layout for n in (shard_name(s, fmt), receipt_name(shard_name(s, fmt)))}
     for entry_name in store.listdir("shards"):
         rel = f"shards/{entry_name}"

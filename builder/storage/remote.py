@@ -127,6 +127,11 @@ class ObjectStore(Store):
         data: bytes = self._retry(self._path(rel), lambda: self.fs.cat_file(self._path(rel)))
         return data
 
+    def download(self, rel: str, local: Path) -> None:
+        """``rel`` copied whole to the local file ``local`` (one streamed GET, retried): what a
+        check that reads a shard several ways (hash, layout, samples) reads once."""
+        self._retry(self._path(rel), lambda: self.fs.get_file(self._path(rel), str(local)))
+
     def sha256(self, rel: str) -> str:
         def digest() -> str:
             h = hashlib.sha256()

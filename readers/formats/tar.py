@@ -122,6 +122,10 @@ class TarShardReader(ShardReader):
         return self._bounds
 
     _suffixes: tuple[bytes, ...] | None = None  # the members each sample holds, in order (learnt once)
+    #: samples handed out by the fast paths, at their receipt offsets, with their members in the
+    #: ``_suffixes`` order: when that is every sample of the shard, its layout is proven header by
+    #: header (verify then needs no walk of its own)
+    in_order = 0
 
     def _parse(self, buf: bytes | mmap.mmap, base: int, locals_: Sequence[int], ends: list[int],
                fields: tuple[str, ...]) -> list[tuple[str, dict[str, Member]]] | None:
@@ -142,6 +146,7 @@ class TarShardReader(ShardReader):
                 # views: pixels as zero-copy views, the annotation as bytes (json.loads takes no views)
                 view = memoryview(buf) if self.views else buf
                 src = [(m, f, buf if f == "meta" else view) for m, f in take]
+                self.in_order += len(keys)
                 return [(key, {f: b[o[m][0]:o[m][1]] for m, f, b in src}) for key, o in zip(keys, offsets, strict=True)]
         if not isinstance(buf, bytes):  # a mapped file: the sample-by-sample path reads bytes
             lo, hi = ends[locals_[0]], ends[locals_[-1] + 1]
@@ -160,6 +165,7 @@ class TarShardReader(ShardReader):
     def _parse_each(self, buf: bytes, base: int, locals_: Sequence[int], ends: list[int], fields: tuple[str, ...],
                     last_in: bool) -> list[tuple[str, dict[str, Member]]] | None:
         out = []
+        ordered = 0
         view = memoryview(buf) if self.views else buf
         for local in locals_:
             key = self.key(local)
@@ -167,12 +173,14 @@ class TarShardReader(ShardReader):
                               self._expected, last_in and local == locals_[-1])
             if span is None:
                 return None
+            ordered += tuple(suffix for suffix, _, _ in span) == self._suffixes
             members: dict[str, Member] = {}
             for suffix, a, b in span:
                 field = self._expected[suffix]
                 if field in fields:
                     members[field] = (buf if field == "meta" else view)[a:b]
             out.append((key, members))
+        self.in_order += ordered
         return out
 
     # -- sequential -----------------------------------------------------------------------
@@ -261,6 +269,13 @@ class TarShardReader(ShardReader):
                 found[local] = got
             i = j
         return [found[k] for k in locals_]
+
+    def layout_proven(self, order: Sequence[str]) -> bool:
+        """Whether every sample of the shard came through the fast paths with exactly the
+        members ``order`` names, in that order: then each header was checked where its receipt
+        puts it (name, type, size, checksum, tiling, zeros after the last)."""
+        return (self.entry.count > 0 and self.in_order == self.entry.count
+                and self._suffixes == tuple(suffix.encode() for suffix in order))
 
     def stream(self) -> IO[bytes]:
         """The shard as one plain tar stream from its start (decompressed, for ``.tar.zst``):
