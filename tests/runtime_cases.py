@@ -87,3 +87,32 @@ def test_auto_runtime() -> None:
     assert resolve_runtime("densedepth", "auto", "cpu", "int8") == "openvino"
     assert resolve_runtime("onnx", "auto", "auto", "float32") == "onnxruntime"
     assert resolve_runtime("densedepth", "auto", "cpu", "float32") == "openvino"  # installed in the dev extra
+
+
+@pytest.mark.parametrize("runtime", ["onnxruntime", "openvino"])
+def test_thread_count_changes_no_output_bit(setup: tuple[Path, np.ndarray, np.ndarray], runtime: str) -> None:
+    """The worker count changes only how many threads each worker's model gets (cores /
+    workers): at 1 and 2 threads the raw output is bitwise equal, so the 8-bit maps are too."""
+    path, x, _ = setup
+    outs = [make_backend("densedepth", (32, 32), weights=str(path), input_size=(64, 64), batch=2, runtime=runtime,
+                         threads=threads).forward(x) for threads in (1, 2)]  # type: ignore[union-attr]
+    assert np.array_equal(outs[0], outs[1])
+
+
+def test_worker_count_and_resume_change_no_byte(setup: tuple[Path, np.ndarray, np.ndarray], tmp_path: Path,
+                                                demo_inputs: tuple[Path, Path]) -> None:
+    """One worker with every core, one worker per core, and a resume after a lost shard: the
+    same bytes (OpenVINO float32, the default runtime for DenseDepth on a CPU)."""
+    from helpers import snapshot
+
+    path, _, _ = setup
+    cfg = BuildConfig(size=64, fg_size=(20, 14), placements=1, flips=1, shard_size=3, depth="densedepth",
+                      depth_runtime="openvino")
+    options = {"weights": str(path), "batch": 2}
+    build(tmp_path / "one", cfg, *demo_inputs, progress=False, workers=1, depth_options=options)
+    build(tmp_path / "two", cfg, *demo_inputs, progress=False, workers=2, depth_options=options)
+    assert snapshot(tmp_path / "one") == snapshot(tmp_path / "two")
+    (tmp_path / "two" / "shards" / "000001.tar").unlink()
+    (tmp_path / "two" / "shards" / "000001.tar.json").unlink()
+    assert build(tmp_path / "two", None, progress=False, workers=2, depth_options=options).built == 1
+    assert snapshot(tmp_path / "one") == snapshot(tmp_path / "two")

@@ -22,4 +22,4 @@ def test_runtime_cases_in_their_own_process() -> None:
                            str(here / "runtime_cases.py")], cwd=here.parent, capture_output=True, text=True,
                           check=False)
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
-    assert "5 passed" in done.stdout.splitlines()[-1], done.stdout[-2000:]
+    assert "8 passed" in done.stdout.splitlines()[-1], done.stdout[-2000:]

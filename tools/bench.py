@@ -200,6 +200,43 @@ def bench_depth(side: int, candidates: list[str], images: int, n_samples: int, w
         rate = _rate(placements * n_bg * n_bg * 2, lambda b=shard_builder: b.build(0), repeat=1)
         raw = reference_rate if name == "tensorflow:float32" else dict(rows)[name].candidate_rate
         print(f"| {name.replace(':', ' ')} | {start:.1f} | {rate:,.2f} | {rate / raw:.2f} |")
+    _depth_by_workers(work, base, bg, fg, options, rows, reference_rate)
+
+
+def _steady_rate(out: Path, cfg: BuildConfig, bg: Path, fg: Path, workers: int, options: dict[str, object]) -> float:
+    """samples/s of a build between its first ``workers`` committed shards and its last (the
+    model loads and the first round left out, as a long build would see it)."""
+    stamps: list[tuple[float, int]] = []
+    build(out, cfg, bg, fg, progress=False, workers=workers, depth_options=options,
+          on_shard=lambda r, new: stamps.append((time.perf_counter(), r.count)))
+    done = stamps[workers - 1:]
+    return sum(c for _, c in done[1:]) / (done[-1][0] - done[0][0])
+
+
+def _depth_by_workers(work: Path, base: dict[str, object], bg: Path, fg: Path, options: dict[str, object],
+                      rows: list[tuple[str, object]], reference_rate: float) -> None:
+    """The default build (one worker per core, each model with cores / workers threads) against
+    one worker with every core, per float32 runtime, and against the runtime's raw forward."""
+    import os
+
+    cores = os.cpu_count() or 1
+    counts = sorted({1, cores})
+    shards, size = 4 * cores, 16
+    placements = max(1, shards * size // 8)
+    print(f"\nby worker count (default: {cores}, one per core; each model gets cores / workers threads): "
+          f"{placements * 8} samples in shards of {size}, steady rate between the first round of committed "
+          "shards and the last\n")
+    print("| runtime, precision | raw forward img/s (all cores) | " + " | ".join(f"--workers {w} samples/s"
+                                                                       for w in counts) + " | default / raw |")
+    print("|---|---|" + "---|" * len(counts) + "---|")
+    for name in ["tensorflow:float32", *(c for c, _ in rows if c.endswith("float32"))]:
+        runtime, dtype = name.split(":")
+        cfg = BuildConfig(**base, placements=placements, shard_size=size,  # type: ignore[arg-type]
+                          depth_runtime=None if runtime == "tensorflow" else runtime, depth_dtype=dtype)
+        rates = {w: _steady_rate(work / f"w{w}-{name}", cfg, bg, fg, w, options) for w in counts}
+        raw = reference_rate if name == "tensorflow:float32" else dict(rows)[name].candidate_rate  # type: ignore[attr-defined]
+        print(f"| {name.replace(':', ' ')} | {raw:,.2f} | " + " | ".join(f"{rates[w]:,.2f}" for w in counts)
+              + f" | {rates[cores] / raw:.2f} |")
 
 
 def _cv2_decode(files: dict[str, bytes]) -> dict[str, object]:
