@@ -338,3 +338,30 @@ def test_receipts_without_digests_are_proven_by_a_fresh_build(pristine: Path, tm
     _, result, after = repair(str(ds), workers=1)
     assert result.built == 3 and after.ok and snapshot(ds) == snapshot(pristine)
     assert (ds / "shards" / "000002.tar").stat().st_mtime_ns != shard
+
+
+def test_a_forged_plan_of_any_size_costs_nothing(pristine: Path, tmp_path: Path) -> None:
+    """A build record rewritten with its fingerprint recomputed to plan 2*10^9 shards: verify
+    checks the shards against the manifest instead, within bounded memory, and says why."""
+    import dataclasses
+    import tracemalloc
+
+    from fgbg.builder.manifest import read_record
+    from fgbg.builder.storage import open_store
+
+    ds = tmp_path / "ds"
+    shutil.copytree(pristine, ds)
+    record = read_record(open_store(ds))
+    forged = dataclasses.replace(record, config=dataclasses.replace(record.config, shard_size=1,
+                                                                    placements=10**8))
+    (ds / "build.json").write_bytes(forged.to_bytes())
+    tracemalloc.start()
+    try:
+        report = verify(str(ds), workers=1)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 256 * 2**20, peak
+    assert any(p.where == "build.json" and "far more than this dataset's files hold" in p.what
+               for p in report.problems), report.text()
+    assert report.samples_per_format == {"tar": 18, "hdf5": 18}  # every shard still checked, by the manifest

@@ -22,7 +22,7 @@ import json
 import re
 from typing import Any
 
-from fgbg.readers.schema import INDEX_FILES, BuildRecordSchema
+from fgbg.readers.schema import INDEX_FILES, BuildRecordSchema, format_of
 
 from ..build import BuildResult, build
 from ..errors import FgbgError
@@ -87,7 +87,7 @@ def _distrust(url: str, storage_options: dict[str, Any] | None, before: VerifyRe
         if not _SHARD.fullmatch(name) or (index_damaged and p.what.startswith(INDEX_FINDINGS)):
             continue
         shards.add(name)
-    for name in _planned_shards(read_record(store)):
+    for name in _planned_shards(store, read_record(store)):
         receipt = load_receipt(store, name) if name not in shards else None
         if receipt is not None and not receipt.digests:
             shards.add(name)
@@ -97,10 +97,20 @@ def _distrust(url: str, storage_options: dict[str, Any] | None, before: VerifyRe
     return sorted(shards)
 
 
-def _planned_shards(record: BuildRecord) -> list[str]:
-    """Every shard file the plan of a built dataset makes (none for an imported one)."""
+def _planned_shards(store: Store, record: BuildRecord) -> list[str]:
+    """The shard files in ``shards/`` that the plan of a built dataset makes (none for an
+    imported one): looked up from the listing, so a plan's size costs nothing."""
     plan = plan_of(record)
-    return [] if plan is None else [shard_name(s, fmt) for s in range(plan.n_shards) for fmt in record.formats]
+    if plan is None:
+        return []
+    out = []
+    for entry in store.listdir("shards"):
+        name = f"shards/{entry}"
+        if _SHARD.fullmatch(name):
+            fmt, s = format_of(name), int(entry.split(".")[0])
+            if fmt in record.formats and s < plan.n_shards and shard_name(s, fmt) == name:
+                out.append(name)
+    return out
 
 
 def repair(url: str, *, workers: int | None = None, storage_options: dict[str, Any] | None = None,

@@ -316,13 +316,20 @@ def _shard_files(store: Store) -> dict[tuple[str, int], list[str]]:
 
 
 def _layout(store: Store, record: BuildRecord | None, manifest: Manifest | None, sound: bool,
-            on_disk: dict[tuple[str, int], list[str]]) -> tuple[dict[tuple[str, int], tuple[int, int]], str]:
+            on_disk: dict[tuple[str, int], list[str]],
+            report: VerifyReport) -> tuple[dict[tuple[str, int], tuple[int, int]], str]:
     """Where each shard of the dataset must be: {(format, shard): (first, count)} and what says
     so -- the build record's plan; without one (imported, or no intact record), the manifest
     when sound; else the receipts found in ``shards/`` (each held to its shard's real size)."""
     plan = plan_of(record)
+    # the plan's size is a claim too (a forged record with its fingerprint recomputed can ask
+    # for 10^10 shards): held to what the dataset's files could be, so memory stays bounded
+    bound = 4 * max(len(on_disk), sum(map(len, manifest.shards.values())) if manifest is not None else 0, 256)
     if plan is not None and record is not None:
-        return {(fmt, s): plan.shard_range(s) for s in range(plan.n_shards) for fmt in record.formats}, "plan"
+        if plan.n_shards * len(record.formats) <= bound:
+            return {(fmt, s): plan.shard_range(s) for s in range(plan.n_shards) for fmt in record.formats}, "plan"
+        report.add(BUILD_RECORD, f"its plan makes {plan.n_shards} shards per format, far more than this dataset's "
+                                 "files hold: the shards are checked against the manifest or their receipts instead")
     if manifest is not None and sound:
         return {(fmt, s): (e.first, e.count) for fmt, entries in manifest.shards.items()
                 for s, e in enumerate(entries)}, "manifest"
@@ -458,7 +465,7 @@ def verify(url: str, deep: bool = False, storage_options: dict[str, Any] | None 
         _compare_record(record, manifest, report)
     plan_record = record or _record_copy(manifest)  # build.json damaged: the copy repair restores it from
     on_disk = _shard_files(store)
-    layout, source = _layout(store, plan_record, manifest, sound, on_disk)
+    layout, source = _layout(store, plan_record, manifest, sound, on_disk, report)
     listed = _listed(manifest, layout, source, report)
     members = _members(plan_record, manifest)
     location = Location(str(url), store.storage_options if isinstance(store, ObjectStore) else None)
