@@ -17,6 +17,7 @@ from typing import Any, cast
 import msgspec
 import numpy as np
 
+from .backgrounds import BACKGROUND, Backgrounds, background_index
 from .decode import MAX_PIXELS, REDUCTIONS, DecodeError, decode_member
 from .errors import DatasetError, MetadataError, ShardReadError
 from .formats import Member, ShardReader, reader_class
@@ -58,14 +59,19 @@ class Dataset:
             raise DatasetError(f"{self.root}: no {self.format} shards; this dataset has {', '.join(formats)}")
         available = tuple(self.metadata.fields)
         self.fields = tuple(fields) if fields is not None else available
-        unknown = [f for f in self.fields if f not in available]
+        unknown = [f for f in self.fields if f not in (*available, BACKGROUND)]
         if unknown:
-            raise DatasetError(
-                f"{self.root}: no field(s) {', '.join(unknown)}; this dataset has {', '.join(available)}")
+            raise DatasetError(f"{self.root}: no field(s) {', '.join(unknown)}; this dataset has "
+                               f"{', '.join(available)} (and {BACKGROUND}: the stored background)")
         self.max_pixels = max_pixels
         self.check = check
+        # ``background`` is no member: its annotation names it (read ``meta`` for it), inputs/ holds it
+        self.backgrounds = Backgrounds(location, manifest, max_pixels) if BACKGROUND in self.fields else None
+        members = tuple(f for f in self.fields if f != BACKGROUND)
+        if self.backgrounds is not None and "meta" not in members:
+            members += ("meta",)
         # a checked read needs every member (the digest covers them all); only ``fields`` are decoded
-        self.read_fields = available if check else self.fields
+        self.read_fields = available if check else members
         self._member_names: dict[str, str] = {f: spec.member for f, spec in self.metadata.fields.items()}
         self.shards: list[ShardEntry] = self.metadata.shards[self.format]
         self._firsts = [s.first for s in self.shards]
@@ -121,12 +127,17 @@ class Dataset:
     def _decode(self, reader: ShardReader, key: str, members: dict[str, Member]) -> dict[str, Any]:
         if self.check:
             self._prove(reader, key, members)
-        elif not self.decode and len(members) == len(self.fields):  # the reader kept exactly these
-            raw = cast(dict[str, Any], members)  # the reader's fresh dict becomes the sample: no second dict
+        elif not self.decode and self.backgrounds is None and len(members) == len(self.fields):
+            raw = cast(dict[str, Any], members)  # the reader kept exactly these: its fresh dict becomes the sample
             raw["key"] = key
             return raw
         sample: dict[str, Any] = {"key": key}
         for field in self.fields:
+            if field == BACKGROUND:
+                where = f"{reader.path}: sample {key}"
+                index = background_index(members.get("meta"), key, where)
+                sample[field] = self.backgrounds.get(index, self.decode, self.reduce, where)  # type: ignore[union-attr]
+                continue
             if field not in members:
                 raise DatasetError(f"{reader.path}: sample {key} has no {field} member")
             value = members[field]
@@ -281,6 +292,10 @@ def open_dataset(url: str | Path, format: str | None = None, fields: Sequence[st
     layout's arrays as they are) for decoders of your own -- GPU decoding, a different
     library -- in every access path: iteration, ``ds[i]``, :meth:`Dataset.get_many` and
     streams (``normalize``/``resize`` need decoded samples).
+
+    ``fields`` may also name ``background``: the stored background each composite was made
+    from (``inputs/bg/NNNN.png``, named by the annotation), proven against the manifest's
+    sha256 before its first use in each process and cached decoded (bounded).
 
     ``reduce=2`` (or 4, 8) decodes every pixel field at that fraction of its stored size: the
     JPEG composite in the DCT domain (libjpeg's scaled decoding: a fraction of the work, not

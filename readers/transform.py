@@ -14,7 +14,8 @@ class SampleTransform:
     """Turns decoded uint8 fields into float32 normalised ones and/or resizes them.
 
     ``normalize``: image -> (x/255 - mean) / std per channel, depth likewise with the depth
-    statistics, mask -> x/255 (a probability, not standardised). ``resize`` (w, h): image
+    statistics, background with the stored backgrounds' (``inputs_bg``), mask -> x/255 (a
+    probability, not standardised). ``resize`` (w, h): image
     and depth by area (shrink) or bilinear (enlarge), the mask by nearest neighbour so it
     stays binary.
     """
@@ -38,7 +39,7 @@ class SampleTransform:
         return cv2.resize(x, (w, h), interpolation=interp)
 
     def __call__(self, sample: dict[str, Any]) -> dict[str, Any]:
-        for field in ("image", "mask", "depth"):
+        for field in ("image", "mask", "depth", "background"):
             if field not in sample:
                 continue
             x = sample[field]
@@ -47,6 +48,10 @@ class SampleTransform:
             if self.normalize:
                 x = x.astype(np.float32) * np.float32(1 / 255)
                 if field != "mask":
-                    x = (x - self.mean[field]) / self.std[field]
+                    stats = _STATISTICS.get(field, field)
+                    x = (x - self.mean[stats]) / self.std[stats]
             sample[field] = x
         return sample
+
+
+_STATISTICS = {"background": "inputs_bg"}  # the manifest's statistics of a field's pixels, where named otherwise
