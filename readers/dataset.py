@@ -21,6 +21,7 @@ from .backgrounds import BACKGROUND, Backgrounds, background_index
 from .decode import MAX_PIXELS, REDUCTIONS, DecodeError, decode_member
 from .errors import DatasetError, MetadataError, ShardReadError
 from .formats import Member, ShardReader, reader_class
+from .formats.tar import MAX_SPAN
 from .fs import Location
 from .schema import Manifest, ShardEntry, members_digest, parse_manifest
 from .stream import Stream, StreamSpec, worker_context
@@ -234,6 +235,27 @@ class Dataset:
                                  f"({type(e).__name__}: {e})") from None
         return self._decode(reader, key, members)
 
+    def _fetch_many(self, by_shard: dict[int, list[int]]) -> dict[int, list[bytes]]:
+        """On object storage, every read a batch needs across all its shards, fetched at once
+        (concurrent ranged GETs: one round trip for the batch, not one per range); locally
+        nothing (each shard reads its ranges itself, from the page cache)."""
+        if not self.location.remote:
+            return {}
+        try:
+            plans = {s: runs for s, gs in by_shard.items()
+                     if (runs := self._readers[s].plan_many([g - self._firsts[s] for g in gs]))}
+            ranges = [(self._readers[s].rel, lo, hi) for s, runs in plans.items() for _, lo, hi in runs
+                      if hi - lo <= MAX_SPAN]
+            if not ranges:
+                return {}
+            data = iter(self.location.read_ranges(ranges))
+        except DatasetError:
+            raise
+        except _READ_ERRORS as e:
+            raise ShardReadError(f"{self.root}: batch of {sum(map(len, by_shard.values()))} samples unreadable "
+                                 f"({type(e).__name__}: {e})") from None
+        return {s: [next(data) if hi - lo <= MAX_SPAN else b"" for _, lo, hi in runs] for s, runs in plans.items()}
+
     def get_many(self, indices: Sequence[int]) -> list[dict[str, Any]]:
         """Samples ``indices`` (any order, repeats allowed), in that order. Reads are grouped
         by shard, sorted and coalesced: neighbouring samples come in one read (one ranged
@@ -243,10 +265,11 @@ class Dataset:
         for g in sorted(set(wanted)):
             by_shard.setdefault(bisect.bisect_right(self._firsts, g) - 1, []).append(g)
         got: dict[int, dict[str, Any]] = {}
+        fetched = self._fetch_many(by_shard)
         for s, gs in by_shard.items():
             reader, first = self._readers[s], self._firsts[s]
             try:
-                read = reader.read_many([g - first for g in gs], self.read_fields)
+                read = reader.read_many([g - first for g in gs], self.read_fields, fetched.get(s))
             except DatasetError:
                 raise
             except _READ_ERRORS as e:

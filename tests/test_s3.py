@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 pytest.importorskip("s3fs")
@@ -174,3 +175,37 @@ def test_inputs_from_s3(moto: MotoServer, bucket: str, reference: dict[str, str]
     build(out, CFG, f"s3://{bucket}/in/bg", f"s3://{bucket}/in/fg", progress=False,
           storage_options=options(moto.url))
     assert snapshot(out) == reference
+
+
+def test_get_many_fetches_a_batch_in_one_round_trip(moto: MotoServer, bucket: str, tmp_path: Path,
+                                                     demo_inputs: tuple[Path, Path]) -> None:
+    """A random batch over several shards: every range it needs goes out in one concurrent
+    ``cat_ranges`` (s3fs keeps them in flight together), not one GET per range; the samples
+    are the local ones, in the asked order, repeats included."""
+    url = f"s3://{bucket}/ds"
+    build(url, CFG, *demo_inputs, progress=False, storage_options=options(moto.url), workers=1)
+    build(tmp_path / "local", CFG, *demo_inputs, progress=False, workers=1)
+    want = open_dataset(tmp_path / "local")
+    ds = open_dataset(url, storage_options=options(moto.url))
+    batch = [70, 3, 41, 3, 12, 66, 13]
+    ds.get_many(batch)  # the receipts of these shards are read (once per shard)
+    fs = ds.location.fs
+    calls: list[str] = []
+    real_ranges, real_cat, real_open = fs.cat_ranges, fs.cat_file, fs.open
+
+    def count(name: str, fn: Any) -> Any:
+        def wrapped(*args: Any, **kwargs: Any) -> Any:
+            calls.append(name)
+            return fn(*args, **kwargs)
+        return wrapped
+
+    fs.cat_ranges, fs.cat_file, fs.open = count("cat_ranges", real_ranges), count("cat_file", real_cat), count(
+        "open", real_open)
+    try:
+        got = ds.get_many(batch)
+    finally:
+        fs.cat_ranges, fs.cat_file, fs.open = real_ranges, real_cat, real_open
+    assert calls == ["cat_ranges"]
+    assert [s["key"] for s in got] == [f"{i:08d}" for i in batch]
+    assert all(np.array_equal(s["image"], want[i]["image"]) and s["meta"] == want[i]["meta"]
+               for s, i in zip(got, batch, strict=True))

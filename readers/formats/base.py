@@ -59,9 +59,16 @@ class ShardReader(ABC):
     def read_members(self, local: int, fields: tuple[str, ...]) -> tuple[str, dict[str, Member]]:
         """The ``local``-th sample of the shard, without reading the others."""
 
-    def read_many(self, locals_: Sequence[int], fields: tuple[str, ...]) -> list[tuple[str, dict[str, Member]]]:
+    def plan_many(self, locals_: Sequence[int]) -> list[tuple[list[int], int, int]]:
+        """The byte ranges that fetch samples ``locals_`` -- (a run of local positions, its
+        first byte, its end) -- for formats read by ranges (tar, .tar.zst); none otherwise."""
+        return []
+
+    def read_many(self, locals_: Sequence[int], fields: tuple[str, ...],
+                  fetched: Sequence[bytes] | None = None) -> list[tuple[str, dict[str, Member]]]:
         """Samples ``locals_`` (any order, repeats allowed), in that order; formats that can
-        coalesce neighbouring reads override this."""
+        coalesce neighbouring reads override this (``fetched``: the bytes of their
+        :meth:`plan_many` ranges, already read)."""
         return [self.read_members(k, fields) for k in locals_]
 
     def close(self) -> None:

@@ -249,12 +249,12 @@ class TarShardReader(ShardReader):
             buf) == hi - lo else None
         return parsed[0] if parsed else self._read_one(local, ends, fields)
 
-    def read_many(self, locals_: Sequence[int], fields: tuple[str, ...]) -> list[tuple[str, dict[str, Member]]]:
-        """Samples ``locals_`` (any order, repeats allowed) in that order: sorted, neighbours
-        coalesced into one read each (gaps under COALESCE_GAP, runs up to WINDOW)."""
+    def plan_many(self, locals_: Sequence[int]) -> list[tuple[list[int], int, int]]:
+        """The reads that fetch samples ``locals_``: (a run of local positions, its first byte,
+        its end), sorted, neighbours coalesced (gaps under COALESCE_GAP, runs up to WINDOW)."""
         ends = self._boundaries()
         wanted = sorted(set(locals_))
-        found: dict[int, tuple[str, dict[str, Member]]] = {}
+        runs = []
         i = 0
         while i < len(wanted):
             j = i + 1
@@ -262,12 +262,24 @@ class TarShardReader(ShardReader):
                    and ends[wanted[j] + 1] - ends[wanted[i]] <= WINDOW):
                 j += 1
             run = wanted[i:j]
-            lo, hi = ends[run[0]], ends[run[-1] + 1]
-            buf = self._read(lo, hi) if hi - lo <= MAX_SPAN else b""
+            runs.append((run, ends[run[0]], ends[run[-1] + 1]))
+            i = j
+        return runs
+
+    def read_many(self, locals_: Sequence[int], fields: tuple[str, ...],
+                  fetched: Sequence[bytes] | None = None) -> list[tuple[str, dict[str, Member]]]:
+        """Samples ``locals_`` (any order, repeats allowed) in that order, from the reads
+        :meth:`plan_many` makes -- done here one after another, or ``fetched`` already (their
+        bytes, in plan order: a caller that fetched many shards' ranges at once)."""
+        ends = self._boundaries()
+        runs = self.plan_many(locals_)
+        if fetched is None:
+            fetched = [self._read(lo, hi) if hi - lo <= MAX_SPAN else b"" for _, lo, hi in runs]
+        found: dict[int, tuple[str, dict[str, Member]]] = {}
+        for (run, lo, hi), buf in zip(runs, fetched, strict=True):
             parsed = self._parse(buf, lo, run, ends, fields) if len(buf) == hi - lo else None
             for local, got in zip(run, parsed or (self._read_one(k, ends, fields) for k in run), strict=True):
                 found[local] = got
-            i = j
         return [found[k] for k in locals_]
 
     def layout_proven(self, order: Sequence[str]) -> bool:
