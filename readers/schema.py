@@ -20,7 +20,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -266,30 +266,27 @@ def sample_digest(members: dict[str, bytes]) -> str:
     field order (image, mask, depth, instances, meta), each as ``suffix NUL length data``, cut to 128 bits.
     ``members`` maps tar member suffixes (``jpg``, ``mask.png``...) to their bytes; the same
     bytes sit in a tar shard and in an encoded HDF5 shard, so the digest is format-independent."""
-    h = hashlib.sha256()
-    for suffix, label in _SUFFIX_LABELS:
-        data = members.get(suffix)
-        if data is not None:
-            h.update(label + len(data).to_bytes(8, "big"))
-            h.update(data)
-    return h.hexdigest()[:DIGEST_HEX]
+    return _digest((label, members[suffix]) for suffix, label in _SUFFIX_LABELS if suffix in members)
 
 
 def members_digest(members: dict[str, Any], names: Mapping[str, str] = MEMBERS) -> str | None:
     """:func:`sample_digest` of a sample as readers return it (field -> member; ``names``: the
     dataset's member suffix per field); None when a member is decoded pixels (raw-layout HDF5:
     its chunks carry Fletcher-32 checksums instead)."""
+    labelled = [(label, members[field]) for field, label in _field_labels(tuple(names.items())) if field in members]
+    if len(labelled) != len(members):
+        raise KeyError(f"members {sorted(set(members) - set(names))} have no suffix")
+    if not all(isinstance(data, (bytes, memoryview)) for _, data in labelled):
+        return None
+    return _digest(labelled)
+
+
+def _digest(parts: Iterable[tuple[bytes, Any]]) -> str:
+    """The digest formula, once: each member as ``label length(8 bytes, big-endian) data``."""
     h = hashlib.sha256()
-    for field, label in _field_labels(tuple(names.items())):  # sample_digest's order, without a second dict
-        data = members.get(field)
-        if data is None:
-            continue
-        if not isinstance(data, (bytes, memoryview)):
-            return None
+    for label, data in parts:
         h.update(label + len(data).to_bytes(8, "big"))
         h.update(data)
-    if len(members) > len(names) or any(f not in names for f in members):
-        raise KeyError(f"members {sorted(set(members) - set(names))} have no suffix")
     return h.hexdigest()[:DIGEST_HEX]
 
 
