@@ -63,6 +63,7 @@ __all__ = [
     "parse_manifest",
     "parse_receipt",
     "sample_digest",
+    "shard_position",
 ]
 
 MAX_KEY_WIDTH = 18  # 10**18 samples: more than any dataset; keys stay short strings
@@ -106,6 +107,12 @@ def format_version_of(instances: bool, parquet: bool, zstd_members: bool) -> int
     """The format version a dataset's features make: the newest feature's (1 with none)."""
     return max(1, 2 if instances else 1, 3 if parquet else 1, 4 if zstd_members else 1)
 _SHARD_NAME = re.compile(r"shards/([0-9]{6,12})(\.tar|\.h5|\.tar\.zst)")
+
+
+def shard_position(rel: str) -> tuple[str, int] | None:
+    """(format, number) of a shard file named ``shards/NNNNNN.<ext>``; None for any other name."""
+    m = _SHARD_NAME.fullmatch(rel)
+    return (format_of(rel), int(m[1])) if m else None
 
 
 class ShardEntry(Struct, frozen=True, forbid_unknown_fields=True):

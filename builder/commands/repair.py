@@ -19,10 +19,9 @@ message naming the file.
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
-from fgbg.readers.schema import INDEX_FILES, BuildRecordSchema, format_of
+from fgbg.readers.schema import INDEX_FILES, BuildRecordSchema, shard_position
 
 from ..build import BuildResult, build
 from ..errors import FgbgError
@@ -36,7 +35,6 @@ from .verify import INDEX_FINDINGS, VerifyReport, verify
 
 __all__ = ["repair"]
 
-_SHARD = re.compile(r"shards/[0-9]{6,12}\.(tar|h5|tar\.zst)")
 
 def _record_in_manifest(store: Store) -> BuildRecord | None:
     """The build record the manifest carries, if that part of it is intact (its fingerprint
@@ -84,7 +82,7 @@ def _distrust(url: str, storage_options: dict[str, Any] | None, before: VerifyRe
     shards = set()
     for p in before.problems:
         name = p.where.removesuffix(".json")
-        if not _SHARD.fullmatch(name) or (index_damaged and p.what.startswith(INDEX_FINDINGS)):
+        if shard_position(name) is None or (index_damaged and p.what.startswith(INDEX_FINDINGS)):
             continue
         shards.add(name)
     for name in _planned_shards(store, read_record(store)):
@@ -106,10 +104,10 @@ def _planned_shards(store: Store, record: BuildRecord) -> list[str]:
     out = []
     for entry in store.listdir("shards"):
         name = f"shards/{entry}"
-        if _SHARD.fullmatch(name):
-            fmt, s = format_of(name), int(entry.split(".")[0])
-            if fmt in record.formats and s < plan.n_shards and shard_name(s, fmt) == name:
-                out.append(name)
+        position = shard_position(name)
+        if position is not None and position[0] in record.formats and position[1] < plan.n_shards \
+                and shard_name(position[1], position[0]) == name:
+            out.append(name)
     return out
 
 

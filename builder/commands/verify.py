@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import re
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -30,13 +29,12 @@ from fgbg.readers.errors import DatasetError, MetadataError
 from fgbg.readers.fs import Location
 from fgbg.readers.index import PARQUET, CsvRows, IndexRows, index_bound
 from fgbg.readers.schema import (
-    EXTENSIONS,
     MEMBERS,
     Manifest,
     ShardEntry,
     decode_manifest,
-    format_of,
     manifest_problems,
+    shard_position,
 )
 
 from ..card import CARD, PREVIEW, dataset_card, draw_preview
@@ -60,8 +58,6 @@ from ..storage import TMP_MARK, ObjectStore, Store, open_store
 from .shard_check import CheckContext, Problem, Proofs, Rows, ShardCheck, ShardChecker, ShardResult, plan_of
 
 __all__ = ["INDEX_FINDINGS", "Problem", "VerifyReport", "verify"]
-
-_SHARD_FILE = re.compile(r"([0-9]{6,12})(\.tar|\.h5|\.tar\.zst)(\.json)?")
 
 
 @dataclass
@@ -305,13 +301,18 @@ def _record_copy(manifest: Manifest | None) -> BuildRecord | None:
     return None
 
 
+def _shard_file(rel: str) -> bool:
+    """A shard's file or its receipt, by name."""
+    return shard_position(rel.removesuffix(".json")) is not None
+
+
 def _shard_files(store: Store) -> dict[tuple[str, int], list[str]]:
     """Shard files and receipts in ``shards/``, by (format, shard number)."""
     found: dict[tuple[str, int], list[str]] = {}
     for entry in store.listdir("shards"):
-        m = _SHARD_FILE.fullmatch(entry)
-        if m:
-            found.setdefault((format_of(m[1] + m[2]), int(m[1])), []).append(f"shards/{entry}")
+        position = shard_position(f"shards/{entry}".removesuffix(".json"))
+        if position is not None:
+            found.setdefault(position, []).append(f"shards/{entry}")
     return found
 
 
@@ -350,11 +351,11 @@ def _listed(manifest: Manifest | None, layout: dict[tuple[str, int], tuple[int, 
     listed: dict[tuple[str, int], ShardEntry] = {}
     for fmt, entries in (manifest.shards.items() if manifest is not None else ()):
         for entry in entries:
-            s = int(entry.name[len("shards/"):].split(".")[0])
-            if not entry.name.endswith(EXTENSIONS[fmt]) or (fmt, s) in listed:
+            position = shard_position(entry.name)
+            if position is None or position[0] != fmt or position in listed:
                 continue  # misnamed or listed twice: manifest_problems says so
-            listed[(fmt, s)] = entry
-            where = layout.get((fmt, s))
+            listed[position] = entry
+            where = layout.get(position)
             if where is None and source != "manifest":
                 report.add(MANIFEST, f"lists {entry.name}, which the {source} does not have")
             elif where is not None and where != (entry.first, entry.count):
@@ -510,7 +511,7 @@ def verify(url: str, deep: bool = False, storage_options: dict[str, Any] | None 
         if TMP_MARK in entry_name:
             report.add(rel, "stale temporary file (left by a dead builder; removed by the next build or repair)")
         elif rel not in known:
-            shard_like = source == "plan" and _SHARD_FILE.fullmatch(entry_name)
+            shard_like = source == "plan" and _shard_file(rel)
             report.add(rel, "not a shard of the build record's plan" if shard_like else "not listed in the manifest")
     return report
 
