@@ -39,9 +39,9 @@ from ..inputs import fg_boxes, load_inputs
 from ..manifest import index_columns
 from ..people import PlacedBox, paint_ids
 from ..plan import Plan, plan_for
-from ..receipts import Receipt, read_receipt, receipt_name
+from ..receipts import Receipt, read_receipt, receipt_name, write_receipt
 from ..record import BuildRecord
-from ..storage import ObjectStore, open_store
+from ..storage import LocalStore, ObjectStore, open_store
 
 __all__ = ["CheckContext", "Problem", "Proofs", "Rows", "ShardCheck", "ShardChecker", "ShardResult", "plan_of"]
 
@@ -107,15 +107,14 @@ class Rows:
         if self.names is not None:
             bg_names, fg_names = self.names
             bad |= np.array([m["bg"].get("name") != bg_names[b] or m["fg"].get("name") != fg_names[f]
-                             for m, (b, f, *_) in zip(metas, np.minimum(want, 1 << 62).tolist(), strict=True)])
+                             for m, (b, f, *_) in zip(metas, want.tolist(), strict=True)])
         return [int(x) for x in np.flatnonzero(bad)]
 
     def check(self, meta: dict[str, Any], key: str) -> str | None:
         i = int(key) - self.base
         if not 0 <= i < self.rows:
             return f"no row in the annotations {self.source}"
-        pairs = {"bg": meta["bg"]["index"], "fg": meta["fg"]["index"], "flip": meta["flip"],
-                 "placement": meta["placement"], "x": meta["x"], "y": meta["y"], "w": meta["w"], "h": meta["h"]}
+        pairs = {"bg": meta["bg"]["index"], "fg": meta["fg"]["index"], **{k: meta[k] for k in _INT_KEYS}}
         wrong = [k for k, v in pairs.items() if type(v) is not int or int(self.columns[k][i]) != v]
         if float(self.columns["scale"][i]) != float(meta["scale"]):
             wrong.append("scale")
@@ -213,6 +212,8 @@ class ShardChecker:
                 out.append(Problem(name, "sha256 differs from the manifest (bytes changed)"))
             # held to the file's real size unless the file is what changed (then the receipt may be right)
             receipt, why = read_receipt(store, name, size if entry is None or size == entry.bytes else None)
+            if receipt is not None and location is not self.location:  # the downloaded copy's reader reads it
+                write_receipt(LocalStore(location.url), receipt)
             if receipt is None:
                 out.append(Problem(receipt_name(name), why))
             else:
@@ -231,8 +232,8 @@ class ShardChecker:
     def _bytes(self, name: str) -> Iterator[tuple[Location, mmap.mmap | None]]:
         """The shard's bytes, mapped (None when empty), and a Location to read it through:
         locally the file in place; on an object store one download into a temporary folder
-        (with the receipt beside it), so hash, layout walk and samples cost one GET, not three
-        passes of ranged reads."""
+        (its receipt, once read, is written beside it), so hash, layout walk and samples cost
+        one GET, not three passes of ranged reads."""
         if not isinstance(self.store, ObjectStore):
             with self.location.mapped(name) as mm:
                 yield self.location, mm
@@ -241,8 +242,6 @@ class ShardChecker:
             local = Path(tmp) / name
             local.parent.mkdir(parents=True)
             self.store.download(name, local)
-            with contextlib.suppress(FileNotFoundError):
-                local.with_name(local.name + ".json").write_bytes(self.store.read_metadata(receipt_name(name)))
             copy = Location(tmp)
             with copy.mapped(name) as mm:
                 yield copy, mm
