@@ -58,3 +58,16 @@ def kill_when(proc: subprocess.Popen[str], ready: Callable[[], bool], group: boo
     else:
         os.kill(proc.pid, signal.SIGKILL)
     proc.communicate()
+
+
+def sample_fingerprint(sample: dict[str, Any]) -> tuple[str, str]:
+    """(key, sha256 of a decoded sample's pixels and annotation): equal only for the same sample."""
+    import json
+
+    import numpy as np
+
+    h = hashlib.sha256()
+    for field in ("image", "mask", "depth"):
+        h.update(np.ascontiguousarray(sample[field]).tobytes())
+    h.update(json.dumps(sample["meta"], sort_keys=True).encode())
+    return sample["key"], h.hexdigest()

@@ -18,12 +18,11 @@ import shutil
 import tarfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import h5py
 import numpy as np
 import pytest
-from helpers import snapshot
+from helpers import sample_fingerprint, snapshot
 
 from fgbg.builder import BuildConfig, build
 from fgbg.builder.cli import main
@@ -44,17 +43,9 @@ def pristine(tmp_path_factory: pytest.TempPathFactory, demo_inputs: tuple[Path, 
     return out
 
 
-def _fingerprint(sample: dict[str, Any]) -> tuple[str, str]:
-    h = hashlib.sha256()
-    for f in ("image", "mask", "depth"):
-        h.update(np.ascontiguousarray(sample[f]).tobytes())
-    h.update(json.dumps(sample["meta"], sort_keys=True).encode())
-    return sample["key"], h.hexdigest()
-
-
 @pytest.fixture(scope="module")
 def reference(pristine: Path) -> dict[str, list[tuple[str, str]]]:
-    return {fmt: [_fingerprint(s) for s in open_dataset(pristine, format=fmt)] for fmt in ("tar", "hdf5")}
+    return {fmt: [sample_fingerprint(s) for s in open_dataset(pristine, format=fmt)] for fmt in ("tar", "hdf5")}
 
 
 # -- damage to a tar shard: its members as (TarInfo, bytes), rewritten -----------------------------------------------
@@ -253,18 +244,18 @@ def _readers_exact_or_error(ds: Path, reference: dict[str, list[tuple[str, str]]
         got = []
         with contextlib.suppress(DatasetError):  # every sample before the error is an original
             for s in d:
-                got.append(_fingerprint(s))
+                got.append(sample_fingerprint(s))
         assert got == want[:len(got)], fmt
         for i in range(SHARD + 1):
             with contextlib.suppress(DatasetError):
-                assert _fingerprint(d[i]) == want[i], (fmt, i)
+                assert sample_fingerprint(d[i]) == want[i], (fmt, i)
         with contextlib.suppress(DatasetError):
             batch = d.get_many([2, 1, 0, 3])
-            assert [_fingerprint(s) for s in batch] == [want[2], want[1], want[0], want[3]], fmt
+            assert [sample_fingerprint(s) for s in batch] == [want[2], want[1], want[0], want[3]], fmt
         streamed = []
         with contextlib.suppress(DatasetError):
             for s in d.stream(shuffle=True, seed=3, partial="uneven"):
-                streamed.append(_fingerprint(s))
+                streamed.append(sample_fingerprint(s))
         assert set(streamed) <= set(want), fmt
 
 
