@@ -147,8 +147,9 @@ def test_grid_filter_sample_and_overview(served: tuple[Path, str], browser: Any,
     assert "54" in browser.find_element(By.ID, "counts").text
     assert "plane" in browser.find_element(By.ID, "depth-source").text
     browser.find_element(By.ID, "verify").click()
-    result = wait(lambda: (t := browser.find_element(By.ID, "verify-result").text).startswith("OK") and t,
-                  "verify to finish", timeout=120)
+    # the result line exists only once the POST has answered: look for it, do not demand it at once
+    result = wait(lambda: (found := browser.find_elements(By.ID, "verify-result"))
+                  and (t := found[0].text).startswith("OK") and t, "verify to finish", timeout=120)
     assert result.startswith("OK: 54 samples")
     browser.save_screenshot(str(artifacts / "view-overview.png"))
     no_console_errors(browser)
