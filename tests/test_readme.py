@@ -1,5 +1,6 @@
-"""The README's recipes, run as written: each ``<!-- recipe: NAME -->`` block, on a demo dataset,
-plus checks on what it produced, so the README cannot drift from what fgbg writes."""
+"""The documentation's recipes, run as written: each ``<!-- recipe: NAME -->`` block of README.md
+and of the guide pages under docs/, on a demo dataset, plus checks on what it produced, so
+neither the README nor the guide can drift from what fgbg writes."""
 
 from __future__ import annotations
 
@@ -15,11 +16,28 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 _RECIPE = re.compile(r"<!-- recipe: ([\w-]+) -->\n```(python|bash)\n(.*?)```", re.S)
-RECIPES = {name: (lang, code) for name, lang, code in _RECIPE.findall((ROOT / "README.md").read_text())}
+# where recipes may live: the README and the guide's pages (docs/hooks/ holds the site's code)
+PAGES = [ROOT / "README.md", *sorted(p for p in (ROOT / "docs").rglob("*.md") if "hooks" not in p.parts)]
+FOUND = [(page, name, lang, code) for page in PAGES for name, lang, code in _RECIPE.findall(page.read_text())]
+RECIPES = {name: (lang, code) for _page, name, lang, code in FOUND}
 
 
-def test_readme_has_the_recipes() -> None:
-    assert set(RECIPES) == {"webdataset", "datasets", "lightning", "pandas", "h5dump", "own-images"}
+def test_docs_have_the_recipes() -> None:
+    names = [name for _page, name, _lang, _code in FOUND]
+    assert len(names) == len(set(names)), f"a recipe name is used twice: {sorted(names)}"
+    assert set(RECIPES) == {"tour", "pytorch", "webdataset", "datasets", "lightning", "pandas", "h5dump",
+                            "own-images"}
+    readme = {name for page, name, _lang, _code in FOUND if page.name == "README.md" and page.parent == ROOT}
+    assert readme == {"tour", "pytorch"}  # the front door keeps few examples; the rest live in docs/
+
+
+def test_readme_command_2_is_what_ci_runs() -> None:
+    """The README's test command (command 2) is the line .ci/run runs, byte for byte."""
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split("```bash\n", 1)[1].split("```", 1)[0]
+    command_2 = block.split("# 2. ", 1)[1].split("\n", 1)[1].strip()
+    ci = (ROOT / ".ci" / "run").read_text().strip().splitlines()[-1]
+    assert command_2 == ci
 
 
 @pytest.fixture(scope="module")
@@ -60,6 +78,22 @@ def _bash(work: Path, name: str, env: dict[str, str] | None = None) -> subproces
                        env=env or _env(work), timeout=600)
     assert r.returncode == 0, r.stdout + r.stderr
     return r
+
+
+def test_tour_recipe(work: Path) -> None:
+    out = _bash(work, "tour").stdout
+    assert "2560" in out.replace(",", "") and out.strip().endswith(": OK"), out
+
+
+def test_pytorch_recipe(work: Path) -> None:
+    pytest.importorskip("torch")
+    _python(work, "pytorch", """
+import torch
+assert tuple(batch["image"].shape) == (32, 224, 224, 3) and batch["image"].dtype == torch.uint8
+assert tuple(batch["mask"].shape) == (32, 224, 224) and tuple(batch["depth"].shape) == (32, 112, 112)
+assert batch["index"].shape == (32,) and not batch["padding"].any()
+assert len(set(batch["index"].tolist())) == 32
+""")
 
 
 def test_webdataset_recipe(work: Path) -> None:
@@ -151,7 +185,7 @@ def test_h5dump_recipe(work: Path) -> None:
     bare = subprocess.run(["h5dump", "-d", "/mask", "-s", "0,120,100", "-c", "1,1,8", "demo_raw/shards/000000.h5"],
                           cwd=work, capture_output=True, text=True,
                           env={k: v for k, v in _env(work).items() if k != "HDF5_PLUGIN_PATH"})
-    assert not re.search(r"\(0,120,10\d\): \d", bare.stdout)  # the README's warning holds: no filter, no data
+    assert not re.search(r"\(0,120,10\d\): \d", bare.stdout)  # the recipe's warning holds: no filter, no data
 
 
 def test_own_images_recipe(work: Path) -> None:
