@@ -33,6 +33,7 @@ from .config import BuildConfig
 from .depth import describe_backend
 from .errors import ConfigMismatchError, FgbgError, LockedError, OutputError
 from .inputs import encode_inputs, fg_boxes, input_statistics, load_inputs, write_inputs
+from .layer_inputs import carry_predictions, first_backgrounds, predict_backgrounds
 from .manifest import (
     ANNOTATIONS,
     BUILD_RECORD,
@@ -218,8 +219,8 @@ def _shard_builder(store: Store, record: BuildRecord, depth_options: dict[str, A
 # -- driver -----------------------------------------------------------------------------
 def _prepare_record(
     store: Store, cfg: BuildConfig | None, sources: tuple[Any, Any] | None, formats: list[str], layout: str,
-    depth_options: dict[str, Any], index: str = "csv",
-) -> tuple[BuildRecord, dict[str, Path]]:
+    depth_options: dict[str, Any], index: str = "csv", workers: int | None = None, progress: bool | None = None,
+) -> tuple[BuildRecord, dict[str, Path], object]:
     existing = read_record(store) if store.exists(BUILD_RECORD) else None
     if sources is None:
         if existing is None:
@@ -227,12 +228,20 @@ def _prepare_record(
         if existing.imported:
             raise FgbgError(f"{store.url}: an imported dataset has no plan to rebuild shards from; "
                             "run fgbg import again to redo it")
-        return existing, {}
+        return existing, {}, None
     assert cfg is not None
     bgs, fgs = sources
     records, files = encode_inputs(cfg, bgs, fgs)
     n = len(bgs) * len(fgs) * cfg.flips * cfg.placements
     depth = describe_backend(cfg.depth, cfg.depth_shape, **depth_settings(cfg, depth_options))
+    keep: object = None
+    if cfg.depth_layers and existing is not None:  # resuming: the predictions are the dataset's inputs
+        records = carry_predictions(records, existing.inputs)
+    elif cfg.depth_layers:  # the model once per background, before the first shard
+        pngs = [b.png for b in bgs]
+        made = predict_backgrounds(cfg, records, pngs, depth_options, workers, progress,
+                                   calibration=first_backgrounds(cfg, pngs))
+        records, files, keep = made.inputs, {**files, **made.files}, made.spool
     record = make_record(cfg, records, depth, formats, layout, n, index)
     if existing is not None and existing.fingerprint != record.fingerprint:
         diffs = record_differences(existing, record) or ["fingerprint"]
@@ -240,7 +249,7 @@ def _prepare_record(
             f"{store.url}: already holds a dataset built with other settings or inputs "
             f"({'; '.join(diffs)}); use a new --out, or rerun with the original settings to resume"
         )
-    return record, files
+    return record, files, keep
 
 
 def check_output(store: Store) -> None:
@@ -387,8 +396,8 @@ def build(
         try:
             with store.lock():
                 depth_options = dict(depth_options or {})
-                record, files = _prepare_record(store, cfg, sources, list(formats), hdf5_layout, depth_options,
-                                                index)
+                record, files, _spool = _prepare_record(store, cfg, sources, list(formats), hdf5_layout,
+                                                        depth_options, index, workers, progress)
                 store.remove_stale_temps()
                 write_inputs(store, files)
                 store.write_atomic(BUILD_RECORD, record.to_bytes())

@@ -153,6 +153,10 @@ def _build_parser() -> argparse.ArgumentParser:
     g.add_argument("--depth-dtype", default="float32", choices=("float32", "float16", "bfloat16", "int8"),
                    help="densedepth/onnx: precision; reduced ones change depth maps (fgbg depth-check measures "
                         "how much with your weights); int8 needs --depth-runtime openvino")
+    g.add_argument("--depth-layers", action="store_true",
+                   help="densedepth/onnx: run the model once per background instead of per composite; each map is "
+                        "the background's prediction with every person a flat cut-out at the depth of its feet "
+                        "(minutes instead of hours; see docs/depth-layers.md for what the maps then mean)")
     o = b.add_argument_group("output")
     o.add_argument("--shard-size", type=int, default=d.shard_size, help="samples per shard")
     o.add_argument("--format", default="tar", help="tar, tarzst (.tar.zst: one zstd frame per sample, ~22%% "
@@ -269,6 +273,15 @@ def _build_parser() -> argparse.ArgumentParser:
     dm.add_argument("--depth-batch", type=int, default=8, help="images per model call")
     dm.add_argument("--depth-device", default="auto", choices=("auto", "cpu", "gpu"), help="where the models run")
 
+    cl = command("compare", "layered depth (--depth-layers) against per-composite inference of the same model, "
+                            "on a dataset's own samples: agreement outside and inside the people, and speed")
+    cl.add_argument("dataset", help="dataset folder or URL, built with --depth densedepth or onnx")
+    _add_model_paths(cl)
+    cl.add_argument("--samples", type=int, default=64, help="samples compared, spread over the dataset")
+    cl.add_argument("--depth-batch", type=int, default=8, help="images per model call")
+    cl.add_argument("--depth-device", default="auto", choices=("auto", "cpu", "gpu"), help="where the model runs")
+    _add_storage_option(cl)
+
     m = command("demo-inputs", "write the synthetic demo inputs to a folder")
     m.add_argument("--out", required=True, help="folder to write bg/ and fg/ into")
     m.add_argument("--bg", type=int, default=8, help="number of backgrounds")
@@ -345,7 +358,7 @@ def _config(a: argparse.Namespace) -> BuildConfig:
         position=None if a.position == "uniform" else a.position,
         person_height=(parse_range(a.person_height, "--person-height") if a.person_height
                        else (1.5, 1.9) if a.position == "floor" else None),
-        members=None if a.members == "png" else a.members,
+        members=None if a.members == "png" else a.members, depth_layers=True if a.depth_layers else None,
     )
 
 
@@ -427,6 +440,16 @@ def _model_paths(a: argparse.Namespace) -> dict[str, Any] | None:
     """The model files given on the command line (their hashes must match what a dataset recorded)."""
     paths = {k: v for k, v in (("weights", a.depth_weights), ("model", a.depth_model)) if v}
     return paths or None
+
+
+def _cmd_compare(a: argparse.Namespace) -> int:
+    from .commands.compare_layers import compare_layers, format_comparison
+
+    if a.samples < 1:
+        raise FgbgError(f"--samples must be >= 1, got {a.samples}")
+    options = {**(_model_paths(a) or {}), "batch": a.depth_batch, "device": a.depth_device}
+    print(format_comparison(compare_layers(a.dataset, options, a.samples, _storage_options(a)), a.dataset))
+    return 0
 
 
 def _cmd_verify(a: argparse.Namespace) -> int:
@@ -563,7 +586,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _build_parser().parse_args(argv)
     handlers = {"build": _cmd_build, "convert": _cmd_convert, "info": _cmd_info, "demo-inputs": _cmd_demo_inputs,
                 "append": _cmd_append, "depth-check": _cmd_depth_check, "verify": _cmd_verify, "repair": _cmd_repair,
-                "export": _cmd_export, "preview": _cmd_preview, "import": _cmd_import, "view": _cmd_view}
+                "export": _cmd_export, "preview": _cmd_preview, "import": _cmd_import, "view": _cmd_view,
+                "compare": _cmd_compare}
     handler = handlers[args.command]
     previous = _terminate_as_interrupt()
     try:

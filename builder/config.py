@@ -89,6 +89,7 @@ class BuildConfig:
     position: str | None = None  # None: uniform (anywhere); "floor": feet on the room's floor (builder/floor.py)
     person_height: tuple[float, float] | None = None  # floor: person height range in metres (default 1.5-1.9)
     members: str | None = None  # None: masks, depth, instance maps as PNG; "zstd": zstd-compressed .npy (format 4)
+    depth_layers: bool | None = None  # None: the model runs per composite; True: once per background (depth/layers.py)
 
     def __post_init__(self) -> None:
         problems = []
@@ -132,6 +133,12 @@ class BuildConfig:
         if self.harmonize is not None and not 0 < self.harmonize <= 1:
             problems.append(f"--harmonize must be in (0, 1], got {self.harmonize}")
         problems += self._people_problems() + self._floor_problems()
+        if self.depth_layers is not None and self.depth not in _RUNTIMES:
+            problems.append(f"--depth-layers runs a learned model once per background: it needs --depth densedepth "
+                            f"or --depth onnx, got --depth {self.depth} (plane already stands people at the floor's "
+                            "depth)")
+        elif self.depth_layers is not None and self.depth_layers is not True:
+            problems.append(f"depth_layers must be true or absent, got {self.depth_layers!r}")
         if self.members not in (None, "zstd"):
             problems.append(f"--members must be png or zstd, got {self.members!r}")
         if not 0 <= self.mask_threshold <= 254:
@@ -213,7 +220,7 @@ class BuildConfig:
         d["depth_input"] = list(self.depth_input_shape) if self.depth == "densedepth" else (
             list(self.depth_input) if self.depth_input else None)
         for late in ("depth_runtime", "depth_preset", "blend", "harmonize", "rotate", "people", "max_occlusion",
-                     "position", "person_height", "members"):
+                     "position", "person_height", "members", "depth_layers"):
             if d[late] is None:
                 del d[late]
         return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}

@@ -117,7 +117,7 @@ def ray_runner(store: Store, record: BuildRecord, depth_options: dict[str, Any],
         try:
             actors: list[Any] = []
             cfg = record.build_config
-            if cfg.runtime is not None:  # a learned model: one copy per GPU (or one on the CPUs)
+            if cfg.runtime is not None and not cfg.depth_layers:  # a learned model: one copy per GPU (or one CPU)
                 gpus = int(ray.cluster_resources().get("GPU", 0))  # type: ignore[no-untyped-call]
                 server = ray.remote(num_gpus=1 if gpus else 0, num_cpus=0 if gpus else 1)(DepthServer)
                 calibration = calibration_images(load_inputs(store, record.inputs), cfg)

@@ -24,6 +24,8 @@ from .blend import blend_alpha, harmonise, lab_stats, poisson_paste, rotate_rgba
 from .composite import Prepared, paste, prepare
 from .config import BuildConfig
 from .depth import DepthBackend, DepthBatch, make_backend
+from .depth.layers import LayeredDepth, model_output
+from .depth.stored import StoredPredictions
 from .encode import MASK_PNG, decode_jpeg, encode_jpeg_bgr, encode_mask_png, encode_npy_zst, encode_png
 from .errors import FgbgError
 from .floor import distance_m
@@ -40,7 +42,8 @@ from .stats import PixelSums, float_sums, opencv_sums, square_table
 from .storage import Store
 
 __all__ = [
-    "DEPTH_BATCH", "Foregrounds", "ShardBuilder", "commit_shard", "depth_settings", "meta_json", "shard_meta",
+    "DEPTH_BATCH", "Foregrounds", "ShardBuilder", "commit_shard", "depth_settings", "layered_depth", "meta_json",
+    "shard_meta",
 ]
 
 DEPTH_BATCH = 32  # samples per depth-backend call
@@ -143,6 +146,14 @@ def calibration_images(inputs: InputSet, cfg: BuildConfig) -> np.ndarray | None:
         return None
     n = min(CALIBRATION_IMAGES, len(inputs.bg))
     return np.stack([inputs.bg[i] for i in range(n)])
+
+
+def layered_depth(store: Store, record: BuildRecord) -> LayeredDepth:
+    """``--depth-layers``: the painter of a dataset's maps, from its stored background predictions."""
+    cfg = record.build_config
+    output = model_output(cfg.depth, cfg.depth_preset, cfg.depth_input)
+    predictions = StoredPredictions(store, record.inputs.bg, cfg.depth_shape)
+    return LayeredDepth(cfg.depth_shape, record.depth, output, predictions, (cfg.size, cfg.size))
 
 
 def shard_meta(record: BuildRecord, shard: int, first: int, count: int) -> ShardMeta:
@@ -278,6 +289,8 @@ class ShardBuilder:
         self.key_width = record.key_width
         self.mask_png: str = record.tool.get("mask_png", "sub")  # absent: made before the field
         options = dict(depth_options or {})
+        if backend is None and self.cfg.depth_layers:  # maps painted from the stored predictions: no model here
+            backend = layered_depth(store, record)
         if backend is None and self.cfg.depth_dtype == "int8":
             options["calibration"] = calibration_images(self.inputs, self.cfg)
         self.backend = backend or make_backend(self.cfg.depth, self.cfg.depth_shape,
@@ -441,7 +454,7 @@ class ShardBuilder:
             people = None
             if self.cfg.people is not None:
                 people = [(np.array([[q.x, q.y, q.w, q.h] for q in c[0]], np.int64), c[1]) for c in crowds if c]
-            depths = self.backend.predict(DepthBatch(pixels, masks, boxes, people))
+            depths = self.backend.predict(DepthBatch(pixels, masks, boxes, people, p.bg[sl]))
             s_d, q_d = float_sums(depths, 1)
             stats["depth"].add(depths.shape[0] * depths.shape[1] * depths.shape[2], s_d, q_d)
         out = []

@@ -159,6 +159,9 @@ class InputEntry(Struct, frozen=True, omit_defaults=True):
     mask_file: Annotated[str, Meta(pattern=r"^inputs/fg_mask/[0-9]{4,}\.png$")] | None = None
     base_size: Annotated[list[Dim], Meta(min_length=2, max_length=2)] | None = None
     stored_size: Annotated[list[Dim], Meta(min_length=2, max_length=2)] | None = None
+    #: --depth-layers: the model's prediction for this background (float32 .npy) and its sha256
+    depth_file: Annotated[str, Meta(pattern=r"^inputs/bg_depth/[0-9]{4,}\.npy$")] | None = None
+    depth_sha256: Sha256 | None = None
 
 
 class DecoderShape(Struct, frozen=True, forbid_unknown_fields=True):

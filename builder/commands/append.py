@@ -22,8 +22,10 @@ from fgbg.readers.schema import InputEntry
 
 from ..build import BuildResult, run_record
 from ..errors import FgbgError
-from ..inputs import encode_inputs, write_inputs
+from ..inputs import encode_inputs, load_inputs, write_inputs
+from ..layer_inputs import predict_backgrounds
 from ..manifest import BUILD_RECORD, read_record
+from ..shard import calibration_images
 from ..sources import PreparedInput, load_backgrounds, load_foregrounds
 from ..storage import open_store
 
@@ -64,11 +66,19 @@ def append(
                 raise FgbgError(f"{url}: already holds {', '.join(dupes[:5])}; append only new inputs")
             n_bg, n_fg = len(inputs.bg), len(inputs.fg)
             added, files = encode_inputs(cfg, new_bg, new_fg, start=(n_bg, n_fg))
+            grown, spool = inputs + added, None
+            if cfg.depth_layers and new_bg:  # the model once per new background, as a build does
+                made = predict_backgrounds(cfg, grown, [p.png for p in new_bg], dict(depth_options or {}), workers,
+                                           progress, start=n_bg,
+                                           calibration=calibration_images(load_inputs(store, inputs), cfg))
+                grown, spool = made.inputs, made.spool
+                files.update(made.files)
             record = record.with_changes(
-                inputs=inputs + added,
+                inputs=grown,
                 segments=(*segments, ((n_bg, n_bg + len(new_bg)), (n_fg, n_fg + len(new_fg)))),
                 lineage=(*(record.lineage or ()), record.fingerprint))
             write_inputs(store, files)
+            del spool  # the spooled predictions are in the dataset now
             store.write_atomic(BUILD_RECORD, record.to_bytes())  # from here on, a rerun resumes
         store.remove_stale_temps()
         return run_record(store, record, depth_options=depth_options, workers=workers, progress=progress,

@@ -133,7 +133,7 @@ def convert(
                 raise ConfigMismatchError(f"{out}: already holds another dataset ({'; '.join(diffs)})")
         store.remove_stale_temps()
         for entry in record.inputs.bg + record.inputs.fg:
-            for rel in (entry.file, entry.mask_file):
+            for rel in (entry.file, entry.mask_file, entry.depth_file):
                 if rel is not None:
                     store.write_atomic(rel, src_store.read_bytes(rel))
         store.write_atomic(BUILD_RECORD, record.to_bytes())

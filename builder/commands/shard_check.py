@@ -186,6 +186,11 @@ class ShardChecker:
             cfg = record.config
             self.foregrounds = Foregrounds(load_inputs(self.store, record.inputs), cfg.mask_threshold,
                                            cfg.soft_mask, cfg.size)
+        self.layers = None  # deep + --depth-layers: every depth map painted again from the stored predictions
+        if self.foregrounds is not None and record is not None and record.build_config.depth_layers:
+            from ..shard import layered_depth
+
+            self.layers = layered_depth(self.store, record)
 
     def check(self, task: ShardCheck) -> ShardResult:
         """Every problem of one shard, the samples seen and its receipt (when it parses); never
@@ -307,7 +312,7 @@ class ShardChecker:
         digests = receipt.digests if receipt is not None and receipt.count == task.count else []
         every = tuple(self.ctx.members)
         light = every if self.ctx.decode else tuple(f for f in every if f == "meta" or (
-            self.foregrounds is not None and f in ("mask", "instances")))
+            self.foregrounds is not None and f in ("mask", "instances")) or (self.layers is not None and f == "depth"))
         seen, last = 0, None
         annotated: list[tuple[str, dict[str, Any]]] = []  # checked against the tables a batch at a time
         try:
@@ -360,8 +365,15 @@ class ShardChecker:
         out = []
         if not np.array_equal(want, sample["mask"]):
             out.append("mask differs from the one its annotation implies")
-        if "instances" in sample and not np.array_equal(paint_ids(boxes, masks, want.shape[0]), sample["instances"]):
+        ids = paint_ids(boxes, masks, want.shape[0]) if len(people) > 1 or "instances" in sample else None
+        if ids is not None and "instances" in sample and not np.array_equal(ids, sample["instances"]):
             out.append("instance map differs from the one its annotation implies")
+        if self.layers is not None and "depth" in sample:
+            placed = [(b.x, b.y, b.w, b.h) for b in boxes]
+            layers = [want] if ids is None else [np.where(ids == k + 1, 255, 0).astype(np.uint8)
+                                                  for k in range(len(boxes))]
+            if not np.array_equal(self.layers.paint_one(meta["bg"]["index"], placed, layers), sample["depth"]):
+                out.append("depth map differs from the one its background's prediction and annotation paint")
         return out
 
 

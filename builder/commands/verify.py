@@ -39,6 +39,7 @@ from fgbg.readers.schema import (
 
 from ..card import CARD, PREVIEW, dataset_card, draw_preview
 from ..config import BuildConfig
+from ..depth.stored import StoredPredictions
 from ..errors import FgbgError
 from ..inputs import input_statistics, load_inputs
 from ..manifest import (
@@ -201,6 +202,8 @@ def _input_statistics(store: Store, record: BuildRecord) -> dict[str, PixelSums]
     input does not match its recorded hash."""
     if not isinstance(record.config, BuildConfig):
         return {}
+    if record.config.depth_layers:  # the backgrounds' predictions are inputs too: hashed and parsed
+        StoredPredictions(store, record.inputs.bg, record.config.depth_shape, capacity=1).check_all()
     return input_statistics(load_inputs(store, record.inputs), record.config)
 
 

@@ -27,6 +27,8 @@ class DepthBatch:
     #: --people: per image, every person's box (K, 4) in paint order and the instance map (H, W),
     #: ids 1..K; None with one person per image
     people: list[tuple[np.ndarray, np.ndarray]] | None = None
+    #: (N,) int64 background index of each image (``--depth-layers`` paints on its prediction)
+    backgrounds: np.ndarray | None = None
 
 
 class DepthBackend(ABC):

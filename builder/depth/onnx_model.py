@@ -19,7 +19,7 @@ from fgbg.readers.schema import DepthSource
 
 from ..errors import FgbgError
 from .base import DepthBackend, DepthBatch
-from .presets import PRESETS, Preset, parse_preset, postprocess, preprocess
+from .presets import PRESETS, Preset, output_kind, output_values, parse_preset, postprocess, preprocess
 from .runtimes import make_runner
 
 __all__ = ["OnnxDepth", "describe_model", "preset_named"]
@@ -108,6 +108,15 @@ class OnnxDepth(DepthBackend):
     def model_input(self, images: np.ndarray) -> np.ndarray:
         """(N, H, W, 3) uint8 RGB composites -> the model's input, by the preset."""
         return preprocess(images, self.preset, self.input_size)
+
+    @property
+    def output(self) -> str:
+        """``metric`` or ``inverse``: the convention of :meth:`values`."""
+        return output_kind(self.preset)
+
+    def values(self, images: np.ndarray) -> np.ndarray:
+        """(N, h, w) float64 maps before the 8-bit stretch (``--depth-layers`` stores them)."""
+        return output_values(self.forward(self.model_input(images)), self.preset, self.out_size)
 
     def predict(self, batch: DepthBatch) -> np.ndarray:
         return postprocess(self.forward(self.model_input(batch.images)), self.preset, self.out_size)

@@ -23,7 +23,8 @@ import numpy as np
 
 from .base import to_seed_uint8
 
-__all__ = ["CUSTOM_OPTIONS", "PRESETS", "Preset", "custom_spec", "parse_preset", "postprocess", "preprocess"]
+__all__ = ["CUSTOM_OPTIONS", "PRESETS", "Preset", "custom_spec", "output_kind", "output_values", "parse_preset",
+           "postprocess", "preprocess", "stretch"]
 
 _IMAGENET_MEAN = (0.485, 0.456, 0.406)
 _IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -126,8 +127,16 @@ def _maps(raw: np.ndarray) -> np.ndarray:
     return out
 
 
-def postprocess(raw: np.ndarray, preset: Preset, out_size: tuple[int, int]) -> np.ndarray:
-    """The model's output -> (N, oh, ow) uint8 maps, far = bright, resized to ``out_size`` (w, h)."""
+def output_kind(preset: Preset) -> str:
+    """``metric`` or ``inverse``: what :func:`output_values` gives (DenseDepth's raw output
+    becomes metres) and so how :func:`stretch` maps it to 8 bits."""
+    return "inverse" if preset.output == "inverse" else "metric"
+
+
+def output_values(raw: np.ndarray, preset: Preset, out_size: tuple[int, int]) -> np.ndarray:
+    """The model's output -> (N, oh, ow) float64 maps in :func:`output_kind`'s convention
+    (metres, or relative inverse depth), resized to ``out_size`` (w, h): everything before the
+    per-image stretch, which ``--depth-layers`` stores per background and paints people into."""
     maps = _maps(raw)
     if preset.output == "densedepth":
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -138,10 +147,21 @@ def postprocess(raw: np.ndarray, preset: Preset, out_size: tuple[int, int]) -> n
         shrink = ow <= maps.shape[2] and oh <= maps.shape[1]
         maps = np.stack([cv2.resize(m, (ow, oh), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
                          for m in maps])
-    if preset.output in ("metric", "densedepth"):
+    return maps
+
+
+def stretch(maps: np.ndarray, kind: str) -> np.ndarray:
+    """(N, h, w) maps in the ``kind`` convention -> 8-bit maps, far = bright, stretched per image:
+    metric by the seeds' mapping (:func:`to_seed_uint8`), inverse by ``255 (max - d) / (max - min)``."""
+    if kind == "metric":
         return to_seed_uint8(maps)
     lo = maps.min(axis=(1, 2), keepdims=True)
     hi = maps.max(axis=(1, 2), keepdims=True)
     span = np.where(hi > lo, hi - lo, 1.0)
     out: np.ndarray = np.rint(255.0 * (hi - maps) / span).astype(np.uint8)  # larger inverse depth = nearer
     return out
+
+
+def postprocess(raw: np.ndarray, preset: Preset, out_size: tuple[int, int]) -> np.ndarray:
+    """The model's output -> (N, oh, ow) uint8 maps, far = bright, resized to ``out_size`` (w, h)."""
+    return stretch(output_values(raw, preset, out_size), output_kind(preset))

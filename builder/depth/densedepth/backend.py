@@ -146,6 +146,7 @@ def _configure_runtime(device: str, threads: int | None, dtype: str) -> None:
 class DenseDepthBackend(DepthBackend):
     name = "densedepth"
     needs_pixels = True
+    output = "metric"  # what values() gives: metres
 
     def __init__(self, out_size: tuple[int, int], weights: str | Path | None = None,
                  input_size: tuple[int, int] = (224, 224), batch: int = 32, device: str = "auto",
@@ -211,10 +212,15 @@ class DenseDepthBackend(DepthBackend):
         return images.astype(np.float32) / 255.0
 
     def predict(self, batch: DepthBatch) -> np.ndarray:
-        metres = pred_to_metres(self.forward(self.model_input(batch.images)))
+        return to_seed_uint8(self.values(batch.images))
+
+    def values(self, images: np.ndarray) -> np.ndarray:
+        """(N, h, w) float64 metres at the stored size, before the 8-bit stretch
+        (``--depth-layers`` stores them per background)."""
+        metres = pred_to_metres(self.forward(self.model_input(images)))
         ow, oh = self.out_size
         if metres.shape[1:] != (oh, ow):
             shrink = ow <= metres.shape[2] and oh <= metres.shape[1]
             metres = np.stack([cv2.resize(m, (ow, oh), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
                                for m in metres])
-        return to_seed_uint8(metres)
+        return metres
