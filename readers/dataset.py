@@ -21,8 +21,9 @@ from .backgrounds import BACKGROUND, Backgrounds, background_index
 from .decode import MAX_PIXELS, REDUCTIONS, DecodeError, decode_member
 from .errors import DatasetError, MetadataError, ShardReadError
 from .formats import Member, ShardReader, reader_class
-from .formats.tar import MAX_SPAN
-from .fs import Location
+from .formats.tar import MAX_SPAN, TarShardReader
+from .fs import CONNECTIONS, Location
+from .readahead import BUDGET, ReadAhead
 from .schema import Manifest, ShardEntry, members_digest, parse_manifest
 from .stream import Stream, StreamSpec, worker_context
 from .transform import SampleTransform
@@ -40,11 +41,15 @@ class Dataset:
 
     def __init__(self, location: Location, manifest: Manifest, format: str | None = None,
                  fields: Sequence[str] | None = None, max_pixels: int = MAX_PIXELS, check: bool = False,
-                 decode: bool = True, reduce: int = 1):
+                 decode: bool = True, reduce: int = 1, read_ahead: int = BUDGET):
         """``manifest``: the checked ``manifest.json`` (:func:`read_manifest`, or the one a
         builder is about to commit). ``check``: prove every sample read against its receipt's
         digest; ``decode``: False hands back members undecoded; ``reduce``: pixel fields at
-        1/2, 1/4 or 1/8 of their size (see :func:`open_dataset`)."""
+        1/2, 1/4 or 1/8 of their size; ``read_ahead``: bytes a sequential remote read fetches
+        ahead (see :func:`open_dataset`)."""
+        if read_ahead < 0:
+            raise DatasetError(f"read_ahead must be a number of bytes >= 0, got {read_ahead}")
+        self.read_ahead = read_ahead
         if reduce not in REDUCTIONS:
             raise DatasetError(f"reduce must be one of {', '.join(map(str, REDUCTIONS))}, got {reduce!r}")
         if reduce != 1 and not decode:
@@ -156,21 +161,42 @@ class Dataset:
 
     # -- sequential ---------------------------------------------------------------------
     def __iter__(self) -> Iterator[dict[str, Any]]:
-        for s in range(len(self.shards)):
-            yield from self.iter_shard(s)
+        ahead = self.read_ahead_for((s, 0, shard.count) for s, shard in enumerate(self.shards))
+        try:
+            for s in range(len(self.shards)):
+                yield from self.iter_shard(s, ahead)
+        finally:
+            if ahead is not None:
+                ahead.close()
 
-    def iter_shard(self, s: int) -> Iterator[dict[str, Any]]:
+    def read_ahead_for(self, runs: Iterator[tuple[int, int, int]]) -> ReadAhead | None:
+        """Read-ahead over ``runs`` -- (shard position, first local sample, stop) in the order
+        they will be read -- for a remote dataset whose format is read by windows; None
+        where there is nothing to gain (local files, HDF5, ``read_ahead=0`` without a cache)."""
+        loc = self.location
+        if not loc.remote or not isinstance(self._readers[0] if self._readers else None, TarShardReader):
+            return None
+        if self.read_ahead == 0 and loc.cache is None:
+            return None
+        readers = self._readers
+        return ReadAhead(loc, ((cast(TarShardReader, readers[s]), lo, hi) for s, lo, hi in runs), self.read_ahead)
+
+    def iter_shard(self, s: int, ahead: ReadAhead | None = None) -> Iterator[dict[str, Any]]:
         """Decoded samples of shard ``s`` (its position in the manifest) in key order."""
         reader = self._readers[s]
-        for key, members in self.iter_members(s):
+        for key, members in self.iter_members(s, ahead=ahead):
             yield self._decode(reader, key, members)
 
-    def iter_members(self, s: int) -> Iterator[tuple[str, dict[str, Member]]]:
-        """Undecoded members of shard ``s`` (bytes, or arrays for the raw HDF5 layout)."""
+    def iter_members(self, s: int, start: int = 0, stop: int | None = None,
+                     ahead: ReadAhead | None = None) -> Iterator[tuple[str, dict[str, Member]]]:
+        """Undecoded members of samples ``start..stop-1`` of shard ``s`` (bytes, or arrays for
+        the raw HDF5 layout); ``ahead``: the read-ahead these reads were planned in."""
         reader = self._readers[s]
         last = None
+        if ahead is not None:
+            ahead.advance()
         try:
-            for key, members in reader.iter_members(self.read_fields):
+            for key, members in reader.iter_members(self.read_fields, start, stop, ahead):
                 last = key
                 yield key, members
         except DatasetError:
@@ -299,7 +325,8 @@ def read_manifest(location: Location) -> Manifest:
 def open_dataset(url: str | Path, format: str | None = None, fields: Sequence[str] | None = None,
                  max_pixels: int = MAX_PIXELS, storage_options: dict[str, Any] | None = None,
                  cache_dir: str | Path | None = None, check: bool = False, decode: bool = True,
-                 reduce: int = 1) -> Dataset:
+                 reduce: int = 1, cache_limit: int | None = None, read_ahead: int = BUDGET,
+                 connections: int = CONNECTIONS) -> Dataset:
     """Open the dataset at ``url``: a folder or an fsspec URL holding ``manifest.json``.
 
     ``format`` picks ``"tar"`` or ``"hdf5"`` when the dataset holds both (default: the
@@ -325,5 +352,5 @@ def open_dataset(url: str | Path, format: str | None = None, fields: Sequence[st
     a full decode then a resize), the mask by nearest neighbour, depth by area. These pixels
     differ from a full decode resized afterwards; ``reduce=1`` (default) is the stored size.
     """
-    location = Location(url, storage_options, cache_dir)
-    return Dataset(location, read_manifest(location), format, fields, max_pixels, check, decode, reduce)
+    location = Location(url, storage_options, cache_dir, cache_limit, connections)
+    return Dataset(location, read_manifest(location), format, fields, max_pixels, check, decode, reduce, read_ahead)

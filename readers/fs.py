@@ -3,10 +3,14 @@
 One small class so every reader opens files the same way. Each Location keeps its own
 local descriptors (:mod:`readers.handles`): a dataset opened once reads the shard files as
 they were when it first touched them, as the HDF5 reader always has -- one repaired since
-is seen by opening the dataset again. Remote shards are opened as
-seekable fsspec files (ranged reads: a shard streams without being downloaded first);
-with ``cache_dir`` each shard is copied to local disk on first use and read from there
-afterwards (fsspec's ``filecache``), so later epochs do not touch the network.
+is seen by opening the dataset again.
+
+Remotely, byte ranges go through one :class:`~readers.remote.RangeFetcher` per process
+(concurrent, retried, length-checked; on S3 conditional on the ETag first seen, so a file
+rewritten while the dataset is open is an error naming it); what the store says about a
+file (size, ETag) is asked once and kept. With ``cache_dir`` every shard is downloaded whole
+on first use into a bounded, shared :class:`~readers.cache.ShardCache` and read from local
+disk afterwards, through the local fast paths, so later epochs do not touch the network.
 """
 
 from __future__ import annotations
@@ -20,26 +24,38 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import IO, Any
 
+from .cache import ShardCache
 from .errors import DatasetError
 from .handles import handles
+from .remote import ObjectInfo, RangeFetcher
 
 __all__ = ["MAX_METADATA_BYTES", "Location"]
 
 _OPENED = itertools.count()
 MAX_METADATA_BYTES = 1 << 28  # 256 MiB: a 100M-sample manifest is far below; a hostile file is refused
+CHUNK = 8 << 20  # bytes per ranged GET of a whole-file download (measured: tools/bench.py cloud)
+CONNECTIONS = 16  # requests in flight per process, by default
 
 
 class Location:
     """A dataset root. ``open(rel)`` returns a binary file; ``rel`` is a POSIX path inside it."""
 
     def __init__(self, url: str | Path, storage_options: dict[str, Any] | None = None,
-                 cache_dir: str | Path | None = None):
+                 cache_dir: str | Path | None = None, cache_limit: int | None = None,
+                 connections: int = CONNECTIONS):
         text = str(url)
         self.url = text.rstrip("/")
         self.remote = "://" in text and not text.startswith("file://")
         self.storage_options = dict(storage_options or {})
         self.cache_dir = str(cache_dir) if cache_dir else None
+        if connections < 1:
+            raise DatasetError(f"connections must be >= 1, got {connections}")
+        self.connections = connections
+        self.cache = ShardCache(cache_dir, self.url, cache_limit) if cache_dir and self.remote else None
         self._fs: Any = None
+        self._fetcher: RangeFetcher | None = None
+        self._pid = os.getpid()
+        self._infos: dict[str, ObjectInfo] = {}
         self._token = f"{os.getpid()}-{next(_OPENED)}"  # its own descriptors in the handle cache
         self._checked: set[str] = set()  # names already held to _inside
         if not self.remote:
@@ -48,10 +64,14 @@ class Location:
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         state["_fs"] = None  # filesystems (sessions, sockets) are rebuilt in each process
+        state["_fetcher"] = None
         return state
 
     @property
     def fs(self) -> Any:
+        if self._pid != os.getpid():  # forked (a DataLoader worker): sessions and loops are the parent's
+            self._fs = self._fetcher = None
+            self._pid = os.getpid()
         if self._fs is None:
             import fsspec
 
@@ -62,15 +82,63 @@ class Location:
             # same (shared) filesystem instance before a file was written made fsspec report that
             # file missing afterwards (seen on S3 while a build's retried shard was committed)
             options = {"use_listings_cache": False, **self.storage_options}
+            if protocol in ("s3", "s3a"):  # botocore pools 10 connections: fewer than the requests in flight
+                config = dict(options.get("config_kwargs") or {})
+                config.setdefault("max_pool_connections", max(10, 2 * self.connections))
+                options["config_kwargs"] = config
             try:
-                if self.cache_dir:
-                    self._fs = fsspec.filesystem("filecache", target_protocol=protocol,
-                                                 target_options=options, cache_storage=self.cache_dir)
-                else:
-                    self._fs = fsspec.filesystem(protocol, **options)
+                self._fs = fsspec.filesystem(protocol, **options)
             except ImportError as e:
                 raise filesystem_error(protocol, e) from e
         return self._fs
+
+    @property
+    def fetcher(self) -> RangeFetcher:
+        """This process's concurrent ranged reader (remote datasets)."""
+        fs = self.fs
+        if self._fetcher is None:
+            self._fetcher = RangeFetcher(fs, self.connections)
+        return self._fetcher
+
+    def info(self, rel: str) -> ObjectInfo:
+        """Size and ETag of ``rel`` as the store first told this dataset (one HEAD, kept:
+        reads that follow are held to this version)."""
+        got = self._infos.get(rel)
+        if got is None:
+            detail = self.fs.info(self.path(self._inside(rel)))
+            etag = detail.get("ETag") or detail.get("etag")
+            got = self._infos[rel] = ObjectInfo(int(detail["size"]), str(etag) if etag else None)
+        return got
+
+    def cached(self, rel: str) -> Path:
+        """The local copy of the remote file ``rel`` in the shard cache (downloaded first if
+        absent: whole, its ranges fetched concurrently)."""
+        assert self.cache is not None
+        info = self.info(rel)
+        return self.cache.get(rel, info, lambda tmp: self.download(rel, tmp, info))
+
+    def download(self, rel: str, local: Path, info: ObjectInfo | None = None) -> None:
+        """``rel`` copied whole into the new local file ``local``: ranges of CHUNK bytes with
+        up to ``connections`` in flight, each written where it belongs as it arrives (memory:
+        the ranges in flight)."""
+        info = info or self.info(rel)
+        path, fetcher = self.path(rel), self.fetcher
+        pending: list[tuple[int, Any]] = []
+        fd = os.open(local, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        try:
+            for start in range(0, info.size, CHUNK):
+                if len(pending) >= self.connections:
+                    at, fut = pending.pop(0)
+                    os.pwrite(fd, fut.result(), at)
+                pending.append((start, fetcher.submit(path, start, min(info.size, start + CHUNK), info)))
+            for at, fut in pending:
+                os.pwrite(fd, fut.result(), at)
+        except BaseException:
+            for _, fut in pending:
+                fut.cancel()
+            raise
+        finally:
+            os.close(fd)
 
     def path(self, rel: str) -> str:
         return f"{self.url}/{rel}" if self.remote else str(self.root / rel)
@@ -98,6 +166,8 @@ class Location:
         self._inside(rel)
         if not self.remote:
             return os.fdopen(self._open_fd(rel), "rb", buffering=buffering)
+        if self.cache is not None:
+            return open(self.cached(rel), "rb", buffering=buffering)
         f: IO[bytes] = self.fs.open(self.path(rel), "rb", block_size=max(buffering, 1 << 16))
         return f
 
@@ -109,34 +179,37 @@ class Location:
             self._checked.add(self._inside(rel))
         if not self.remote:
             return handles.pread(f"{self._token}:{rel}", lambda: self._open_fd(rel), end - start, start)
-        data: bytes = self.fs.cat_file(self.path(rel), start=start, end=end)
-        return data
+        if self.cache is not None:
+            return self._cached_pread(rel, start, end)
+        info = self.info(rel)
+        end = min(end, max(start, info.size))  # what the file holds: a range past its end reads short
+        return self.fetcher.submit(self.path(rel), start, end, info).result()
+
+    def _cached_pread(self, rel: str, start: int, end: int) -> bytes:
+        local = self.cached(rel)
+        return handles.pread(f"{self._token}:{local}", lambda: os.open(local, os.O_RDONLY), end - start, start)
 
     def read_ranges(self, ranges: Sequence[tuple[str, int, int]]) -> list[bytes]:
         """Many ``(rel, start, end)`` byte ranges at once: remotely one batch of concurrent
         ranged GETs (fsspec's ``cat_ranges``; async stores such as S3 keep them all in flight),
         so a random batch costs one round trip instead of one per range; locally ``pread``s."""
-        if not self.remote:
+        if not self.remote or self.cache is not None:
             return [self.read_range(rel, start, end) for rel, start, end in ranges]
-        for rel, _, _ in ranges:
-            if rel not in self._checked:
-                self._checked.add(self._inside(rel))
-        paths = [self.path(rel) for rel, _, _ in ranges]
-        out = self.fs.cat_ranges(paths, [a for _, a, _ in ranges], [b for _, _, b in ranges], on_error="return")
-        for got in out:
-            if isinstance(got, BaseException):
-                raise got
-        return [bytes(got) for got in out]
+        futures = []
+        for rel, start, end in ranges:
+            info = self.info(rel)
+            futures.append(self.fetcher.submit(self.path(rel), start, min(end, max(start, info.size)), info))
+        return [f.result() for f in futures]
 
     @contextmanager
     def mapped(self, rel: str) -> Iterator[mmap.mmap | None]:
         """``rel`` memory-mapped read-only (local, non-empty files), else None: sequential
         readers slice members straight out of the page cache -- one copy, not a read into a
         buffer and a second copy out of it."""
-        if self.remote:
+        if self.remote and self.cache is None:
             yield None
             return
-        fd = self._open_fd(self._inside(rel))
+        fd = os.open(self.cached(rel), os.O_RDONLY) if self.remote else self._open_fd(self._inside(rel))
         try:
             mm = mmap.mmap(fd, 0, access=mmap.ACCESS_READ) if os.fstat(fd).st_size else None
         finally:
@@ -149,13 +222,20 @@ class Location:
                     mm.close()
 
     def forget(self, rels: list[str]) -> None:
-        """Close the cached descriptors of ``rels`` (nothing to do remotely)."""
+        """Close the cached descriptors of ``rels``."""
         if not self.remote:
             handles.forget({f"{self._token}:{r}" for r in rels})
+        elif self.cache is not None:
+            handles.forget({f"{self._token}:{self.cache.path(r, i)}" for r in rels if (i := self._infos.get(r))})
 
     def read_bytes(self, rel: str, limit: int = MAX_METADATA_BYTES) -> bytes:
         """The whole of a (metadata) file, refused when larger than ``limit``: its size is
         checked before anything is read, so a huge file costs nothing."""
+        if self.remote:  # one HEAD (kept) and one GET, never through the shard cache
+            size = self.info(rel).size
+            if size > limit:
+                raise DatasetError(f"{self.path(rel)}: {size} bytes, over the {limit}-byte bound of a metadata file")
+            return self.fetcher.submit(self.path(rel), 0, size, self.info(rel)).result()
         with self.open(rel) as f:
             size = f.seek(0, os.SEEK_END)  # a fact, before anything is allocated (read(n) allocates n)
             if size > limit:
@@ -168,10 +248,14 @@ class Location:
         self._inside(rel)
         if not self.remote:
             return os.lstat(self.root / rel).st_size
-        return int(self.fs.size(self.path(rel)))
+        return self.info(rel).size
 
     def exists(self, rel: str) -> bool:
         self._inside(rel)
         if not self.remote:
             return (self.root / rel).is_file()
-        return bool(self.fs.exists(self.path(rel)))
+        try:
+            self.info(rel)
+        except FileNotFoundError:
+            return False
+        return True

@@ -229,10 +229,16 @@ class Stream:
             i = j
 
     def _sequential(self, start: int) -> Iterator[tuple[int, dict[str, Member]]]:
-        for pos, s, lo, hi in self._runs(start):
-            reader = self.ds._readers[s]
-            for k, (_key, members) in enumerate(reader.iter_members(self.ds.read_fields, lo, hi)):
-                yield pos + k, members
+        """Inputs from position ``start`` on, read run by run (remotely: fetched ahead in
+        exactly this order, the plan being known)."""
+        ahead = self.ds.read_ahead_for((s, lo, hi) for _, s, lo, hi in self._runs(start))
+        try:
+            for pos, s, lo, hi in self._runs(start):
+                for k, (_key, members) in enumerate(self.ds.iter_members(s, lo, hi, ahead)):
+                    yield pos + k, members
+        finally:
+            if ahead is not None:
+                ahead.close()
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         plan, ds = self.plan, self.ds

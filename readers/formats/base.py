@@ -11,12 +11,16 @@ from __future__ import annotations
 import functools
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..errors import MetadataError, ShardReadError
 from ..fs import Location
 from ..schema import MEMBERS, ReceiptRecord, ShardEntry, parse_receipt
+
+if TYPE_CHECKING:
+    from ..readahead import ReadAhead
 
 __all__ = ["MEMBER_OF_FIELD", "Member", "ShardReadError", "ShardReader"]
 
@@ -50,10 +54,11 @@ class ShardReader(ABC):
         return str(self.location.path(self.rel))
 
     @abstractmethod
-    def iter_members(self, fields: tuple[str, ...], start: int = 0,
-                     stop: int | None = None) -> Iterator[tuple[str, dict[str, Member]]]:
+    def iter_members(self, fields: tuple[str, ...], start: int = 0, stop: int | None = None,
+                     ahead: ReadAhead | None = None) -> Iterator[tuple[str, dict[str, Member]]]:
         """(key, {field: member}) for samples ``start..stop-1`` of the shard (local
-        positions, default all), in key order, read sequentially."""
+        positions, default all), in key order, read sequentially; ``ahead``: a remote read's
+        read-ahead, for formats read by windows (others ignore it)."""
 
     @abstractmethod
     def read_members(self, local: int, fields: tuple[str, ...]) -> tuple[str, dict[str, Member]]:

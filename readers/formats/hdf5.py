@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import h5py
 import hdf5plugin  # noqa: F401  (registers the Zstd filter used by the raw layout)
@@ -18,6 +18,9 @@ import numpy as np
 from ..errors import MetadataError, ShardReadError
 from ..schema import parse_hdf5_attributes
 from .base import Member, ShardReader
+
+if TYPE_CHECKING:
+    from ..readahead import ReadAhead
 
 __all__ = ["Hdf5ShardReader"]
 
@@ -123,8 +126,8 @@ class Hdf5ShardReader(ShardReader):
         except _H5_ERRORS as e:
             raise ShardReadError(f"{self.path}: sample {local} unreadable ({e})") from None
 
-    def iter_members(self, fields: tuple[str, ...], start: int = 0,
-                     stop: int | None = None) -> Iterator[tuple[str, dict[str, Member]]]:
+    def iter_members(self, fields: tuple[str, ...], start: int = 0, stop: int | None = None,
+                     ahead: ReadAhead | None = None) -> Iterator[tuple[str, dict[str, Member]]]:
         f = self._h5()
         try:
             keys, offsets, data = self._index(f)

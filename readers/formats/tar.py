@@ -16,7 +16,7 @@ import io
 import mmap
 import warnings
 from collections.abc import Iterator, Sequence
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 import numpy as np
 
@@ -24,6 +24,9 @@ from ..errors import DatasetError, ShardReadError
 from ..schema import SUFFIX_FIELD
 from ..tarwalk import TarFormatError, parse_span, parse_window, walk_tar
 from .base import Member, ShardReader
+
+if TYPE_CHECKING:
+    from ..readahead import ReadAhead
 
 __all__ = ["FIELD_OF_SUFFIX", "TarShardReader"]
 
@@ -112,6 +115,11 @@ class TarShardReader(ShardReader):
         except DatasetError:
             return None
 
+    def boundaries(self) -> list[int]:
+        """Where samples start (from the receipt, checked against the shard's size), then the
+        shard's size: what every read of whole samples is planned from."""
+        return self._boundaries()
+
     def _boundaries(self) -> list[int]:
         if self._bounds is None:
             receipt = self.receipt()
@@ -184,8 +192,10 @@ class TarShardReader(ShardReader):
         return out
 
     # -- sequential -----------------------------------------------------------------------
-    def iter_members(self, fields: tuple[str, ...], start: int = 0,
-                     stop: int | None = None) -> Iterator[tuple[str, dict[str, Member]]]:
+    def iter_members(self, fields: tuple[str, ...], start: int = 0, stop: int | None = None,
+                     ahead: ReadAhead | None = None) -> Iterator[tuple[str, dict[str, Member]]]:
+        """As :meth:`ShardReader.iter_members`; ``ahead``: where a remote shard's windows
+        were requested in advance (they are taken from it in order)."""
         count = self.entry.count
         stop = count if stop is None else min(stop, count)
         if start >= stop:
@@ -197,7 +207,7 @@ class TarShardReader(ShardReader):
                 with self.location.mapped(self.rel) as mm:
                     if mm is not None and len(mm) != ends[-1]:
                         mm = None  # changed since its receipt was read: reads below find out how
-                    for parsed in self._windows(mm, ends, start, stop, fields):
+                    for parsed in self._windows(mm, ends, start, stop, fields, ahead):
                         if parsed is None:
                             break  # the general walker takes over from this window
                         yield from parsed
@@ -207,21 +217,41 @@ class TarShardReader(ShardReader):
         if local < stop:
             yield from self._walk(fields, local, stop, ends[local] if ends is not None else None)
 
-    def _windows(self, mm: mmap.mmap | None, ends: list[int], local: int, stop: int,
-                 fields: tuple[str, ...]) -> Iterator[list[tuple[str, dict[str, Member]]] | None]:
-        """Consecutive samples up to WINDOW bytes at a time (at least one), parsed; None for a
-        window the fast paths do not take."""
+    @staticmethod
+    def windows(ends: list[int], local: int, stop: int) -> list[tuple[int, int]]:
+        """Samples ``local..stop-1`` cut into runs of consecutive samples of up to WINDOW bytes
+        (at least one sample each): what a sequential read fetches at a time. Runs longer than
+        MAX_SPAN (one huge sample) are walked instead of read whole."""
+        out = []
         while local < stop:
             hi = local + 1
             while hi < stop and ends[hi + 1] - ends[local] <= WINDOW:
                 hi += 1
-            size = ends[hi] - ends[local]
-            if mm is not None:
-                yield self._parse(mm, 0, range(local, hi), ends, fields)
-            else:
-                buf = self._read(ends[local], ends[hi]) if size <= MAX_SPAN else b""
-                yield self._parse(buf, ends[local], range(local, hi), ends, fields) if len(buf) == size else None
+            if ends[hi] - ends[local] <= MAX_SPAN:
+                out.append((local, hi))
             local = hi
+        return out
+
+    def _windows(self, mm: mmap.mmap | None, ends: list[int], local: int, stop: int, fields: tuple[str, ...],
+                 ahead: ReadAhead | None = None) -> Iterator[list[tuple[str, dict[str, Member]]] | None]:
+        """Consecutive samples up to WINDOW bytes at a time (at least one), parsed; None for a
+        window the fast paths do not take."""
+        for lo, hi in self.windows(ends, local, stop):
+            if lo != local:  # a sample over MAX_SPAN lies between: the walker reads it
+                yield None
+                return
+            size = ends[hi] - ends[lo]
+            if mm is not None:
+                yield self._parse(mm, 0, range(lo, hi), ends, fields)
+            else:
+                try:
+                    buf = ahead.take(self.rel, ends[lo], ends[hi]) if ahead else self._read(ends[lo], ends[hi])
+                except FileNotFoundError:
+                    raise ShardReadError(f"{self.path}: shard listed in the manifest is missing") from None
+                yield self._parse(buf, ends[lo], range(lo, hi), ends, fields) if len(buf) == size else None
+            local = hi
+        if local < stop:
+            yield None
 
     def _walk(self, fields: tuple[str, ...], start: int, stop: int,
               offset: int | None) -> Iterator[tuple[str, dict[str, Member]]]:
