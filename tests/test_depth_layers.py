@@ -107,3 +107,35 @@ def test_model_output_and_bad_settings() -> None:
     with pytest.raises(ValueError, match="background index"):
         LayeredDepth((4, 4), _source(), "metric", [], (8, 8)).predict(
             DepthBatch(np.empty((1, 0, 0, 3), np.uint8), np.zeros((1, 8, 8), np.uint8), np.zeros((1, 4), np.int64)))
+
+
+@pytest.mark.parametrize("output", ["metric", "inverse"])
+def test_fast_painting_is_bit_for_bit_the_definition(output: str) -> None:
+    """paint_one reuses each background's 8-bit map unless people hide all of its nearest or
+    farthest pixels; either way it must equal stretch(paint(...)) exactly."""
+    rng = np.random.default_rng(7)
+    backgrounds = [rng.uniform(0.05, 12.0, (6, 6)).astype(np.float32) for _ in range(40)]
+    backgrounds[0][:] = 2.0  # flat
+    backgrounds[1][5, 2] = 0.01  # the single nearest pixel, under the first person's feet below
+    backgrounds[2][3:6, 0:3] = 20.0  # the farthest pixels, all covered by the first person
+    backend = LayeredDepth((6, 6), _source(), output, backgrounds, (12, 12))
+    slow_paths = 0
+    for b in range(40):
+        for _ in range(5):
+            k = int(rng.integers(0, 3))
+            boxes, layers = [], []
+            for _ in range(k):
+                x, y = int(rng.integers(0, 8)), int(rng.integers(0, 8))
+                w, h = int(rng.integers(1, 13 - x)), int(rng.integers(1, 13 - y))
+                layer = np.zeros((12, 12), np.uint8)
+                layer[y:y + h, x:x + w] = 255
+                boxes.append((x, y, w, h))
+                layers.append(layer)
+            if b in (1, 2):
+                boxes, layers = [(0, 6, 6, 6)], [np.pad(np.full((6, 6), 255, np.uint8), ((6, 0), (0, 6)))]
+            labels = person_labels(layers, (6, 6))
+            want = stretch(paint(backgrounds[b], boxes, labels, (12, 12))[None], output)[0]
+            assert np.array_equal(backend.paint_one(b, boxes, layers), want), (b, boxes)
+            plain = backend._plain(b)
+            slow_paths += bool(boxes) and bool((labels >= 0)[plain.lowest].all() or (labels >= 0)[plain.highest].all())
+    assert slow_paths >= 2  # the covered-extreme cases took the general path

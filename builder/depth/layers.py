@@ -18,6 +18,7 @@ boxes and masks), which is what lets ``fgbg verify --deep`` repaint every map by
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -111,7 +112,7 @@ class LayeredDepth(DepthBackend):
         self.output = output
         self.predictions = predictions
         self.frame = frame
-        self._scaled_cache: dict[int, np.ndarray] = {}
+        self._plains: dict[int, _Plain] = {}
 
     def describe(self) -> DepthSource:
         return self.source
@@ -137,34 +138,63 @@ class LayeredDepth(DepthBackend):
             out[j] = self.paint_one(b, people, layers)
         return out
 
-    def _scaled(self, background: int) -> np.ndarray:
-        """The background's map after the element-wise first step of the stretch (metric: the
-        seeds' ``clip(100 d, 10, 1000) / 1000``; inverse: the values), float64, kept per
-        background: a sample then costs one pass over its map, not the stretch's ten."""
-        if background not in self._scaled_cache:
-            if len(self._scaled_cache) >= 64:
-                self._scaled_cache.pop(next(iter(self._scaled_cache)))
-            values = self.predictions[background].astype(np.float64)
+    def _plain(self, background: int) -> _Plain:
+        """What every sample on ``background`` shares, made once per background (a bounded
+        cache): its values after the stretch's element-wise first step (metric: the seeds'
+        ``clip(100 d, 10, 1000) / 1000``; inverse: the values) in float64, their min and max,
+        where those extremes are, and the background's own 8-bit map."""
+        plain = self._plains.get(background)
+        if plain is None:
+            if len(self._plains) >= 64:
+                self._plains.pop(next(iter(self._plains)))
+            scaled = self.predictions[background].astype(np.float64)
             if self.output == "metric":
-                values = np.clip(values * 100.0, 10.0, 1000.0) / 1000.0
-            values.setflags(write=False)
-            self._scaled_cache[background] = values
-        return self._scaled_cache[background]
+                scaled = np.clip(scaled * 100.0, 10.0, 1000.0) / 1000.0
+            lo, hi = float(scaled.min()), float(scaled.max())
+            plain = _Plain(scaled, lo, hi, scaled == lo, scaled == hi, self._levels(scaled, lo, hi))
+            self._plains[background] = plain
+        return plain
+
+    def _levels(self, scaled: np.ndarray, lo: float, hi: float) -> np.ndarray:
+        """The stretch's last step, exactly as :func:`~.presets.stretch` writes it."""
+        span = hi - lo if hi > lo else 1.0
+        if self.output == "metric":
+            out: np.ndarray = np.clip(np.rint((scaled - lo) / span * 255.0), 0, 255).astype(np.uint8)
+        else:
+            out = np.rint(255.0 * (hi - scaled) / span).astype(np.uint8)
+        return out
 
     def paint_one(self, background: int, boxes: Sequence[tuple[int, int, int, int]],
                   layers: Sequence[np.ndarray]) -> np.ndarray:
         """One sample's stored 8-bit map: ``stretch(paint(...))`` bit for bit (the same float64
-        operations on the same elements; min and max are exact), painted on the background's
-        cached scaled map, so the stretch's element-wise first step runs once per background."""
-        scaled = self._scaled(background)
-        h, w = scaled.shape
+        operations on the same elements; min and max are exact).
+
+        People take values of the background itself (at their feet), so the painted map's min
+        and max are the background's unless people cover every pixel holding one of them. In
+        that common case the map is the background's cached 8-bit map with the people's pixels
+        set to their feet's level: one copy, not a float pass over the map."""
+        plain = self._plain(background)
+        h, w = plain.scaled.shape
         labels = person_labels(layers, (w, h))
-        feet = np.array([scaled[r, c] for r, c in (feet_pixel(b, self.frame, (w, h)) for b in boxes)], np.float64)
-        painted = np.where(labels >= 0, feet[np.maximum(labels, 0)], scaled) if len(feet) else scaled
-        lo, hi = float(painted.min()), float(painted.max())
-        span = hi - lo if hi > lo else 1.0
-        if self.output == "metric":
-            out: np.ndarray = np.clip(np.rint((painted - lo) / span * 255.0), 0, 255).astype(np.uint8)
-        else:
-            out = np.rint(255.0 * (hi - painted) / span).astype(np.uint8)
-        return out
+        if not boxes:
+            return plain.levels.copy()
+        feet = np.array([plain.scaled[r, c] for r, c in (feet_pixel(b, self.frame, (w, h)) for b in boxes)])
+        shown = labels >= 0
+        if not (shown[plain.lowest].all() or shown[plain.highest].all()):
+            out = plain.levels.copy()
+            out[shown] = self._levels(feet, plain.lo, plain.hi)[labels[shown]]
+            return out
+        painted = np.where(shown, feet[np.maximum(labels, 0)], plain.scaled)
+        return self._levels(painted, float(painted.min()), float(painted.max()))
+
+
+@dataclass(frozen=True)
+class _Plain:
+    """One background's share of every layered map painted on it (see LayeredDepth._plain)."""
+
+    scaled: np.ndarray  # (h, w) float64 after the stretch's element-wise first step
+    lo: float
+    hi: float
+    lowest: np.ndarray  # (h, w) bool: where the minimum is
+    highest: np.ndarray  # where the maximum is
+    levels: np.ndarray  # (h, w) uint8: the background alone, stretched

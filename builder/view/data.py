@@ -166,7 +166,7 @@ class ViewData:
         return {**self._item(i, meta), "annotation": meta, "box": [meta["x"], meta["y"], meta["w"], meta["h"]],
                 "people": [{"instance": p["instance"], "box": [p["x"], p["y"], p["w"], p["h"]],
                             "colour": "#" + bytes(PALETTE[p["instance"]].tolist()).hex()} for p in people],
-                "size": [w, h], "depth": "depth" in self.manifest.fields,
+                "size": [w, h], "depth": "depth" in self.manifest.fields, "bg_depth": self.layered,
                 "instances": "instances" in self.manifest.fields, "prev": prev, "next": nxt,
                 "filters": filters.as_dict(), "total": len(self.ds)}
 
@@ -217,6 +217,43 @@ class ViewData:
     def depth_colour(self, i: int) -> bytes:
         """The depth map in the fixed colour map, full stored size (PNG)."""
         return _png(colour_depth(decode_member("depth", self.stored(i, "depth"))))
+
+    @property
+    def layered(self) -> bool:
+        """Built with ``--depth-layers``: each background has a stored model prediction."""
+        return bool(self.manifest.config.get("depth_layers")) and "depth" in self.manifest.fields
+
+    def bg_depth_colour(self, i: int) -> bytes:
+        """``--depth-layers``: the model's prediction for sample ``i``'s background, stretched as
+        the maps are and in the same colour map -- the map with nobody in it, shown beside the
+        sample's. The file is proven against the manifest's hash before it is decoded."""
+        import hashlib
+
+        from ..depth.layers import model_output
+        from ..depth.presets import stretch
+        from ..depth.stored import decode_prediction
+        from ..errors import FgbgError
+
+        if not self.layered:
+            raise IndexError("this dataset was not built with --depth-layers")
+        b = int(msgspec.json.decode(self.raw[self._check(i)]["meta"])["bg"]["index"])
+        entries = self.manifest.inputs.get("bg", [])
+        entry = entries[b] if 0 <= b < len(entries) else None
+        if entry is None or entry.depth_file is None or entry.depth_sha256 is None:
+            raise IndexError(f"background {b} has no stored depth prediction")
+        data = self.raw.location.read_bytes(entry.depth_file)
+        if hashlib.sha256(data).hexdigest() != entry.depth_sha256:
+            raise DatasetError(f"{entry.depth_file}: does not match the manifest's sha256")
+        h, w = self._shape("depth")
+        config = self.manifest.config
+        size = config.get("depth_input")
+        output = model_output(str(config.get("depth")), config.get("depth_preset"),
+                              (int(size[0]), int(size[1])) if size else None)
+        try:
+            values = decode_prediction(data, (w, h), entry.depth_file).astype(np.float64)
+        except FgbgError as e:
+            raise DatasetError(str(e)) from None
+        return _png(colour_depth(stretch(values[None], output)[0]))
 
     def instances_colour(self, i: int) -> bytes:
         """``--people``: the instance map in the fixed palette, full size (PNG)."""

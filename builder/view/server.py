@@ -190,6 +190,9 @@ class _Handler(BaseHTTPRequestHandler):
         if name == "depth-colour.png":
             self._send(200, self.server.data.depth_colour(int(n)), "image/png", cache=True)
             return
+        if name == "bg-depth-colour.png":
+            self._send(200, self.server.data.bg_depth_colour(int(n)), "image/png", cache=True)
+            return
         if name == "instances-colour.png":
             self._send(200, self.server.data.instances_colour(int(n)), "image/png", cache=True)
             return
@@ -209,7 +212,7 @@ _GET_ROUTES: list[tuple[re.Pattern[str], Callable[..., None]]] = [
     (re.compile(rf"/api/sample/{_NUMBER}"), _Handler._sample),
     (re.compile(r"/api/verify"), _Handler._verify),
     (re.compile(rf"/img/thumb/{_NUMBER}\.jpg"), _Handler._thumb),
-    (re.compile(rf"/img/sample/{_NUMBER}/(image\.jpg|mask\.png|depth\.png|depth-colour\.png|"
+    (re.compile(rf"/img/sample/{_NUMBER}/(image\.jpg|mask\.png|depth\.png|depth-colour\.png|bg-depth-colour\.png|"
                 rf"instances\.png|instances-colour\.png)"), _Handler._sample_file),
     (re.compile(rf"/img/input/(bg|fg|fg_mask)/{_NUMBER}\.png"), _Handler._input),
 ]

@@ -190,6 +190,10 @@ async function showSample(main) {
     panels.append(el("div", { class: "panel" }, el("h3", { text: "depth (fixed colour map, 8-bit levels)" }),
       depth, legend, value));
     depthProbe(i, depth, value);
+    if (s.bg_depth) {  // --depth-layers: the model's view of the background alone, beside the painted map
+      panels.append(el("div", { class: "panel" }, el("h3", { text: "background prediction (the model once per background)" }),
+        el("img", { src: urls.file(i, "bg-depth-colour.png"), id: "bg-depth", width: String(w), height: String(h), alt: "background depth" })));
+    }
   }
   panels.append(el("div", { class: "panel" }, el("h3", { text: `background ${s.bg.index}: ${s.bg.name}` }),
       el("img", { src: urls.input("bg", s.bg.index), id: "input-bg", height: "160", alt: "background" })),
