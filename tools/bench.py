@@ -3,10 +3,12 @@ with the ratio that matters, so results compare across machines of different spe
 
     python tools/bench.py formats [--samples 4000]    # tar vs HDF5-encoded vs HDF5-raw-zstd
     python tools/bench.py depth [--input 224 --batches 1,8,32 --samples 64]   # DenseDepth stage
+    python tools/bench.py depth --layers [--layers-bg 100 --layers-placements 20]   # --depth-layers, 400k samples
     python tools/bench.py read [--samples 4000]       # reader vs stock webdataset vs decode bound
     python tools/bench.py scale [--samples 20000]     # build throughput: local pool vs Ray, 1-2 workers
     python tools/bench.py build [--samples 20000]     # build vs encode bound, vs the seeds' way, writers
     python tools/bench.py verify [--samples 40000]    # verify vs --decode vs --deep vs build vs hashing
+    python tools/bench.py cloud [--settings 20:80,50:40]   # S3 behind a latency/bandwidth proxy vs MDS, LitData
 
 Speed goals live here, never as timed assertions in tests.
 """
@@ -201,6 +203,111 @@ def bench_depth(side: int, candidates: list[str], images: int, n_samples: int, w
         raw = reference_rate if name == "tensorflow:float32" else dict(rows)[name].candidate_rate
         print(f"| {name.replace(':', ' ')} | {start:.1f} | {rate:,.2f} | {rate / raw:.2f} |")
     _depth_by_workers(work, base, bg, fg, options, rows, reference_rate)
+
+
+def _tiny_onnx(path: Path, side: int) -> Path:
+    """A one-node ONNX depth model ([b,3,side,side] -> [b,side,side]: the normalised red
+    channel), the shape of the MiDaS/Depth Anything exports: costs ~nothing, so a build with it
+    measures everything but the model."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    idx = helper.make_tensor("idx", TensorProto.INT64, [], [0])
+    graph = helper.make_graph([helper.make_node("Gather", ["image", "idx"], ["depth"], axis=1)], "tiny_depth",
+                              [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["b", 3, side, side])],
+                              [helper.make_tensor_value_info("depth", TensorProto.FLOAT, ["b", side, side])], [idx])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, path)
+    return path
+
+
+def bench_depth_layers(work: Path, n_bg: int, n_fg: int, placements: int, workers: int, runtime: str,
+                       per_composite: int) -> None:
+    """``--depth-layers`` end to end: the seeds' n_bg x n_fg x 2 x placements at 224 px, tar,
+    with DenseDepth (random weights in the released nyu.h5 layout: speed does not depend on the
+    values) and with a tiny ONNX model; against per-composite inference of the same models on
+    ``per_composite`` samples (same settings, one build each), extrapolated to the full count.
+    Also: the stored predictions' format (float32 .npy, float16 .npy, 16-bit PNG, zstd)."""
+    import os
+
+    from fgbg.builder.depth.densedepth.model import DecoderSpec
+    from fgbg.builder.depth.densedepth.synthetic import make_random_weights
+
+    os.environ.setdefault("FGBG_CACHE_DIR", str(work / "cache"))
+    bg, fg = write_demo_inputs(work / "inputs", n_bg, n_fg)
+    weights = work / "nyu_layout_random.h5"
+    make_random_weights(weights, DecoderSpec.released(), side=64)
+    tiny = _tiny_onnx(work / "tiny.onnx", 224)
+    models = {
+        f"DenseDepth ({runtime}, float32)": ({"depth": "densedepth", "depth_runtime": None if runtime == "tensorflow"
+                                             else runtime}, {"weights": str(weights), "batch": 8}),
+        "tiny ONNX (onnxruntime)": ({"depth": "onnx", "depth_preset": "custom:layout=nchw,norm=imagenet,"
+                                     "output=inverse,resize=area", "depth_input": (224, 224)},
+                                    {"model": str(tiny), "batch": 8}),
+    }
+    n = n_bg * n_fg * 2 * placements
+    print(f"\ndepth layers: {n_bg} bg x {n_fg} fg x 2 flips x {placements} placements = {n:,} samples, 224 px, "
+          f"tar, {workers} workers; {platform.processor() or platform.machine()}, {os.cpu_count()} cores\n")
+    print("| model | per composite samples/s | per composite, projected | --depth-layers end to end | samples/s |"
+          " speed-up |")
+    print("|---|---|---|---|---|---|")
+    for name, (settings, options) in models.items():
+        few = max(1, per_composite // (2 * 2 * 2))
+        cfg = BuildConfig(placements=few, shard_size=10**6, **settings)  # type: ignore[arg-type]
+        small = write_demo_inputs(work / "few", 2, 2) if not (work / "few").exists() else (work / "few/bg",
+                                                                                            work / "few/fg")
+        build(work / f"per-{len(name)}", cfg, *small, progress=False, workers=1, depth_options=options)
+        store = LocalStore(work / f"per-{len(name)}")
+        builder = ShardBuilder(store, read_record(store), {**options, "threads": os.cpu_count()})
+        per = _rate(few * 8, lambda b=builder: b.build(0), repeat=1)
+        builder.close()
+        layered = BuildConfig(placements=placements, shard_size=1000, depth_layers=True, **settings)  # type: ignore[arg-type]
+        t0 = time.perf_counter()
+        build(work / f"layers-{len(name)}", layered, bg, fg, progress=False, workers=workers, depth_options=options)
+        seconds = time.perf_counter() - t0
+        projected = n / per
+        print(f"| {name} | {per:,.1f} | {projected / 3600:,.1f} h | {seconds:,.0f} s | {n / seconds:,.0f} | "
+              f"{projected / seconds:,.0f}x |")
+    for name, (settings, _) in models.items():
+        _prediction_formats(work / f"layers-{len(name)}", name, "metric" if settings["depth"] == "densedepth"
+                            else "inverse")
+
+
+def _prediction_formats(dataset: Path, name: str, kind: str) -> None:
+    """Stored predictions: bytes per background and the largest change of any 8-bit layered map
+    pixel (the plain background stretched) when the values are rounded by the format."""
+    import io
+
+    import cv2
+    import zstandard
+
+    from fgbg.builder.depth.presets import stretch
+
+    files = sorted((dataset / "inputs" / "bg_depth").glob("*.npy"))
+    maps = np.stack([np.load(f) for f in files]).astype(np.float32)
+    exact = stretch(maps.astype(np.float64), kind)
+
+    def npy(a: np.ndarray) -> bytes:
+        buf = io.BytesIO()
+        np.save(buf, a)
+        return buf.getvalue()
+
+    lo, hi = maps.min(axis=(1, 2), keepdims=True), maps.max(axis=(1, 2), keepdims=True)
+    png16 = np.rint((maps - lo) / np.where(hi > lo, hi - lo, 1) * 65535).astype(np.uint16)
+    back16 = png16.astype(np.float64) / 65535 * (hi - lo) + lo
+    rows = [("float32 .npy (stored)", sum(len(npy(m)) for m in maps), exact),
+            ("float32 .npy + zstd 3", sum(len(zstandard.ZstdCompressor(3).compress(npy(m))) for m in maps), exact),
+            ("float16 .npy", sum(len(npy(m.astype(np.float16))) for m in maps),
+             stretch(maps.astype(np.float16).astype(np.float64), kind)),
+            ("16-bit PNG, min/max per image (+ 2 floats)", sum(len(cv2.imencode(".png", m)[1]) + 8 for m in png16),
+             stretch(back16, kind))]
+    print(f"\nstored predictions of {name} ({len(maps)} maps of {maps.shape[2]}x{maps.shape[1]}):\n")
+    print("| format | bytes per background | max 8-bit level change | pixels changed |")
+    print("|---|---|---|---|")
+    for name, size, got in rows:
+        diff = np.abs(got.astype(np.int16) - exact.astype(np.int16))
+        print(f"| {name} | {size / len(maps):,.0f} | {int(diff.max())} | {100 * (diff > 0).mean():.3f}% |")
 
 
 def _steady_rate(out: Path, cfg: BuildConfig, bg: Path, fg: Path, workers: int, options: dict[str, object]) -> float:
@@ -855,9 +962,20 @@ def main() -> int:
     d.add_argument("--batch", type=int, default=8)
     d.add_argument("--samples", type=int, default=64, help="samples in each end-to-end build (0: raw forward only)")
     d.add_argument("--device", default="auto", choices=("auto", "cpu", "gpu"))
+    d.add_argument("--layers", action="store_true", help="--depth-layers end to end against per-composite inference")
+    d.add_argument("--layers-bg", type=int, default=100, help="--layers: backgrounds (and foregrounds)")
+    d.add_argument("--layers-placements", type=int, default=20, help="--layers: placements per combination")
+    d.add_argument("--layers-runtime", default="openvino", choices=("tensorflow", "onnxruntime", "openvino"),
+                   help="--layers: DenseDepth's runtime")
+    d.add_argument("--layers-workers", type=int, default=2, help="--layers: build workers")
     vf = sub.add_parser("verify", help="verify vs verify --decode vs --deep vs build vs the hashing bound")
     vf.add_argument("--samples", type=int, default=40000)
     vf.add_argument("--workers", type=int, default=2)
+    cl = sub.add_parser("cloud", help="reads from and builds to S3 behind a latency/bandwidth proxy, vs MDS, LitData")
+    cl.add_argument("--samples", type=int, default=4000)
+    cl.add_argument("--settings", default="20:80,50:40",
+                    help="comma-separated DELAY_MS:MB_PER_S pairs (per request : per connection)")
+    cl.add_argument("--no-peers", action="store_true", help="fgbg's own figures only")
     ap.add_argument("--work", type=Path, default=None, help="scratch folder (default: a temp dir)")
     a = ap.parse_args()
     work = a.work or Path(tempfile.mkdtemp(prefix="fgbg-bench-"))
@@ -883,6 +1001,14 @@ def main() -> int:
             from bench_verify import bench_verify
 
             bench_verify(a.samples, work, a.workers)
+        elif a.bench == "cloud":
+            from bench_cloud import bench_cloud
+
+            pairs = [tuple(float(x) for x in p.split(":")) for p in a.settings.split(",")]
+            bench_cloud(a.samples, work, [(d, m) for d, m in pairs], not a.no_peers)
+        elif a.bench == "depth" and a.layers:
+            bench_depth_layers(work, a.layers_bg, a.layers_bg, a.layers_placements, a.layers_workers,
+                               a.layers_runtime, a.samples)
         elif a.bench == "depth":
             bench_depth(a.input, a.runtimes.split(","), a.images, a.samples, work, a.device, a.batch,
                         parse_size(a.model_input, "--model-input") if a.model_input else None)
