@@ -13,6 +13,7 @@ Order matters for the guarantees in docs/FORMAT.md §5:
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import os
 import sys
@@ -33,7 +34,7 @@ from .config import BuildConfig
 from .depth import describe_backend
 from .errors import ConfigMismatchError, FgbgError, LockedError, OutputError
 from .inputs import encode_inputs, fg_boxes, input_statistics, load_inputs, write_inputs
-from .layer_inputs import carry_predictions, first_backgrounds, predict_backgrounds
+from .layer_inputs import carry_predictions, first_backgrounds, floors_of, predict_backgrounds
 from .manifest import (
     ANNOTATIONS,
     BUILD_RECORD,
@@ -242,6 +243,14 @@ def _prepare_record(
         made = predict_backgrounds(cfg, records, pngs, depth_options, workers, progress,
                                    calibration=first_backgrounds(cfg, pngs))
         records, files, keep = made.inputs, {**files, **made.files}, made.spool
+    if cfg.depth_layers and cfg.position == "floor":  # each background's floor, from its prediction
+        stored = existing.build_config if existing is not None and not existing.imported else None
+        if stored is not None and stored.floors is None and stored.depth_layers and stored.position == "floor":
+            floors = None  # a dataset made before floors were fitted: it keeps the room's
+        else:
+            floors = floors_of(cfg, records, lambda rel: files[rel].read_bytes() if rel in files
+                               else store.read_bytes(rel))
+        cfg = dataclasses.replace(cfg, floors=floors)
     record = make_record(cfg, records, depth, formats, layout, n, index)
     if existing is not None and existing.fingerprint != record.fingerprint:
         diffs = record_differences(existing, record) or ["fingerprint"]

@@ -17,6 +17,7 @@ from __future__ import annotations
 from fgbg.readers.schema import FieldSpec, Manifest
 
 from .collage import collage
+from .floor_fit import describe_floor
 from .manifest import record_from_manifest
 from .record import BuildRecord, ImportedConfig
 from .storage import ObjectStore, Store
@@ -100,12 +101,32 @@ def _config_lines(record: BuildRecord) -> list[str]:
     if c.people is not None:
         lines.append(f"- {c.people[0]}–{c.people[1]} people per composite, painted farther first, "
                      f"none hidden beyond {c.max_occlusion:.0%}")
-    if c.position == "floor" and c.person_height is not None:
+    if c.position == "floor" and c.person_height is not None and c.floors is not None:
+        found = sum(f.found for f in c.floors)
+        lines.append(f"- people stand on each background's floor as fitted from its depth prediction "
+                     f"({found} of {len(c.floors)} backgrounds; the others on the plane prior's room, see Floors "
+                     f"below), {c.person_height[0]}–{c.person_height[1]} m tall, sized by their distance")
+    elif c.position == "floor" and c.person_height is not None:
         lines.append(f"- people stand on the floor of the plane prior's room, {c.person_height[0]}–"
                      f"{c.person_height[1]} m tall, sized by their distance")
     if depth.weights_sha256:
         lines.append(f"  weights sha256 `{depth.weights_sha256}`, input {depth.input}, dtype {depth.dtype}")
     return lines
+
+
+def _floors(record: BuildRecord) -> list[str]:
+    """--depth-layers --position floor: every background's fitted floor, or its fallback."""
+    c = record.config
+    if isinstance(c, ImportedConfig) or c.floors is None:
+        return []
+    lines = ["## Floors", "", "Where people stand on each background: the floor fitted from the background's stored "
+             "depth prediction (horizon and feet rows in composite rows, depth-map rows on the fitted line, their "
+             "median relative residual), or no usable floor and the plane prior's room instead.", "",
+             "| bg | name | floor |", "|---|---|---|"]
+    bgs = record.inputs.bg
+    lines += [f"| {i} | {_cell(bgs[i].name) if i < len(bgs) else ''} | {_cell(describe_floor(f))} |"
+              for i, f in enumerate(c.floors)]
+    return [*lines, ""]
 
 
 def _cell(text: str) -> str:
@@ -193,7 +214,7 @@ def dataset_card(manifest: Manifest, has_preview: bool, where: str = "manifest.j
              f"shards: {shards}. `fgbg verify .` proves every byte against `manifest.json`.",
              "", "## Samples", "", *_fields_table(manifest), "",
              "KEY is the zero-padded sample position (`00000042`); `ds[i]` is the sample with KEY i.", "",
-             "## Config", "", *_config_lines(record), ""]
+             "## Config", "", *_config_lines(record), "", *_floors(record)]
     if has_preview:
         lines += ["## Preview", "", f"![rows: backgrounds, foregrounds, masks, composites, depth]({PREVIEW})", ""]
     lines += ["## Statistics", "", "Exact per-channel mean and std on the [0, 1] scale, over every pixel:", "",

@@ -126,7 +126,8 @@ def _build_parser() -> argparse.ArgumentParser:
                    "person that nearer people may hide; a person hidden more is drawn again (default 0.5)")
     g.add_argument("--position", choices=("uniform", "floor"), default="uniform",
                    help="uniform: anywhere in the frame; floor: feet on the room's floor, sized by its distance "
-                        "(the plane prior's room geometry)")
+                        "(the plane prior's room geometry; with --depth-layers each background's own floor, fitted "
+                        "from its prediction, where it has a usable one)")
     g.add_argument("--person-height", metavar="LOW-HIGH", help="with --position floor: person height range in "
                    "metres (default 1.5-1.9)")
     g.add_argument("--harmonize", nargs="?", type=float, const=0.5, default=None, metavar="S",

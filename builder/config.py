@@ -19,6 +19,7 @@ from fgbg.readers.schema import format_version_of
 from .blend import check_blend, rotated_box
 from .depth.presets import parse_preset
 from .errors import FgbgError
+from .floor_fit import Floor
 
 __all__ = ["FORMAT_VERSION", "MAX_PEOPLE", "BuildConfig", "parse_range", "parse_size", "scaled_size", "scaled_sizes"]
 
@@ -90,6 +91,9 @@ class BuildConfig:
     person_height: tuple[float, float] | None = None  # floor: person height range in metres (default 1.5-1.9)
     members: str | None = None  # None: masks, depth, instance maps as PNG; "zstd": zstd-compressed .npy (format 4)
     depth_layers: bool | None = None  # None: the model runs per composite; True: once per background (depth/layers.py)
+    # --depth-layers --position floor: each background's floor fitted from its stored prediction (floor_fit.py),
+    # by background index; set by the build from the predictions, never by hand
+    floors: tuple[Floor, ...] | None = None
 
     def __post_init__(self) -> None:
         problems = []
@@ -139,6 +143,7 @@ class BuildConfig:
                             "depth)")
         elif self.depth_layers is not None and self.depth_layers is not True:
             problems.append(f"depth_layers must be true or absent, got {self.depth_layers!r}")
+        problems += self._fit_problems()
         if self.members not in (None, "zstd"):
             problems.append(f"--members must be png or zstd, got {self.members!r}")
         if not 0 <= self.mask_threshold <= 254:
@@ -182,6 +187,15 @@ class BuildConfig:
             out.append("--rotate does not apply with --position floor (a turned person has no feet on the floor)")
         return out
 
+    def _fit_problems(self) -> list[str]:
+        if self.floors is None:
+            return []
+        if not (self.depth_layers and self.position == "floor"):
+            return ["floors (fitted from the stored predictions) need --depth-layers and --position floor"]
+        bad = [i for i, f in enumerate(self.floors)
+               if f.found and not (-self.size / 2 <= f.horizon < f.top <= f.bottom <= self.size)]
+        return [f"floors: background {bad[0]}'s fitted floor is not a floor of a {self.size}-row frame"] if bad else []
+
     @property
     def max_fg_size(self) -> tuple[int, int]:
         """The largest box a foreground can take after scale jitter."""
@@ -220,7 +234,7 @@ class BuildConfig:
         d["depth_input"] = list(self.depth_input_shape) if self.depth == "densedepth" else (
             list(self.depth_input) if self.depth_input else None)
         for late in ("depth_runtime", "depth_preset", "blend", "harmonize", "rotate", "people", "max_occlusion",
-                     "position", "person_height", "members", "depth_layers"):
+                     "position", "person_height", "members", "depth_layers", "floors"):
             if d[late] is None:
                 del d[late]
         return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}

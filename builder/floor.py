@@ -17,7 +17,7 @@ import math
 
 import numpy as np
 
-from .depth.plane import CAMERA_M, HORIZON, WALL_LINE, floor_depth
+from .depth.plane import CAMERA_M, HORIZON, WALL_LINE, WALL_M, floor_depth
 
 __all__ = ["distance_m", "feet_range", "person_rows"]
 
@@ -28,13 +28,23 @@ def feet_range(size: int) -> tuple[int, int]:
     return math.floor(WALL_LINE * size) + 1, size
 
 
-def person_rows(feet: np.ndarray, height_m: np.ndarray, size: int) -> np.ndarray:
-    """Height in pixels (float) of people ``height_m`` tall whose feet are at row ``feet``."""
-    out: np.ndarray = height_m * (np.asarray(feet, np.float64) - HORIZON * size) / CAMERA_M
+def person_rows(feet: np.ndarray, height_m: np.ndarray, size: int,
+                horizon: np.ndarray | float | None = None) -> np.ndarray:
+    """Height in pixels (float) of people ``height_m`` tall whose feet are at row ``feet``;
+    ``horizon``: a fitted horizon row (``--depth-layers``, :mod:`.floor_fit`) instead of the room's."""
+    h = HORIZON * size if horizon is None else horizon
+    out: np.ndarray = height_m * (np.asarray(feet, np.float64) - h) / CAMERA_M
     return out
 
 
-def distance_m(feet: np.ndarray | int, size: int) -> np.ndarray:
-    """Distance in metres of the floor at row ``feet`` (what the plane prior gives the person)."""
-    out: np.ndarray = floor_depth(np.asarray(feet, np.float64), size)
+def distance_m(feet: np.ndarray | int, size: int, horizon: float | None = None) -> np.ndarray:
+    """Distance in metres of the floor at row ``feet`` (what the plane prior gives the person).
+    With a fitted ``horizon``: the distance under the room's camera (its height and focal length)
+    looking at a floor with that horizon, ``k / (feet - horizon)`` -- the distance that makes the
+    person as tall as :func:`person_rows` does (no back wall caps it)."""
+    if horizon is None:
+        out: np.ndarray = floor_depth(np.asarray(feet, np.float64), size)
+        return out
+    k = WALL_M * (WALL_LINE * size - HORIZON * size)  # floor_depth's: focal x camera height
+    out = k / np.maximum(np.asarray(feet, np.float64) - horizon, 1e-6)
     return out

@@ -18,7 +18,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import as_completed
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
@@ -31,15 +31,17 @@ from fgbg.readers.schema import InputEntry
 
 from .config import BuildConfig
 from .depth import make_backend
-from .depth.stored import depth_file, encode_prediction
+from .depth.layers import model_output
+from .depth.stored import decode_prediction, depth_file, encode_prediction
 from .encode import decode_png_color
 from .errors import FgbgError
+from .floor_fit import Floor, fit_floor
 from .processes import spawn_executor, worker_count
 from .record import Inputs
 from .shard import CALIBRATION_IMAGES, depth_settings
 from .sources import Spool
 
-__all__ = ["Predictions", "carry_predictions", "first_backgrounds", "predict_backgrounds"]
+__all__ = ["Predictions", "carry_predictions", "first_backgrounds", "floors_of", "predict_backgrounds"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -125,6 +127,28 @@ def predict_backgrounds(cfg: BuildConfig, inputs: Inputs, pngs: Sequence[Path], 
         bg[start + i] = _with_depth(entry, rel, digest)
         files[rel] = outs[i]
     return Predictions(Inputs(tuple(bg), inputs.fg), files, spool)
+
+
+def floors_of(cfg: BuildConfig, inputs: Inputs, read: Callable[[str], bytes],
+              start: int = 0) -> tuple[Floor, ...] | None:
+    """``--depth-layers --position floor``: the floors of the backgrounds ``inputs.bg[start:]``,
+    fitted from their predictions (``read(depth_file)``: the file's bytes, checked against the
+    record's hash here); None when not placing people on floors, or when a background has no
+    prediction entered (a resume that does not continue the dataset: its record will differ)."""
+    if not (cfg.depth_layers and cfg.position == "floor"):
+        return None
+    entries = inputs.bg[start:]
+    if any(e.depth_file is None or e.depth_sha256 is None for e in entries):
+        return None
+    output = model_output(cfg.depth, cfg.depth_preset, cfg.depth_input)
+    out = []
+    for e in entries:
+        assert e.depth_file is not None
+        data = read(e.depth_file)
+        if hashlib.sha256(data).hexdigest() != e.depth_sha256:
+            raise FgbgError(f"{e.depth_file}: stored depth prediction does not match its recorded sha256")
+        out.append(fit_floor(decode_prediction(data, cfg.depth_shape, e.depth_file), output, cfg.size))
+    return tuple(out)
 
 
 def first_backgrounds(cfg: BuildConfig, pngs: Sequence[Path]) -> np.ndarray | None:

@@ -25,6 +25,7 @@ import numpy as np
 from .blend import rotated_box
 from .config import BuildConfig, scaled_sizes
 from .floor import feet_range, person_rows
+from .floor_fit import floor_geometry
 from .record import BuildRecord
 
 __all__ = ["Placement", "Plan", "SampleParams", "Segment", "feistel_permute", "hash_words", "make_segments", "mix64",
@@ -201,6 +202,12 @@ class Plan:
             raise ValueError("the last segment must end at the number of inputs")
         self.n_samples = last.first + last.count
         self.n_shards = last.first_shard + last.shards
+        self._floors: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        if cfg.position == "floor" and cfg.floors is not None:  # --depth-layers: each background's own floor
+            if len(cfg.floors) != n_bg:
+                raise ValueError(f"config.floors has {len(cfg.floors)} entries for {n_bg} backgrounds")
+            horizon, top, bottom = zip(*(floor_geometry(f, cfg.size) for f in cfg.floors), strict=True)
+            self._floors = (np.array(horizon, np.float64), np.array(top, np.int64), np.array(bottom, np.int64))
 
     def shard_range(self, shard: int) -> tuple[int, int]:
         """(first position, count) of a shard."""
@@ -244,7 +251,7 @@ class Plan:
         def draw(stream: int) -> np.ndarray:
             return hash_words(cfg.seed, bg, fg, flip, k, stream)
 
-        at = self.place(fg, draw)
+        at = self.place(fg, draw, bg)
         people = np.ones(count, np.int64)
         if cfg.people is not None:
             lo, hi = cfg.people
@@ -253,8 +260,9 @@ class Plan:
         return SampleParams(pos.astype(np.int64), bg, fg, flip, k, at.x, at.y, at.w, at.h, at.scale, at.angle,
                             at.pw, at.ph, at.feet, at.height_m, people, fg_end)
 
-    def place(self, fg: np.ndarray, draw: Callable[[int], np.ndarray]) -> Placement:
-        """Placements of foregrounds ``fg`` from the uniform words ``draw(stream)`` gives."""
+    def place(self, fg: np.ndarray, draw: Callable[[int], np.ndarray], bg: np.ndarray) -> Placement:
+        """Placements of foregrounds ``fg`` on backgrounds ``bg`` from the uniform words
+        ``draw(stream)`` gives."""
         cfg = self.cfg
         count = len(fg)
         base = self.fg_sizes[fg]
@@ -262,12 +270,17 @@ class Plan:
         height_m = np.zeros(count)
         lo, hi = cfg.fg_scale
         if cfg.position == "floor" and cfg.person_height is not None:
-            f_lo, f_hi = feet_range(cfg.size)
-            feet = f_lo + (draw(self._STREAM_FEET) % np.uint64(f_hi - f_lo + 1)).astype(np.int64)
+            horizon = None
+            if self._floors is None:  # the plane prior's room
+                f_lo, f_hi = feet_range(cfg.size)
+                feet = f_lo + (draw(self._STREAM_FEET) % np.uint64(f_hi - f_lo + 1)).astype(np.int64)
+            else:  # each background's fitted floor (or the room where it has none: the same numbers)
+                horizon, top, bottom = (a[bg] for a in self._floors)
+                feet = top + (draw(self._STREAM_FEET) % (bottom - top + 1).astype(np.uint64)).astype(np.int64)
             m_lo, m_hi = cfg.person_height
             height_m = np.round(m_lo + (m_hi - m_lo) * uniform01(draw(self._STREAM_HEIGHT)), 3)
             # as tall as the floor says, but never wider than the frame
-            scale = np.minimum(person_rows(feet, height_m, cfg.size) / base[:, 1], cfg.size / base[:, 0])
+            scale = np.minimum(person_rows(feet, height_m, cfg.size, horizon) / base[:, 1], cfg.size / base[:, 0])
             scale = np.maximum(np.floor(scale * 1e4) / 1e4, 1e-4)  # 4 decimals, rounded down: it still fits
         elif lo == hi:
             scale = np.full(count, lo)
@@ -304,4 +317,4 @@ class Plan:
 
         fg = int(draw(self._STREAM_FG)[0] % np.uint64(int(p.fg_end[j])))
         flip = int(draw(self._STREAM_FLIP)[0] % np.uint64(cfg.flips))
-        return fg, flip, self.place(np.array([fg]), draw)
+        return fg, flip, self.place(np.array([fg]), draw, p.bg[j:j + 1])

@@ -94,18 +94,21 @@ def _rows(p: SampleParams, start: int, stop: int) -> list[_Row]:
             for (pos, bg, k, n), q in zip(zip(*own, strict=True), zip(*person, strict=True), strict=True)]
 
 
-def _person_keys(p: Person, inputs: Inputs, cfg: BuildConfig) -> dict[str, Any]:
+def _person_keys(p: Person, inputs: Inputs, cfg: BuildConfig, bg: int) -> dict[str, Any]:
     """What the annotation says of one person: which foreground, flipped or not, its box and
     scale; with ``--rotate`` the angle and the person's own size (``x, y, w, h`` are then the
     box of the turned person); with ``--position floor`` the feet point (the box's bottom
-    centre), the floor's distance there in metres and the person's height in metres."""
+    centre), the floor's distance there in metres (under the room's camera, with the background's
+    fitted horizon where it has one) and the person's height in metres."""
     keys: dict[str, Any] = {"fg": {"index": p.fg, "name": inputs.fg[p.fg].name}, "flip": p.flip,
                             "x": p.x, "y": p.y, "w": p.w, "h": p.h, "scale": p.scale}
     if cfg.rotate is not None:
         keys["angle"], keys["size"] = p.angle, [p.pw, p.ph]
     if cfg.position == "floor":
         keys["feet"] = [p.x + p.w / 2, p.feet]
-        keys["distance"] = round(float(distance_m(p.feet, cfg.size)), 3)
+        floor = cfg.floors[bg] if cfg.floors is not None else None  # --depth-layers: the background's fitted floor
+        horizon = floor.horizon if floor is not None and floor.found else None
+        keys["distance"] = round(float(distance_m(p.feet, cfg.size, horizon)), 3)
         keys["height"] = p.height_m
     return keys
 
@@ -115,9 +118,9 @@ def _annotation(r: _Row, inputs: Inputs, cfg: BuildConfig, order: list[Person] |
     combination, as the index lists it) at the top level; with ``--people`` also ``people``,
     every person in paint order (instance ``i`` is entry ``i - 1``)."""
     meta = {"index": r.position, "bg": {"index": r.bg, "name": inputs.bg[r.bg].name}, "placement": r.placement,
-            **_person_keys(r.first, inputs, cfg)}
+            **_person_keys(r.first, inputs, cfg, r.bg)}
     if order is not None:
-        meta["people"] = [{"instance": i + 1, "draw": p.draw, **_person_keys(p, inputs, cfg)}
+        meta["people"] = [{"instance": i + 1, "draw": p.draw, **_person_keys(p, inputs, cfg, r.bg)}
                           for i, p in enumerate(order)]
     return meta
 

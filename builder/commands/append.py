@@ -13,6 +13,7 @@ already recorded as the last segment and just finishes the missing shards.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,7 +24,7 @@ from fgbg.readers.schema import InputEntry
 from ..build import BuildResult, run_record
 from ..errors import FgbgError
 from ..inputs import encode_inputs, load_inputs, write_inputs
-from ..layer_inputs import predict_backgrounds
+from ..layer_inputs import floors_of, predict_backgrounds
 from ..manifest import BUILD_RECORD, read_record
 from ..shard import calibration_images
 from ..sources import PreparedInput, load_backgrounds, load_foregrounds
@@ -73,7 +74,12 @@ def append(
                                            calibration=calibration_images(load_inputs(store, inputs), cfg))
                 grown, spool = made.inputs, made.spool
                 files.update(made.files)
+            config = record.config
+            if cfg.floors is not None and new_bg:  # the new backgrounds' floors, fitted from their predictions
+                more = floors_of(cfg, grown, lambda rel: files[rel].read_bytes(), start=n_bg)
+                config = dataclasses.replace(cfg, floors=cfg.floors + (more or ()))
             record = record.with_changes(
+                config=config,
                 inputs=grown,
                 segments=(*segments, ((n_bg, n_bg + len(new_bg)), (n_fg, n_fg + len(new_fg)))),
                 lineage=(*(record.lineage or ()), record.fingerprint))

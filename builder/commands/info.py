@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from fgbg.readers.schema import Manifest
+from collections.abc import Sequence
+
+from fgbg.readers.schema import InputEntry, Manifest
 
 from ..config import BuildConfig
+from ..floor_fit import describe_floor
 from ..manifest import record_from_manifest
 from ..record import ImportedConfig
 from ..summary import human_bytes, statistics_table
@@ -39,10 +42,31 @@ def describe(m: Manifest, where: str = "manifest.json") -> str:
         f"seed      {c.seed}",
         *([f"compose   {', '.join(options)}"] if (options := _options(c)) else []),
         f"index     {m.annotations.file}",
+        *_floor_lines(c, record.inputs.bg),
         "",
         statistics_table(m.statistics),
     ]
     return "\n".join(lines)
+
+
+_FLOORS_SHOWN = 50  # backgrounds listed one per line; the card lists them all
+
+
+def _floor_lines(c: BuildConfig, bgs: Sequence[InputEntry]) -> list[str]:
+    """--depth-layers --position floor: each background's fitted floor, or its fallback."""
+    if c.floors is None:
+        if c.depth_layers and c.position == "floor":
+            return ["floors    the plane prior's room (made before floors were fitted from the predictions)"]
+        return []
+    found = sum(f.found for f in c.floors)
+    lines = [f"floors    fitted from the predictions: {found} of {len(c.floors)} backgrounds have a usable floor; "
+             f"the others fall back to the plane prior's room"]
+    for i, f in enumerate(c.floors[:_FLOORS_SHOWN]):
+        name = bgs[i].name if i < len(bgs) else "?"
+        lines.append(f"  bg {i} {name}: {describe_floor(f)}")
+    if len(c.floors) > _FLOORS_SHOWN:
+        lines.append(f"  ... {len(c.floors) - _FLOORS_SHOWN} more (the card, README.md, lists every background)")
+    return lines
 
 
 def _options(c: BuildConfig) -> list[str]:

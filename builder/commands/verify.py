@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import collections
 import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import msgspec
+import numpy as np
 
 from fgbg.readers.errors import DatasetError, MetadataError
 from fgbg.readers.fs import Location
@@ -39,8 +40,10 @@ from fgbg.readers.schema import (
 
 from ..card import CARD, PREVIEW, dataset_card, draw_preview
 from ..config import BuildConfig
-from ..depth.stored import StoredPredictions
+from ..depth.layers import model_output
+from ..depth.stored import StoredPredictions, depth_file
 from ..errors import FgbgError
+from ..floor_fit import fit_floor
 from ..inputs import input_statistics, load_inputs
 from ..manifest import (
     BUILD_RECORD,
@@ -203,8 +206,25 @@ def _input_statistics(store: Store, record: BuildRecord) -> dict[str, PixelSums]
     if not isinstance(record.config, BuildConfig):
         return {}
     if record.config.depth_layers:  # the backgrounds' predictions are inputs too: hashed and parsed
-        StoredPredictions(store, record.inputs.bg, record.config.depth_shape, capacity=1).check_all()
-    return input_statistics(load_inputs(store, record.inputs), record.config)
+        predictions = StoredPredictions(store, record.inputs.bg, record.config.depth_shape, capacity=1)
+        predictions.check_all()
+        _floor_problems(record.config, predictions)
+    return input_statistics(load_inputs(store, record.inputs, fresh=True), record.config)
+
+
+def _floor_problems(cfg: BuildConfig, predictions: Sequence[np.ndarray]) -> None:
+    """``config.floors`` (what the plan stands people on) must be the fit of each stored
+    prediction: FgbgError naming the first background whose recorded floor is not."""
+    if cfg.floors is None:
+        return
+    if len(cfg.floors) != len(predictions):
+        raise FgbgError(f"{BUILD_RECORD}: config.floors has {len(cfg.floors)} entries for {len(predictions)} "
+                        "backgrounds")
+    output = model_output(cfg.depth, cfg.depth_preset, cfg.depth_input)
+    for i, recorded in enumerate(cfg.floors):
+        if fit_floor(predictions[i], output, cfg.size) != recorded:
+            raise FgbgError(f"{BUILD_RECORD}: config.floors[{i}] is not the floor fitted from "
+                            f"{depth_file(i)} (edited?)")
 
 
 def _made_problems(data: bytes, manifest: Manifest, record: BuildRecord | None, annotations: str | None,
