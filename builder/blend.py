@@ -17,24 +17,17 @@ foreground's own alpha, never the blend (the model learns the person, not the se
 
 from __future__ import annotations
 
-import math
 import re
 
 import cv2
 import numpy as np
 
+from fgbg.readers.pixels import rotate_rgba, rotated_box  # the readers place people with them too
+
 __all__ = ["BLENDS", "blend_alpha", "check_blend", "harmonise", "lab_stats", "poisson_paste", "rotate_rgba",
            "rotated_box"]
 
 BLENDS = ("alpha", "hard", "feather:R", "poisson")
-def rotated_box(w: int, h: int, angle: int) -> tuple[int, int]:
-    """(w, h) of the box holding a w x h image turned by ``angle`` degrees (exactly (w, h) at 0)."""
-    if angle % 180 == 0:
-        return w, h
-    t = math.radians(angle)
-    c, s = abs(math.cos(t)), abs(math.sin(t))
-    return math.ceil(round(w * c + h * s, 6)), math.ceil(round(w * s + h * c, 6))
-
 
 _FEATHER = re.compile(r"feather:([0-9]{1,3})")
 
@@ -107,22 +100,3 @@ def poisson_paste(canvas: np.ndarray, person: np.ndarray, mask: np.ndarray, x: i
     rx, ry, rw, rh = cv2.boundingRect(full)
     cloned = cv2.seamlessClone(src, window, full, (rx + rw // 2, ry + rh // 2), cv2.NORMAL_CLONE)
     canvas[y:y + h, x:x + w] = cloned[_PAD:_PAD + h, _PAD:_PAD + w]
-
-
-def rotate_rgba(rgba: np.ndarray, angle: int) -> np.ndarray:
-    """A straight-alpha image (h, w, 4) turned ``angle`` degrees counter-clockwise about its
-    centre, on the box that holds it (:func:`rotated_box`); resampled through premultiplied
-    alpha (bilinear) so no dark fringe comes in from the transparent surround."""
-    h, w = rgba.shape[:2]
-    bw, bh = rotated_box(w, h, angle)
-    turn = cv2.getRotationMatrix2D(((w - 1) / 2, (h - 1) / 2), angle, 1.0)  # pixel centres
-    turn[0, 2] += (bw - w) / 2
-    turn[1, 2] += (bh - h) / 2
-    a = rgba[..., 3:4].astype(np.float32)
-    premul = np.concatenate([rgba[..., :3].astype(np.float32) * a / 255, a], axis=2)
-    out = cv2.warpAffine(premul, turn, (bw, bh), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
-                         borderValue=(0, 0, 0, 0))
-    alpha = out[..., 3:4]
-    colour = np.where(alpha > 0, out[..., :3] * 255 / np.maximum(alpha, 1e-6), 0)
-    turned: np.ndarray = np.clip(np.rint(np.concatenate([colour, alpha], axis=2)), 0, 255).astype(np.uint8)
-    return turned

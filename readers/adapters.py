@@ -1,9 +1,10 @@
 """Framework adapters: ``tf.data`` and PyTorch, both thin wrappers over :class:`Stream`.
 
 Neither framework is a dependency of fgbg; each is imported only when its adapter is used.
-Each yields dicts of arrays: ``image``, ``mask``, ``depth``, ``instances``, ``background``
-(those the dataset has and ``fields`` asks for), ``index`` (the sample's key as an int) and
-``padding`` (True for a rank's top-up duplicate under ``partial="pad"``, so a loss can mask it).
+Each yields dicts of arrays: ``image``, ``mask``, ``depth``, ``instances``, ``background``,
+``foreground`` (those the dataset has and ``fields`` asks for), ``index`` (the sample's key as
+an int) and ``padding`` (True for a rank's top-up duplicate under ``partial="pad"``, so a loss
+can mask it).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ if TYPE_CHECKING:
 
 __all__ = ["tf_dataset", "torch_dataset"]
 
-_ARRAYS = ("image", "mask", "depth", "instances", "background")
+_ARRAYS = ("image", "mask", "depth", "instances", "background", "foreground")
 
 
 def _flatten(sample: dict[str, Any], fields: tuple[str, ...]) -> dict[str, Any]:
@@ -31,6 +32,9 @@ def _flatten(sample: dict[str, Any], fields: tuple[str, ...]) -> dict[str, Any]:
 
 
 def _shape(ds: Dataset, field: str, resize: tuple[int, int] | None) -> tuple[int, ...]:
+    if field == "foreground" and ds.foregrounds is not None:  # RGBA layers the composite's size
+        layers = ds.foregrounds.shape()
+        return layers if resize is None else (*layers[:-3], resize[1], resize[0], 4)
     spec = ds.metadata.fields["image" if field == "background" else field]  # type: ignore[index]  # stored at its size
     shape = tuple(spec.shape or ())
     if resize is not None:

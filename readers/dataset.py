@@ -17,20 +17,24 @@ from typing import Any, cast
 import msgspec
 import numpy as np
 
-from .backgrounds import BACKGROUND, Backgrounds, background_index
+from .backgrounds import BACKGROUND, Backgrounds
 from .decode import MAX_PIXELS, REDUCTIONS, DecodeError, decode_member
 from .errors import DatasetError, MetadataError, ShardReadError
+from .foregrounds import FOREGROUND, Foregrounds
 from .formats import Member, ShardReader, reader_class
 from .formats.tar import MAX_SPAN, TarShardReader
 from .fs import CONNECTIONS, Location
 from .readahead import BUDGET, ReadAhead
 from .schema import Manifest, ShardEntry, members_digest, parse_manifest
+from .stored import StoredInputs, annotation
 from .stream import Stream, StreamSpec, worker_context
 from .transform import SampleTransform
 
 __all__ = ["Dataset", "DatasetError", "MetadataError", "ShardReadError", "open_dataset"]
 
 MANIFEST = "manifest.json"
+#: the fields made from the stored inputs (``inputs/``) rather than read from a shard member
+_INPUT_FIELDS: dict[str, type[Backgrounds] | type[Foregrounds]] = {BACKGROUND: Backgrounds, FOREGROUND: Foregrounds}
 # What reading a damaged or lying file can raise below the readers' own checks (h5py, zlib,
 # OS errors on flaky storage...): always turned into a DatasetError naming shard and sample.
 _READ_ERRORS = (OSError, ValueError, KeyError, IndexError, TypeError, RuntimeError, EOFError, MemoryError)
@@ -65,16 +69,20 @@ class Dataset:
             raise DatasetError(f"{self.root}: no {self.format} shards; this dataset has {', '.join(formats)}")
         available = tuple(self.metadata.fields)
         self.fields = tuple(fields) if fields is not None else available
-        unknown = [f for f in self.fields if f not in (*available, BACKGROUND)]
+        unknown = [f for f in self.fields if f not in (*available, *_INPUT_FIELDS)]
         if unknown:
             raise DatasetError(f"{self.root}: no field(s) {', '.join(unknown)}; this dataset has "
-                               f"{', '.join(available)} (and {BACKGROUND}: the stored background)")
+                               f"{', '.join(available)} (and {BACKGROUND}, {FOREGROUND}: the stored inputs as used)")
         self.max_pixels = max_pixels
         self.check = check
-        # ``background`` is no member: its annotation names it (read ``meta`` for it), inputs/ holds it
-        self.backgrounds = Backgrounds(location, manifest, max_pixels) if BACKGROUND in self.fields else None
-        members = tuple(f for f in self.fields if f != BACKGROUND)
-        if self.backgrounds is not None and "meta" not in members:
+        # ``background``, ``foreground`` are no members: the annotation names them (``meta`` is
+        # read for them), inputs/ holds them
+        self.stored_fields: dict[str, StoredInputs] = {f: _INPUT_FIELDS[f](location, manifest, max_pixels)
+                                                for f in self.fields if f in _INPUT_FIELDS}
+        self.backgrounds = cast(Backgrounds | None, self.stored_fields.get(BACKGROUND))
+        self.foregrounds = cast(Foregrounds | None, self.stored_fields.get(FOREGROUND))
+        members = tuple(f for f in self.fields if f not in _INPUT_FIELDS)
+        if self.stored_fields and "meta" not in members:
             members += ("meta",)
         # a checked read needs every member (the digest covers them all); only ``fields`` are decoded
         self.read_fields = available if check else members
@@ -133,16 +141,19 @@ class Dataset:
     def _decode(self, reader: ShardReader, key: str, members: dict[str, Member]) -> dict[str, Any]:
         if self.check:
             self._prove(reader, key, members)
-        elif not self.decode and self.backgrounds is None and len(members) == len(self.fields):
+        elif not self.decode and not self.stored_fields and len(members) == len(self.fields):
             raw = cast(dict[str, Any], members)  # the reader kept exactly these: its fresh dict becomes the sample
             raw["key"] = key
             return raw
         sample: dict[str, Any] = {"key": key}
+        annotated: dict[str, Any] | None = None
         for field in self.fields:
-            if field == BACKGROUND:
+            stored = self.stored_fields.get(field)
+            if stored is not None:
                 where = f"{reader.path}: sample {key}"
-                index = background_index(members.get("meta"), key, where)
-                sample[field] = self.backgrounds.get(index, self.decode, self.reduce, where)  # type: ignore[union-attr]
+                if annotated is None:  # one parse of the annotation for every input field
+                    annotated = annotation(members.get("meta"), key, where)
+                sample[field] = stored.value(annotated, self.decode, self.reduce, where)
                 continue
             if field not in members:
                 raise DatasetError(f"{reader.path}: sample {key} has no {field} member")
@@ -344,8 +355,11 @@ def open_dataset(url: str | Path, format: str | None = None, fields: Sequence[st
     streams (``normalize``/``resize`` need decoded samples).
 
     ``fields`` may also name ``background``: the stored background each composite was made
-    from (``inputs/bg/NNNN.png``, named by the annotation), proven against the manifest's
-    sha256 before its first use in each process and cached decoded (bounded).
+    from (``inputs/bg/NNNN.png``, named by the annotation), and ``foreground``: the person as
+    pasted, on a transparent RGBA layer the size of the composite -- (H, W, 4); with
+    ``--people`` (MAX, H, W, 4), one layer per person of ``meta.people`` (see
+    :mod:`readers.foregrounds`). Their files are proven against the manifest's sha256 before
+    their first use in each process and cached decoded (bounded).
 
     ``reduce=2`` (or 4, 8) decodes every pixel field at that fraction of its stored size: the
     JPEG composite in the DCT domain (libjpeg's scaled decoding: a fraction of the work, not

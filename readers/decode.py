@@ -25,8 +25,8 @@ try:
 except ImportError:  # pragma: no cover - a dependency; OpenCV decodes the same pixels, slower
     simplejpeg = None
 
-__all__ = ["MAX_PIXELS", "REDUCTIONS", "ZSTD_MAGIC", "DecodeError", "check_pixels", "decode_member", "image_size",
-           "npy_zst", "png_gray8", "zstd_decompressor"]
+__all__ = ["MAX_PIXELS", "REDUCTIONS", "ZSTD_MAGIC", "DecodeError", "check_pixels", "decode_member", "decode_rgba",
+           "image_size", "npy_zst", "png_gray8", "zstd_decompressor"]
 
 MAX_PIXELS = 4096 * 4096
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -259,6 +259,20 @@ def _decode_mask(data: bytes, max_pixels: int, reduce: int = 1) -> np.ndarray:
 
 def _decode_depth(data: bytes, max_pixels: int, reduce: int = 1) -> np.ndarray:
     return _reduce(_decode_gray(data, max_pixels), reduce, cv2.INTER_AREA)
+
+
+def decode_rgba(data: bytes, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """An 8-bit RGBA PNG -- a stored foreground -- as (h, w, 4) uint8 straight RGBA."""
+    if data[:8] != _PNG_SIGNATURE:
+        raise DecodeError("not a PNG image")
+    check_pixels(data, max_pixels)
+    arr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    if arr is None:
+        raise DecodeError("corrupt image")
+    if arr.dtype != np.uint8 or arr.ndim != 3 or arr.shape[2] != 4:
+        raise DecodeError(f"not an 8-bit RGBA image ({arr.dtype}, shape {arr.shape})")
+    out: np.ndarray = cv2.cvtColor(arr, cv2.COLOR_BGRA2RGBA)
+    return out
 
 
 _DECODERS: dict[str, Callable[[bytes, int, int], Any]] = {

@@ -7,6 +7,8 @@ from typing import Any
 import cv2
 import numpy as np
 
+from .foregrounds import reduce_layers
+
 __all__ = ["SampleTransform"]
 
 
@@ -15,9 +17,10 @@ class SampleTransform:
 
     ``normalize``: image -> (x/255 - mean) / std per channel, depth likewise with the depth
     statistics, background with the stored backgrounds' (``inputs_bg``), mask -> x/255 (a
-    probability, not standardised). ``resize`` (w, h): image
+    probability, not standardised), foreground -> x/255 in all four channels (RGBA layers,
+    transparent outside the person: not standardised). ``resize`` (w, h): image
     and depth by area (shrink) or bilinear (enlarge), the mask by nearest neighbour so it
-    stays binary.
+    stays binary, the foreground's layers likewise through premultiplied alpha.
     """
 
     def __init__(self, statistics: dict[str, dict[str, list[float]]], normalize: bool = False,
@@ -30,6 +33,8 @@ class SampleTransform:
     def _resize(self, field: str, x: np.ndarray) -> np.ndarray:
         assert self.resize is not None
         w, h = self.resize
+        if field == "foreground":  # RGBA layers (..., H, W, 4): through premultiplied alpha, no dark fringe
+            return x if x.shape[-3:-1] == (h, w) else reduce_layers(x, w, h)
         if x.shape[1] == w and x.shape[0] == h:
             return x
         if field == "mask":
@@ -39,7 +44,7 @@ class SampleTransform:
         return cv2.resize(x, (w, h), interpolation=interp)
 
     def __call__(self, sample: dict[str, Any]) -> dict[str, Any]:
-        for field in ("image", "mask", "depth", "background"):
+        for field in ("image", "mask", "depth", "background", "foreground"):
             if field not in sample:
                 continue
             x = sample[field]
@@ -47,11 +52,12 @@ class SampleTransform:
                 x = self._resize(field, x)
             if self.normalize:
                 x = x.astype(np.float32) * np.float32(1 / 255)
-                if field != "mask":
+                if field not in _UNSCALED:
                     stats = _STATISTICS.get(field, field)
                     x = (x - self.mean[stats]) / self.std[stats]
             sample[field] = x
         return sample
 
 
+_UNSCALED = ("mask", "foreground")  # x/255 only: a probability; RGBA layers mostly transparent
 _STATISTICS = {"background": "inputs_bg"}  # the manifest's statistics of a field's pixels, where named otherwise

@@ -10,6 +10,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from input_fields import counted_reads, every_access_path, loader_batches
 
 from fgbg.builder import BuildConfig, build
 from fgbg.builder.encode import encode_png
@@ -47,24 +48,13 @@ def test_each_sample_gets_the_background_it_was_made_from(dataset: Path) -> None
 
 
 def test_every_access_path(dataset: Path) -> None:
-    want = {s["key"]: s["background"] for s in open_dataset(dataset, fields=("background",))}
-    d = open_dataset(dataset, fields=("mask", "background"))
-    assert set(d[7]) == {"key", "mask", "background"}  # meta read for it, not handed out
-    assert np.array_equal(d[7]["background"], want["00000007"])
-    assert [np.array_equal(s["background"], want[s["key"]]) for s in d.get_many([9, 2, 9])] == [True] * 3
-    streamed = list(d.stream(shuffle=True, seed=4, rank=1, world=2))
-    assert streamed and all(np.array_equal(s["background"], want[s["key"]]) for s in streamed)
+    want = every_access_path(dataset, "background")
     raw = open_dataset(dataset, fields=("background",), decode=False)
     meta = open_dataset(dataset, fields=("meta",))[7]["meta"]
     assert raw[7]["background"] == (dataset / "inputs" / "bg" / f"{meta['bg']['index']:04d}.png").read_bytes()
     half = open_dataset(dataset, fields=("background",), reduce=2)[7]["background"]
     assert half.shape == (112, 112, 3)
     assert np.array_equal(half, cv2.resize(want["00000007"], (112, 112), interpolation=cv2.INTER_AREA))
-    checked = open_dataset(dataset, fields=("background",), check=True)  # digests proven, background too
-    assert np.array_equal(checked[7]["background"], want["00000007"])
-    a, b = d[7]["background"], d[7]["background"]
-    a[:] = 0
-    assert np.array_equal(b, want["00000007"])  # each sample its own array: the cache is never written
 
 
 def test_normalized_with_the_backgrounds_statistics(dataset: Path) -> None:
@@ -79,16 +69,7 @@ def test_normalized_with_the_backgrounds_statistics(dataset: Path) -> None:
 
 
 def test_torch_dataloader_workers(dataset: Path) -> None:
-    torch = pytest.importorskip("torch")
-    want = {int(s["key"]): s["background"] for s in open_dataset(dataset, fields=("background",))}
-    data = open_dataset(dataset, fields=("image", "background")).torch_dataset(shuffle=True)
-    got = 0
-    for batch in torch.utils.data.DataLoader(data, batch_size=8, num_workers=2):
-        assert tuple(batch["background"].shape[1:]) == (224, 224, 3)
-        for i, bg in zip(batch["index"].tolist(), batch["background"].numpy(), strict=True):
-            assert np.array_equal(bg, want[i])
-            got += 1
-    assert got == 36
+    assert loader_batches(dataset, "background", (224, 224, 3)) == 36
 
 
 def test_a_changed_background_is_refused_naming_it(dataset: Path, tmp_path: Path) -> None:
@@ -108,14 +89,7 @@ def test_a_changed_background_is_refused_naming_it(dataset: Path, tmp_path: Path
 def test_read_once_per_process_and_bounded(dataset: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Each background is read and hashed once while the cache holds it; the cache never holds
     more than its byte budget (one decoded background here), whatever the dataset's count."""
-    reads: list[str] = []
-    real = Location.read_bytes
-
-    def counted(self: Location, rel: str, limit: int = 1 << 28) -> bytes:
-        reads.append(rel)
-        return real(self, rel, limit)
-
-    monkeypatch.setattr(Location, "read_bytes", counted)
+    reads = counted_reads(monkeypatch)
     d = open_dataset(dataset, fields=("background",))
     for _ in d:
         pass
