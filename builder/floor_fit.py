@@ -125,7 +125,7 @@ def fit_floor(prediction: np.ndarray, output: str, size: int) -> Floor:
     residual = round(float(np.median(np.abs(rows_y - fitted) / np.maximum(np.abs(fitted), 1e-12))), 4)
     n_rows = int(cand[b - 1] - cand[a] + 1)
     if n_rows < need:
-        return Floor(False, 0.0, 0, 0, n_rows, residual, f"only {n_rows} rows lie on a floor line (need {need})")
+        return Floor(False, 0.0, 0, 0, n_rows, residual, f"only {n_rows} rows lie on a floor line, {need} needed")
     if not s > 0:
         return Floor(False, 0.0, 0, 0, n_rows, residual, "inverse depth does not grow downwards")
     horizon = round(float(-c / s), 2)
