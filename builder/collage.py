@@ -8,6 +8,7 @@ masks, composites, composite masks, depth maps -- ``columns`` of each, with row 
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 import cv2
@@ -18,6 +19,7 @@ from .storage import Store
 
 if TYPE_CHECKING:
     from fgbg.readers import Dataset
+    from fgbg.readers.schema import InputEntry
 
 __all__ = ["collage"]
 
@@ -72,8 +74,15 @@ def collage(store: Store, ds: Dataset, columns: int = 8) -> bytes:
     inputs = ds.metadata.inputs
 
     def stored(kind: str, mask: bool = False) -> list[bytes]:  # an imported dataset may lack some inputs
-        rels = [r.mask_file if mask else r.file for r in inputs.get(kind, [])]  # type: ignore[call-overload]
-        return [store.read_bytes(rel) for rel in [rel for rel in rels if rel is not None][:columns]]
+        entries = [r for r in inputs.get(kind, []) if (r.mask_file if mask else r.file) is not None][:columns]  # type: ignore[call-overload]
+
+        def read(r: InputEntry) -> bytes:
+            if mask or r.file_sha256 is None:
+                return store.read_bytes(r.mask_file if mask else r.file)  # type: ignore[arg-type]
+            return store.read_input(r.file, r.file_sha256)  # type: ignore[arg-type]
+
+        with ThreadPoolExecutor(8, thread_name_prefix="fgbg-collage") as ex:  # round trips at once on a bucket
+            return list(ex.map(read, entries))
 
     rows: dict[str, list[np.ndarray]] = {
         "backgrounds": [decode_png_color(b) for b in stored("bg")],
@@ -81,7 +90,7 @@ def collage(store: Store, ds: Dataset, columns: int = 8) -> bytes:
         "fg masks": [decode_png(b) for b in stored("fg", mask=True)],
     }
     step = max(1, len(ds) // columns)
-    samples = [ds[i] for i in range(0, len(ds), step)][:columns]
+    samples = ds.get_many(list(range(0, len(ds), step))[:columns])  # one concurrent fetch on a bucket
     rows["composites"] = [s["image"] for s in samples]
     rows["composite masks"] = [s["mask"] for s in samples]
     if "depth" in ds.fields:

@@ -43,10 +43,12 @@ class StoredImages(Sequence[np.ndarray]):
     still an error naming it, never silently used.
     """
 
-    def __init__(self, store: Store, records: Sequence[InputEntry], capacity: int = 64):
+    def __init__(self, store: Store, records: Sequence[InputEntry], capacity: int = 64, fresh: bool = False):
         self.store = store
         self.records = records
+        self.fresh = fresh  # read the stored objects themselves, never a local copy (what verify proves)
         self._cache: LRU[int, np.ndarray] = LRU(capacity)
+        self._prefetched = False
 
     def __len__(self) -> int:
         return len(self.records)
@@ -67,8 +69,12 @@ class StoredImages(Sequence[np.ndarray]):
         if rel is None or expected is None:
             raise FgbgError(f"{self.store.url}: input {rec.name!r} has no stored file (an imported dataset's "
                             "input that was not given)")
+        if not self._prefetched and not self.fresh:  # a shard uses nearly every input: on object storage,
+            self._prefetched = True                    # all fetched at once into the host's local copy
+            self.store.prefetch_inputs([(r.file, r.file_sha256) for r in self.records
+                                        if r.file is not None and r.file_sha256 is not None])
         try:
-            data = self.store.read_bytes(rel)
+            data = self.store.read_bytes(rel) if self.fresh else self.store.read_input(rel, expected)
         except FileNotFoundError:
             raise FgbgError(f"{self.store.url}/{rel}: stored input is missing") from None
         if hashlib.sha256(data).hexdigest() != expected:
@@ -126,16 +132,19 @@ def write_inputs(store: Store, files: dict[str, Path]) -> None:
     In threads because each write waits on its own fsync (or PUT, on object storage): 10,000
     backgrounds written one by one took 6.8 s before the first shard, most of it waiting."""
     def copy(item: tuple[str, Path]) -> None:
-        store.write_atomic(item[0], item[1].read_bytes())
+        store.write_input(item[0], item[1].read_bytes())
 
     with ThreadPoolExecutor(_COPY_THREADS, thread_name_prefix="fgbg-inputs") as ex:
         for _ in ex.map(copy, files.items()):
             pass
 
 
-def load_inputs(store: Store, inputs: Inputs) -> InputSet:
-    """``inputs/`` as a lazily read, bounded set (each file checked against its hash when read)."""
-    return InputSet(StoredImages(store, inputs.bg), StoredImages(store, inputs.fg, capacity=256),
+def load_inputs(store: Store, inputs: Inputs, fresh: bool = False) -> InputSet:
+    """``inputs/`` as a lazily read, bounded set (each file checked against its hash when read).
+    ``fresh``: from the stored objects themselves, for checks that prove them (verify); builds
+    may read an object store's inputs from the host's verified local copy."""
+    return InputSet(StoredImages(store, inputs.bg, fresh=fresh), StoredImages(store, inputs.fg, capacity=256,
+                                                                              fresh=fresh),
                     fg_boxes(inputs), inputs)
 
 

@@ -184,7 +184,7 @@ class ShardChecker:
         self.foregrounds = None
         if ctx.deep and record is not None and isinstance(record.config, BuildConfig):  # imported masks are data
             cfg = record.config
-            self.foregrounds = Foregrounds(load_inputs(self.store, record.inputs), cfg.mask_threshold,
+            self.foregrounds = Foregrounds(load_inputs(self.store, record.inputs, fresh=True), cfg.mask_threshold,
                                            cfg.soft_mask, cfg.size)
         self.layers = None  # deep + --depth-layers: every depth map painted again from the stored predictions
         if self.foregrounds is not None and record is not None and record.build_config.depth_layers:

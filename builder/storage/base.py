@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
 
@@ -60,6 +60,20 @@ class Store(ABC):
         if size > MAX_METADATA_BYTES:
             raise MetadataError(f"{rel}: {size} bytes, over the {MAX_METADATA_BYTES}-byte bound of a metadata file")
         return self.read_bytes(rel)
+
+    def read_input(self, rel: str, sha256: str) -> bytes:
+        """An input file the build record says hashes to ``sha256`` (the caller still checks:
+        a store may serve it from a local copy, never unchecked bytes it did not prove)."""
+        return self.read_bytes(rel)
+
+    def prefetch_inputs(self, files: Sequence[tuple[str, str]]) -> None:
+        """Make ``(rel, sha256)`` input files cheap to read next (object stores: fetched
+        concurrently into a local copy). A file that cannot be fetched is left for
+        :meth:`read_input` to report."""
+
+    def write_input(self, rel: str, data: bytes) -> None:
+        """Store an input file (``write_atomic``; object stores also keep a local copy)."""
+        self.write_atomic(rel, data)
 
     @abstractmethod
     def listdir(self, folder: str = "") -> list[str]:

@@ -26,17 +26,21 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
 
 from ..errors import LockedError, OutputError
 from .base import LOCK_NAME, TMP_MARK, Store
+from .input_cache import InputCache
 
 __all__ = ["ObjectLock", "ObjectStore"]
 
 T = TypeVar("T")
+CONNECTIONS = 16  # requests in flight for input prefetch and multipart uploads
+PART_BYTES = 8 << 20  # multipart part size: a shard over two parts goes up in parallel parts
 _PERMANENT = (FileNotFoundError, PermissionError, FileExistsError, IsADirectoryError, NotADirectoryError)
 
 
@@ -60,11 +64,13 @@ class ObjectStore(Store):
         self.storage_options = dict(storage_options or {})
         self._fs: Any = None
         self._tmpdir: Path | None = None
+        self._inputs: InputCache | None = None
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         state["_fs"] = None  # sessions and sockets are rebuilt in each process
         state["_tmpdir"] = None
+        state["_inputs"] = None
         return state
 
     @property
@@ -115,17 +121,71 @@ class ObjectStore(Store):
         return ObjectLock(self)
 
     # -- reading -----------------------------------------------------------------------
+    def _s3_key(self, rel: str) -> tuple[str, str] | None:
+        """(bucket, key) on S3, where one HEAD answers size and existence; None elsewhere."""
+        if self.protocol not in ("s3", "s3a"):
+            return None
+        bucket, _, key = self._path(rel).split("://", 1)[1].partition("/")
+        return bucket, key
+
     def exists(self, rel: str) -> bool:
-        self.fs.invalidate_cache()
-        return bool(self._retry(self._path(rel), lambda: self.fs.exists(self._path(rel))))
+        try:
+            self.size(rel)
+        except FileNotFoundError:
+            return False
+        return True
 
     def size(self, rel: str) -> int:
+        """One HEAD on S3 (fsspec's ``size`` of a missing key also lists its parent, to tell a
+        folder: a second round trip for every file a build checks before writing it)."""
+        where = self._s3_key(rel)
+        if where is not None:
+            head = self._retry(self._path(rel), lambda: self.fs.call_s3("head_object", Bucket=where[0],
+                                                                        Key=where[1]))
+            return int(head["ContentLength"])
         self.fs.invalidate_cache()  # listings cached by fsspec go stale as builders write
         return int(self._retry(self._path(rel), lambda: self.fs.size(self._path(rel))))
 
     def read_bytes(self, rel: str) -> bytes:
-        data: bytes = self._retry(self._path(rel), lambda: self.fs.cat_file(self._path(rel)))
+        """One GET (``max_concurrency=1``: s3fs would otherwise HEAD first, to split large objects)."""
+        path = self._path(rel)
+        if self._s3_key(rel) is not None:
+            data: bytes = self._retry(path, lambda: self.fs.cat_file(path, max_concurrency=1))
+        else:
+            data = self._retry(path, lambda: self.fs.cat_file(path))
         return data
+
+    @property
+    def input_cache(self) -> InputCache:
+        if self._inputs is None:
+            self._inputs = InputCache()
+        return self._inputs
+
+    def read_input(self, rel: str, sha256: str) -> bytes:
+        """From the host's verified copy when there is one; else one GET, kept if it proves out."""
+        data = self.input_cache.get(sha256)
+        if data is None:
+            data = self.read_bytes(rel)
+            if hashlib.sha256(data).hexdigest() == sha256:
+                self.input_cache.put(data, sha256)
+        return data
+
+    def prefetch_inputs(self, files: Sequence[tuple[str, str]]) -> None:
+        """The missing ones fetched ``CONNECTIONS`` at a time (each thread holds one file)."""
+        missing = [(rel, sha) for rel, sha in files if not self.input_cache.has(sha)]
+
+        def fetch(item: tuple[str, str]) -> None:
+            with contextlib.suppress(Exception):  # reported by read_input when it is used
+                self.read_input(*item)
+
+        if missing:
+            with ThreadPoolExecutor(min(CONNECTIONS, len(missing)), thread_name_prefix="fgbg-prefetch") as ex:
+                for _ in ex.map(fetch, missing):
+                    pass
+
+    def write_input(self, rel: str, data: bytes) -> None:
+        self.write_atomic(rel, data)
+        self.input_cache.put(data)  # this host's workers read it from here
 
     def download(self, rel: str, local: Path) -> None:
         """``rel`` copied whole to the local file ``local`` (one streamed GET, retried): what a
@@ -159,7 +219,10 @@ class ObjectStore(Store):
     def commit(self, tmp: Path, rel: str) -> None:
         """Upload to the final key (one PUT, or multipart completed as a whole), then drop tmp."""
         try:
-            self._retry(self._path(rel), lambda: self.fs.put_file(str(tmp), self._path(rel)))
+            # S3: parts of PART_BYTES, CONNECTIONS at a time, for a shard over two parts
+            parts: dict[str, Any] = ({"chunksize": PART_BYTES, "max_concurrency": CONNECTIONS}
+                                     if self._s3_key(rel) is not None else {})
+            self._retry(self._path(rel), lambda: self.fs.put_file(str(tmp), self._path(rel), **parts))
         finally:
             tmp.unlink(missing_ok=True)
 
