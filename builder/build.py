@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
+import multiprocessing
 import os
 import sys
 import time
@@ -46,14 +47,14 @@ from .manifest import (
     read_record,
 )
 from .plan import plan_for
-from .processes import spawn_executor, worker_count
+from .processes import init_worker_process, spawn_executor, worker_count
 from .receipts import Receipt
 from .record import BuildRecord
 from .shard import ShardBuilder, depth_settings
 from .shards import HDF5_LAYOUTS
 from .sources import Mapper, PreparedInput, load_backgrounds, load_foregrounds
 from .stats import PixelSums
-from .storage import Store, open_store
+from .storage import ObjectStore, Store, open_store
 
 __all__ = [
     "BuildResult", "LocalPool", "Runner", "ShardWorker", "build", "check_output", "complete", "local_runner",
@@ -104,11 +105,33 @@ class ShardWorker(Protocol):
         """Receipts of the shard in every format, (re)building what is not done."""
         raise NotImplementedError
 
+    def flush(self) -> None:
+        """Every shard ``ensure`` returned is committed (receipt written), or its error raised."""
+
     def close(self) -> None:
         """Release what the worker holds (models, open files)."""
 
 
 _worker: ShardWorker | None = None
+_FLUSH_TIMEOUT = 3600.0  # seconds a drained worker waits for the others' last commits
+_flush_barrier: Any = None  # one per pool process: makes each of the pool's flush tasks land on its own worker
+
+
+def _init_pool_worker(barrier: Any) -> None:
+    global _flush_barrier
+    init_worker_process()
+    _flush_barrier = barrier
+
+
+def _flush_worker() -> None:
+    """Drain this process's background commits, then wait until every worker of the pool got
+    its own flush task (a worker waiting here takes no second one). Always reaches the
+    barrier, failed or not, so that a failure cannot leave the others waiting."""
+    try:
+        if _worker is not None:
+            _worker.flush()
+    finally:
+        _flush_barrier.wait(timeout=_FLUSH_TIMEOUT)
 
 
 def _ensure_shard(factory: Callable[[], ShardWorker], shard: int) -> list[tuple[Receipt, bool]]:
@@ -139,7 +162,9 @@ class LocalPool:
     def __init__(self, workers: int):
         if workers < 2:
             raise ValueError(f"a pool needs at least 2 workers, got {workers}")
-        self._ex = spawn_executor(workers)
+        self._workers = workers
+        barrier = multiprocessing.get_context("spawn").Barrier(workers)
+        self._ex = spawn_executor(workers, _init_pool_worker, (barrier,))
         for _ in range(workers):  # one process each, started now (the executor starts them on demand)
             self._ex.submit(_started)
         self._used = False
@@ -162,6 +187,9 @@ class LocalPool:
         try:
             for done in as_completed(futures):
                 yield done.result()
+            # commits still running in the workers' threads: all done before the caller goes on
+            for flushed in [self._ex.submit(_flush_worker) for _ in range(self._workers)]:
+                flushed.result()
         except BrokenProcessPool as e:
             raise FgbgError(
                 "a build worker process died (killed, or out of memory?) while building shards; the shards "
@@ -200,6 +228,7 @@ def run_shards(
         try:
             for s in shards:
                 yield _worker.ensure(s)
+            _worker.flush()
         finally:
             _worker.close()
             _worker = None
@@ -214,7 +243,9 @@ def run_shards(
 
 
 def _shard_builder(store: Store, record: BuildRecord, depth_options: dict[str, Any]) -> ShardBuilder:
-    return ShardBuilder(store, record, depth_options)
+    """On an object store shards are committed in the background (builder/committer.py): the
+    upload's tail and the receipt's round trips overlap the next shard, instead of idling it."""
+    return ShardBuilder(store, record, depth_options, background_commits=isinstance(store, ObjectStore))
 
 
 # -- driver -----------------------------------------------------------------------------

@@ -14,6 +14,8 @@ again and ``verify`` can prove it current.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 from fgbg.readers.schema import FieldSpec, Manifest
 
 from .collage import collage
@@ -237,5 +239,7 @@ def draw_preview(store: Store, manifest: Manifest) -> bytes:
 def write_card(store: Store, manifest: Manifest) -> None:
     """Store ``preview.png`` and ``README.md`` for ``manifest`` (called just before the manifest
     itself is written, with every shard done)."""
-    store.write_atomic(PREVIEW, draw_preview(store, manifest))
-    store.write_atomic(CARD, dataset_card(manifest, has_preview=True))
+    with ThreadPoolExecutor(2, thread_name_prefix="fgbg-card") as ex:  # two round trips at once on a bucket
+        card = ex.submit(store.write_atomic, CARD, dataset_card(manifest, has_preview=True))
+        store.write_atomic(PREVIEW, draw_preview(store, manifest))
+        card.result()

@@ -123,7 +123,7 @@ def encode_inputs(
     return Inputs(tuple(bg), tuple(fg)), files
 
 
-_COPY_THREADS = 8
+_COPY_THREADS = 16  # object stores: PUTs in flight (local folders: fsyncs)
 
 
 def write_inputs(store: Store, files: dict[str, Path]) -> None:

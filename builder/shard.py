@@ -21,6 +21,7 @@ import numpy as np
 from fgbg.readers.schema import sample_digest
 
 from .blend import blend_alpha, harmonise, lab_stats, poisson_paste, rotate_rgba
+from .committer import Commit, Committer
 from .composite import Prepared, paste, prepare
 from .config import BuildConfig
 from .depth import DepthBackend, DepthBatch, make_backend
@@ -39,7 +40,7 @@ from .record import BuildRecord, Inputs
 from .resize import resize_rgba
 from .shards import EncodedSample, ShardMeta, ShardWriter, shard_name, writer_class
 from .stats import PixelSums, float_sums, opencv_sums, square_table
-from .storage import Store
+from .storage import Store, Upload
 
 __all__ = [
     "DEPTH_BATCH", "Foregrounds", "ShardBuilder", "commit_shard", "depth_settings", "layered_depth", "meta_json",
@@ -168,38 +169,63 @@ def shard_meta(record: BuildRecord, shard: int, first: int, count: int) -> Shard
 
 def commit_shard(
     store: Store, record: BuildRecord, meta: ShardMeta, formats: list[str],
-    samples: Iterator[EncodedSample], stats: dict[str, PixelSums],
+    samples: Iterator[EncodedSample], stats: dict[str, PixelSums], committer: Committer | None = None,
 ) -> list[Receipt]:
     """Write ``samples`` into one temp file per format, commit each, then write receipts.
 
     ``stats`` is read only after ``samples`` is exhausted (its producer fills it as it goes).
+    With ``committer`` the commit and receipts happen in its thread and the receipts come back
+    at once (they are what will be written; the committer's drain says when they were).
     """
     temps = {fmt: store.temp_path(shard_name(meta.shard, fmt)) for fmt in formats}
     writers: dict[str, ShardWriter] = {}
+    uploads: dict[str, Upload] = {}  # object stores: sent while written, where the writer only appends
     digests: list[str] = []
     try:
         for fmt in formats:
             writers[fmt] = writer_class(fmt)(temps[fmt], meta)
+            upload = store.upload_while_writing(temps[fmt], shard_name(meta.shard, fmt)) \
+                if writers[fmt].append_only else None
+            if upload is not None:
+                uploads[fmt] = upload
         for sample in samples:
             digests.append(sample_digest(sample.files))
             for w in writers.values():
                 w.add(sample)
         infos = {fmt: w.close() for fmt, w in writers.items()}
     except BaseException:
+        for u in uploads.values():
+            u.abort()
         for w in writers.values():
             w.abort()
         raise
-    receipts = []
-    for fmt, info in infos.items():
-        rel = shard_name(meta.shard, fmt)
-        store.commit(temps[fmt], rel)
-        receipt = Receipt(
-            shard=meta.shard, name=rel, first=meta.first, count=meta.count, bytes=info.bytes, sha256=info.sha256,
-            fingerprint=record.fingerprint, stats={k: v.record() for k, v in stats.items()},
-            offsets=info.offsets, digests=digests,
-        )
-        write_receipt(store, receipt)
-        receipts.append(receipt)
+    receipts = [Receipt(shard=meta.shard, name=shard_name(meta.shard, fmt), first=meta.first, count=meta.count,
+                        bytes=info.bytes, sha256=info.sha256, fingerprint=record.fingerprint,
+                        stats={k: v.record() for k, v in stats.items()}, offsets=info.offsets, digests=digests)
+                for fmt, info in infos.items()]
+
+    def cancel() -> None:  # the formats not sent yet: nothing of them appears
+        for u in uploads.values():
+            u.abort()
+        for fmt in infos:
+            temps[fmt].unlink(missing_ok=True)
+
+    def publish() -> None:
+        try:
+            for fmt, receipt in zip(infos, receipts, strict=True):
+                if fmt in uploads:
+                    uploads.pop(fmt).finish(receipt.bytes)
+                else:
+                    store.commit(temps[fmt], receipt.name)
+                write_receipt(store, receipt)  # after the shard is whole in the store
+        except BaseException:
+            cancel()
+            raise
+
+    if committer is None:
+        publish()
+    else:
+        committer.submit(Commit(publish, cancel))
     return receipts
 
 
@@ -281,9 +307,12 @@ class ShardBuilder:
     """Everything a worker needs to build any shard of one dataset."""
 
     def __init__(self, store: Store, record: BuildRecord, depth_options: dict[str, Any] | None = None,
-                 backend: DepthBackend | None = None):
-        """``backend`` replaces the one ``record`` names (e.g. a proxy to a Ray actor holding the model)."""
+                 backend: DepthBackend | None = None, background_commits: bool = False):
+        """``backend`` replaces the one ``record`` names (e.g. a proxy to a Ray actor holding the model).
+        ``background_commits``: shards are committed by a :class:`Committer` thread while the next
+        is built; whoever runs this builder must call :meth:`flush` before trusting the receipts."""
         self.store = store
+        self.committer = Committer() if background_commits else None
         self.record = record
         self.formats: list[str] = list(record.formats)
         self.cfg = record.build_config
@@ -322,9 +351,18 @@ class ShardBuilder:
         """A mask or instance map as stored: PNG with the dataset's row filter, or .npy.zst."""
         return encode_npy_zst(image) if self.zstd else encode_mask_png(image, row_filter)
 
+    def flush(self) -> None:
+        """Every shard this builder returned is committed, receipt included (or its error raised)."""
+        if self.committer is not None:
+            self.committer.drain()
+
     def close(self) -> None:
-        if self.backend is not None:
-            self.backend.close()
+        try:
+            if self.committer is not None:
+                self.committer.close()
+        finally:
+            if self.backend is not None:
+                self.backend.close()
 
     def new_stats(self) -> dict[str, PixelSums]:
         stats = {"image": PixelSums(3), "mask": PixelSums(1)}
@@ -366,7 +404,7 @@ class ShardBuilder:
         stats = self.new_stats()
         decoded = any(writer_class(f).needs_pixels(meta) for f in formats)
         samples = self.samples(shard, stats, decoded, images=False)  # writers read encoded bytes (or decoded)
-        return commit_shard(self.store, self.record, meta, formats, samples, stats)
+        return commit_shard(self.store, self.record, meta, formats, samples, stats, self.committer)
 
     def _arrange(self, p: SampleParams, j: int, r: _Row) -> tuple[list[Person], np.ndarray]:
         """The people of sample ``j`` of ``p`` in paint order, and their instance map."""

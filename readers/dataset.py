@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, cast
 
@@ -279,6 +280,12 @@ class Dataset:
         if not self.location.remote:
             return {}
         try:
+            unread = [s for s in by_shard
+                      if isinstance(self._readers[s], TarShardReader) and self._readers[s]._receipt is None]
+            if len(unread) > 1:  # the receipts the plans need: read together, not a round trip each
+                with ThreadPoolExecutor(min(len(unread), self.location.connections)) as ex:
+                    for _ in ex.map(lambda s: self._readers[s].receipt(), unread):
+                        pass
             plans = {s: runs for s, gs in by_shard.items()
                      if (runs := self._readers[s].plan_many([g - self._firsts[s] for g in gs]))}
             ranges = [(self._readers[s].rel, lo, hi) for s, runs in plans.items() for _, lo, hi in runs

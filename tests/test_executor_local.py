@@ -7,6 +7,7 @@ import os
 import signal
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -33,6 +34,9 @@ class _Dies:
         if shard == 1:
             os.kill(os.getpid(), signal.SIGKILL)
         return []
+
+    def flush(self) -> None:
+        pass
 
     def close(self) -> None:
         pass
@@ -69,6 +73,9 @@ class _Busy:
         time.sleep(60)
         return []
 
+    def flush(self) -> None:
+        pass
+
     def close(self) -> None:
         pass
 
@@ -93,3 +100,43 @@ def test_close_kills_workers_in_the_middle_of_a_shard() -> None:
     for pid in pids:
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
+
+
+class _Defers:
+    """A worker whose shards are committed later (as with background commits): ``flush``
+    records, in a file named after its process, the shards it committed."""
+
+    def __init__(self, folder: str):
+        self.folder = folder
+        self.pending: list[int] = []
+
+    def ensure(self, shard: int) -> list[tuple[object, bool]]:
+        time.sleep(0.05)
+        self.pending.append(shard)
+        return []
+
+    def flush(self) -> None:
+        with open(os.path.join(self.folder, str(os.getpid())), "a") as f:
+            f.write("".join(f"{s}\n" for s in self.pending))
+        self.pending.clear()
+
+    def close(self) -> None:
+        pass
+
+
+def test_the_pool_flushes_every_worker_once_before_it_returns(tmp_path: Path) -> None:
+    """Before run() ends, each worker process drained its own commits (one flush task each,
+    whichever worker took which shards)."""
+    import functools
+
+    from fgbg.builder.build import LocalPool
+
+    pool = LocalPool(2)
+    try:
+        assert len(list(pool.run(functools.partial(_Defers, str(tmp_path)), list(range(12))))) == 12
+        files = sorted(tmp_path.iterdir())
+        assert len(files) == 2  # both workers flushed (each had shards: 12 shards of 50 ms)
+        flushed = sorted(int(line) for f in files for line in f.read_text().split())
+        assert flushed == list(range(12))
+    finally:
+        pool.close()

@@ -55,6 +55,9 @@ class ConvertWorker:
         self.fmt = record.formats[0]
         self.names = member_names(record.config)  # field -> member suffix, as the source stores them
 
+    def flush(self) -> None:
+        """Nothing to wait for: shards are committed inline."""
+
     def close(self) -> None:
         self.src.close()
 

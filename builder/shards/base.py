@@ -61,6 +61,9 @@ class ShardWriter(ABC):
     """Writes one shard. Use as a context manager; ``close`` returns the :class:`ShardFile`."""
 
     extension: str = ""
+    #: Writes its file front to back and never goes back: what is on disk is final, so an
+    #: object store may upload it while it is written (``Store.upload_while_writing``).
+    append_only: bool = False
 
     def __init__(self, path: Path, meta: ShardMeta):
         self.path = Path(path)

@@ -85,6 +85,7 @@ class TarShardWriter(ShardWriter):
 
     extension = ".tar"
     flush_bytes = FLUSH_BYTES
+    append_only = True  # stretches appended with unbuffered writes
 
     def __init__(self, path: Path, meta: ShardMeta):
         super().__init__(path, meta)

@@ -5,12 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .base import LOCK_NAME, TMP_MARK, Store
+from .base import LOCK_NAME, TMP_MARK, Store, Upload
 from .local import DatasetLock, LocalStore
 from .remote import ObjectLock, ObjectStore
 
 __all__ = ["LOCK_NAME", "TMP_MARK", "DatasetLock", "LocalStore", "ObjectLock", "ObjectStore", "Store",
-           "is_url", "open_store"]
+           "Upload", "is_url", "open_store"]
 
 
 def is_url(location: str | Path) -> bool:

@@ -17,14 +17,25 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
+from typing import Protocol
 
 from fgbg.readers.errors import MetadataError
 from fgbg.readers.fs import MAX_METADATA_BYTES
 
-__all__ = ["TMP_MARK", "Store"]
+__all__ = ["TMP_MARK", "Store", "Upload"]
 
 TMP_MARK = ".tmp-"
 LOCK_NAME = ".fgbg.lock"
+
+
+class Upload(Protocol):
+    """A file being uploaded while it is written (see ``Store.upload_while_writing``)."""
+
+    def finish(self, size: int) -> None:
+        """The writer closed the file at ``size`` bytes: send the rest, make the object appear."""
+
+    def abort(self) -> None:
+        """Give up: nothing appears (called when the writer failed)."""
 
 
 class Store(ABC):
@@ -86,6 +97,12 @@ class Store(ABC):
     @abstractmethod
     def commit(self, tmp: Path, rel: str) -> None:
         """Make the fully written, fsynced local file ``tmp`` appear as ``rel``, atomically."""
+
+    def upload_while_writing(self, tmp: Path, rel: str) -> Upload | None:
+        """Start sending ``tmp`` to ``rel`` while a writer still appends to it (object stores
+        that can; None elsewhere: ``commit`` does it all). ``Upload.finish`` replaces
+        ``commit``; the object appears only when finished, whole."""
+        return None
 
     @abstractmethod
     def write_atomic(self, rel: str, data: bytes) -> None:
