@@ -139,3 +139,32 @@ def test_fast_painting_is_bit_for_bit_the_definition(output: str) -> None:
             plain = backend._plain(b)
             slow_paths += bool(boxes) and bool((labels >= 0)[plain.lowest].all() or (labels >= 0)[plain.highest].all())
     assert slow_paths >= 2  # the covered-extreme cases took the general path
+
+
+@pytest.mark.parametrize("output", ["metric", "inverse"])
+def test_batch_painting_is_paint_one(output: str) -> None:
+    """predict() paints a one-person batch at once; every map must be paint_one's, including
+    the images whose person hides all of its background's nearest or farthest pixels."""
+    rng = np.random.default_rng(3)
+    backgrounds = [rng.uniform(0.5, 9.0, (6, 8)).astype(np.float32) for _ in range(6)]  # none clipped
+    backgrounds[0][5, 2:4] = 0.2  # the nearest pixels, low in the frame: a person there hides them all
+    backgrounds[1][:] = 3.0  # flat
+    backend = LayeredDepth((8, 6), _source(), output, backgrounds, (16, 12))
+    n = 64
+    masks = np.zeros((n, 12, 16), np.uint8)
+    boxes = np.zeros((n, 4), np.int64)
+    for j in range(n):
+        x, y = int(rng.integers(0, 12)), int(rng.integers(0, 9))
+        w, h = int(rng.integers(1, 17 - x)), int(rng.integers(1, 13 - y))
+        if j % 8 == 0:
+            x, y, w, h = 2, 8, 8, 4  # covers background 0's nearest pixels
+        masks[j, y:y + h, x:x + w] = 255
+        boxes[j] = (x, y, w, h)
+    bgs = rng.integers(0, 6, n).astype(np.int64)
+    bgs[::8] = 0
+    got = backend.predict(DepthBatch(np.empty((n, 0, 0, 3), np.uint8), masks, boxes, backgrounds=bgs))
+    for j in range(n):
+        want = backend.paint_one(int(bgs[j]), [tuple(int(v) for v in boxes[j])], [masks[j]])  # type: ignore[list-item]
+        assert np.array_equal(got[j], want), j
+    plain = backend._plain(0)
+    assert (np.stack([m[::2, ::2] for m in masks[::8]]) > 127).reshape(8, -1)[:, plain.lowest_at].all()

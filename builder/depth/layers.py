@@ -25,11 +25,13 @@ import numpy as np
 
 from fgbg.readers.schema import DepthSource
 
+from ..lru import LRU
 from .base import DepthBackend, DepthBatch
 from .presets import output_kind, parse_preset
 
 __all__ = ["OUTPUTS", "LayeredDepth", "feet_pixel", "model_output", "paint", "person_labels"]
 
+PLAIN_BUDGET = 128 << 20  # bytes of backgrounds' plain maps a worker keeps (~1,000 at 112x112)
 OUTPUTS = ("metric", "inverse")  # what a stored prediction holds: metres, or relative inverse depth
 
 
@@ -112,7 +114,8 @@ class LayeredDepth(DepthBackend):
         self.output = output
         self.predictions = predictions
         self.frame = frame
-        self._plains: dict[int, _Plain] = {}
+        w, h = out_size  # a plain map: float64 values, two masks and the 8-bit levels per pixel
+        self._plains: LRU[int, _Plain] = LRU(max(64, PLAIN_BUDGET // (11 * w * h)))
 
     def describe(self) -> DepthSource:
         return self.source
@@ -125,6 +128,8 @@ class LayeredDepth(DepthBackend):
     def predict(self, batch: DepthBatch) -> np.ndarray:
         if batch.backgrounds is None:
             raise ValueError("layered depth needs each image's background index")
+        if batch.people is None and len(batch.backgrounds):
+            return self._predict_single(batch)
         w, h = self.out_size
         out = np.empty((len(batch.backgrounds), h, w), np.uint8)
         for j, b in enumerate(batch.backgrounds.tolist()):
@@ -138,26 +143,49 @@ class LayeredDepth(DepthBackend):
             out[j] = self.paint_one(b, people, layers)
         return out
 
+    def _predict_single(self, batch: DepthBatch) -> np.ndarray:
+        """One person per image: :meth:`paint_one` for the whole batch at once -- the
+        backgrounds' 8-bit maps stacked, each person's pixels set to its feet's level in one
+        ``where``; the images whose person hides every nearest or farthest pixel of its
+        background (their stretch changes) are painted one by one. Bit for bit paint_one's."""
+        assert batch.backgrounds is not None
+        w, h = self.out_size
+        plains = [self._plain(b) for b in batch.backgrounds.tolist()]
+        shown = np.stack([cv2.resize(m, (w, h), interpolation=cv2.INTER_AREA) for m in batch.masks]) > 127
+        x, y, bw, bh = (batch.boxes[:, k].astype(np.int64) for k in range(4))
+        fw, fh = self.frame
+        rows, cols = (2 * (y + bh) - 1) * h // (2 * fh), (2 * x + bw) * w // (2 * fw)  # feet_pixel, vectorised
+        feet = np.array([p.scaled[r, c] for p, r, c in zip(plains, rows.tolist(), cols.tolist(), strict=True)])
+        lo, hi = np.array([p.lo for p in plains]), np.array([p.hi for p in plains])
+        out = np.where(shown, self._levels(feet, lo, hi)[:, None, None], np.stack([p.levels for p in plains]))
+        for j, p in enumerate(plains):
+            flat = shown[j].ravel()
+            if flat[p.lowest_at].all() or flat[p.highest_at].all():
+                q = batch.boxes[j]
+                out[j] = self.paint_one(int(batch.backgrounds[j]), [(int(q[0]), int(q[1]), int(q[2]), int(q[3]))],
+                                        [batch.masks[j]])
+        return out
+
     def _plain(self, background: int) -> _Plain:
         """What every sample on ``background`` shares, made once per background (a bounded
-        cache): its values after the stretch's element-wise first step (metric: the seeds'
+        cache of ``PLAIN_BUDGET`` bytes: every background of a usual dataset, since each shard
+        uses nearly all of them): its values after the stretch's element-wise first step (metric: the seeds'
         ``clip(100 d, 10, 1000) / 1000``; inverse: the values) in float64, their min and max,
         where those extremes are, and the background's own 8-bit map."""
-        plain = self._plains.get(background)
-        if plain is None:
-            if len(self._plains) >= 64:
-                self._plains.pop(next(iter(self._plains)))
-            scaled = self.predictions[background].astype(np.float64)
-            if self.output == "metric":
-                scaled = np.clip(scaled * 100.0, 10.0, 1000.0) / 1000.0
-            lo, hi = float(scaled.min()), float(scaled.max())
-            plain = _Plain(scaled, lo, hi, scaled == lo, scaled == hi, self._levels(scaled, lo, hi))
-            self._plains[background] = plain
-        return plain
+        return self._plains.get_or_make(background, self._make_plain)
 
-    def _levels(self, scaled: np.ndarray, lo: float, hi: float) -> np.ndarray:
-        """The stretch's last step, exactly as :func:`~.presets.stretch` writes it."""
-        span = hi - lo if hi > lo else 1.0
+    def _make_plain(self, background: int) -> _Plain:
+        scaled = self.predictions[background].astype(np.float64)
+        if self.output == "metric":
+            scaled = np.clip(scaled * 100.0, 10.0, 1000.0) / 1000.0
+        lo, hi = float(scaled.min()), float(scaled.max())
+        return _Plain(scaled, lo, hi, scaled == lo, scaled == hi, self._levels(scaled, lo, hi),
+                      np.flatnonzero(scaled == lo), np.flatnonzero(scaled == hi))
+
+    def _levels(self, scaled: np.ndarray, lo: float | np.ndarray, hi: float | np.ndarray) -> np.ndarray:
+        """The stretch's last step, exactly as :func:`~.presets.stretch` writes it (``lo`` and
+        ``hi`` per element when arrays: the same float64 operations on each)."""
+        span = np.where(hi > lo, np.subtract(hi, lo), 1.0)
         if self.output == "metric":
             out: np.ndarray = np.clip(np.rint((scaled - lo) / span * 255.0), 0, 255).astype(np.uint8)
         else:
@@ -198,3 +226,5 @@ class _Plain:
     lowest: np.ndarray  # (h, w) bool: where the minimum is
     highest: np.ndarray  # where the maximum is
     levels: np.ndarray  # (h, w) uint8: the background alone, stretched
+    lowest_at: np.ndarray  # flat indices of the minimum's pixels
+    highest_at: np.ndarray  # and of the maximum's
