@@ -300,6 +300,12 @@ class Dataset:
                                  f"({type(e).__name__}: {e})") from None
         return {s: [next(data) if hi - lo <= MAX_SPAN else b"" for _, lo, hi in runs] for s, runs in plans.items()}
 
+    def __getitems__(self, indices: Sequence[int]) -> list[dict[str, Any]]:
+        """:meth:`get_many` under the name PyTorch's DataLoader (2.1+) calls on a map-style
+        dataset for each batch its sampler draws: a DataLoader over ``ds`` itself fetches a
+        batch with one concurrent request per coalesced range, not one request per sample."""
+        return self.get_many(indices)
+
     def get_many(self, indices: Sequence[int]) -> list[dict[str, Any]]:
         """Samples ``indices`` (any order, repeats allowed), in that order. Reads are grouped
         by shard, sorted and coalesced: neighbouring samples come in one read (one ranged

@@ -67,3 +67,38 @@ def test_torch_ranks_equal_counts(dataset: Path) -> None:
         counts.append(len(got))
         seen += [i for i, p in got if not p]
     assert counts == [14, 14, 14, 14] and sorted(seen) == list(range(54))
+
+
+def _as_list(batch: list[dict[str, object]]) -> list[dict[str, object]]:
+    return batch
+
+
+@pytest.mark.parametrize("num_workers", [0, 2])
+def test_map_style_dataloader_fetches_whole_batches(dataset: Path, num_workers: int,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """A DataLoader over the dataset itself (map-style, shuffled batches) gets each batch from
+    one get_many call (``__getitems__``), with the samples ds[i] gives."""
+    torch = pytest.importorskip("torch")
+    from fgbg.readers import Dataset
+
+    calls: list[int] = []
+    get_many = Dataset.get_many
+
+    def counted(self: Dataset, indices: list[int]) -> list[dict[str, object]]:
+        calls.append(len(indices))
+        return get_many(self, indices)
+
+    monkeypatch.setattr(Dataset, "get_many", counted)
+    ds = open_dataset(dataset)
+    loader = torch.utils.data.DataLoader(ds, batch_size=8, shuffle=True, num_workers=num_workers,
+                                         collate_fn=_as_list, generator=torch.Generator().manual_seed(0))
+    keys = []
+    reference = open_dataset(dataset)
+    for batch in loader:
+        for sample in batch:
+            want = reference[int(sample["key"])]
+            assert np.array_equal(sample["image"], want["image"]) and sample["meta"] == want["meta"]
+            keys.append(int(sample["key"]))
+    assert sorted(keys) == list(range(54)) and keys != sorted(keys)
+    if num_workers == 0:  # (in worker processes the counter is theirs)
+        assert calls == [8] * 6 + [6]

@@ -419,6 +419,8 @@ def bench_read(n_samples: int, work: Path, peers: bool) -> None:
             1 for _ in open_dataset(out, check=True))),
         "iter(ds) with the background field too (decoded once per process, copied per sample)": _rate(n, lambda: sum(
             1 for _ in open_dataset(out, fields=(*ds.fields, "background")))),
+        "iter(ds) with the foreground field too (each person placed on a transparent layer)": _rate(n, lambda: sum(
+            1 for _ in open_dataset(out, fields=(*ds.fields, "foreground")))),
         "undecoded iteration + the peers' OpenCV decoding": _rate(n, lambda: [_cv2_decode(_files(s)) for s in raw]),
         "decode bound: the peers' OpenCV decoding of the bytes in memory": _rate(n, lambda: [
             _cv2_decode(p) for p in payload]),

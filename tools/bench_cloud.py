@@ -67,6 +67,36 @@ def _timed(items: Iterable[Any]) -> Pass:
     return Pass(n, first, time.perf_counter() - t)
 
 
+def _as_list(batch: list[Any]) -> list[Any]:
+    return batch
+
+
+def _batches(loader: Iterable[list[Any]]) -> Pass:
+    """A cold pass through a DataLoader, counted in samples."""
+    t = time.perf_counter()
+    first = 0.0
+    n = 0
+    for batch in loader:
+        if n == 0:
+            first = time.perf_counter() - t
+        n += len(batch)
+    return Pass(n, first, time.perf_counter() - t)
+
+
+def _cpu(moto: MotoServer) -> float:
+    """CPU seconds used so far by moto_server and by this process (the proxy runs in it; the
+    builder's workers are other processes)."""
+    import psutil
+
+    return sum(psutil.Process(moto.proc.pid).cpu_times()[:2]) + sum(psutil.Process().cpu_times()[:2])
+
+
+def _suppress_missing() -> Any:
+    import contextlib
+
+    return contextlib.suppress(ImportError)
+
+
 def _opts(url: str) -> dict[str, Any]:
     return {"client_kwargs": {"endpoint_url": url}, "skip_instance_cache": True}
 
@@ -91,6 +121,9 @@ def _fgbg_reads(url: str, proxy: str, scratch: Path, n: int) -> dict[str, Pass]:
         loader = tud.DataLoader(ds().torch_dataset(shuffle=False), batch_size=32, num_workers=2)
         batches = _timed(loader)
         out["fgbg DataLoader 2 workers, batches of 32, decoded"] = Pass(n, batches.first, batches.total)
+        out["fgbg DataLoader 2 workers, batches of 32, undecoded"] = _batches(
+            tud.DataLoader(ds(decode=False).torch_dataset(shuffle=False), batch_size=32, num_workers=2,
+                           collate_fn=_as_list))
     except ImportError:
         pass
     return out
@@ -155,6 +188,11 @@ def _peer_reads(urls: dict[str, str], proxy: str, scratch: Path, n: int, count: 
             return StreamingDataset(remote=urls["mds"], local=local, shuffle=False, batch_size=1)
 
         out["MDS 0.13, undecoded"] = _timed(mds())
+        with _suppress_missing():
+            import torch.utils.data as tud
+
+            out["MDS DataLoader 2 workers, batches of 32, undecoded"] = _batches(
+                tud.DataLoader(mds(), batch_size=32, num_workers=2, collate_fn=_as_list))
         d = mds()
         rng = random.Random(0)
         picks = [rng.randrange(n) for _ in range(count)]
@@ -173,6 +211,10 @@ def _peer_reads(urls: dict[str, str], proxy: str, scratch: Path, n: int, count: 
         d = litdata.StreamingDataset(urls["litdata"], storage_options=options,
                                      cache_dir=tempfile.mkdtemp(dir=scratch))
         out["LitData 0.2.76, undecoded"] = _timed(d)
+        d = litdata.StreamingDataset(urls["litdata"], storage_options=options,
+                                     cache_dir=tempfile.mkdtemp(dir=scratch))
+        out["LitData DataLoader 2 workers, batches of 32, undecoded"] = _batches(
+            litdata.StreamingDataLoader(d, batch_size=32, num_workers=2, collate_fn=_as_list))
     return out
 
 
@@ -208,15 +250,19 @@ def bench_cloud(n_samples: int, work: Path, settings: list[tuple[float, float]],
         for k, (delay_ms, mbps) in enumerate(settings):
             with NetEm(moto.port, delay=delay_ms / 1000, rate=mbps * 1e6) as proxy:
                 url = f"s3://{BUCKET}/fgbg-{k}"
+                server_cpu = _cpu(moto)
                 t = time.perf_counter()
                 build(url, cfg, bg, fg, progress=False, workers=2, storage_options=_opts(proxy.url))
                 remote_build = time.perf_counter() - t
+                server_cpu = _cpu(moto) - server_cpu
                 scratch = Path(tempfile.mkdtemp(dir=work))
                 rows: dict[str, Any] = dict(_fgbg_reads(url, proxy.url, scratch, n))
                 rows.update(_peer_reads(peer_urls, proxy.url, scratch, n, 300))
                 rows.update(_fgbg_random(url, proxy.url, n, 300, scratch))
             link = connections * mbps * 1e6 / (size / n)
             _print(delay_ms, mbps, rows, remote_build, local_build, link, cpu_bound)
+            print(f"(the endpoint itself -- moto_server and the proxy, on this machine's cores -- used "
+                  f"{server_cpu:.1f} s of CPU during the build)\n")
     finally:
         moto.stop()
 
