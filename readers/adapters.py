@@ -25,7 +25,9 @@ _ARRAYS = ("image", "mask", "depth", "instances", "background", "foreground")
 
 
 def _flatten(sample: dict[str, Any], fields: tuple[str, ...]) -> dict[str, Any]:
-    out = {f: sample[f] for f in fields if f in _ARRAYS}
+    """The fields a training loop batches, picklable: with ``decode=False`` members come as
+    memoryviews into the shard's read window, which a DataLoader worker cannot send back."""
+    out = {f: bytes(v) if isinstance(v := sample[f], memoryview) else v for f in fields if f in _ARRAYS}
     out["index"] = np.int64(int(sample["key"]))
     out["padding"] = bool(sample.get("padding", False))
     return out

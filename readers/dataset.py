@@ -303,8 +303,9 @@ class Dataset:
     def __getitems__(self, indices: Sequence[int]) -> list[dict[str, Any]]:
         """:meth:`get_many` under the name PyTorch's DataLoader (2.1+) calls on a map-style
         dataset for each batch its sampler draws: a DataLoader over ``ds`` itself fetches a
-        batch with one concurrent request per coalesced range, not one request per sample."""
-        return self.get_many(indices)
+        batch with one concurrent request per coalesced range, not one request per sample.
+        Undecoded members come as bytes, not memoryviews: DataLoader workers pickle them."""
+        return [{k: bytes(v) if isinstance(v, memoryview) else v for k, v in s.items()} for s in self.get_many(indices)]
 
     def get_many(self, indices: Sequence[int]) -> list[dict[str, Any]]:
         """Samples ``indices`` (any order, repeats allowed), in that order. Reads are grouped

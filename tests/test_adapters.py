@@ -102,3 +102,16 @@ def test_map_style_dataloader_fetches_whole_batches(dataset: Path, num_workers: 
     assert sorted(keys) == list(range(54)) and keys != sorted(keys)
     if num_workers == 0:  # (in worker processes the counter is theirs)
         assert calls == [8] * 6 + [6]
+
+
+def test_undecoded_samples_cross_dataloader_workers(dataset: Path) -> None:
+    """decode=False hands out the stored bytes; through DataLoader workers (which pickle each
+    sample) they arrive as bytes, equal to the stored members -- streamed and map-style."""
+    torch = pytest.importorskip("torch")
+    ds = open_dataset(dataset, decode=False)
+    stored = {int(s["key"]): bytes(s["image"]) for s in ds}
+    streamed = torch.utils.data.DataLoader(ds.torch_dataset(shuffle=False), batch_size=None, num_workers=2)
+    got = {int(s["index"]): s["image"] for s in streamed}
+    assert got == stored and all(type(v) is bytes for v in got.values())
+    mapped = torch.utils.data.DataLoader(ds, batch_size=8, num_workers=2, collate_fn=_as_list)
+    assert {int(s["key"]): s["image"] for b in mapped for s in b} == stored
