@@ -46,6 +46,11 @@ class ShardCache:
         stamp = info.etag.strip('"') if info.etag else f"size{info.size}"
         return self.dir / f"{rel}@{hashlib.sha256(stamp.encode()).hexdigest()[:12]}"
 
+    def ready(self, rel: str, info: ObjectInfo) -> Path | None:
+        """The cached file of ``rel`` if it is complete now (never waits, never downloads)."""
+        final = self.path(rel, info)
+        return final if self._fresh(final, info) else None
+
     def get(self, rel: str, info: ObjectInfo, download: Callable[[Path], None]) -> Path:
         """The cached file of ``rel``, downloaded first (by ``download(tmp)``) if not there."""
         final = self.path(rel, info)

@@ -20,6 +20,7 @@ import itertools
 import mmap
 import os
 from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import IO, Any
@@ -33,6 +34,18 @@ __all__ = ["MAX_METADATA_BYTES", "Location"]
 
 _OPENED = itertools.count()
 MAX_METADATA_BYTES = 1 << 28  # 256 MiB: a 100M-sample manifest is far below; a hostile file is refused
+_BEHIND: tuple[int, ThreadPoolExecutor] | None = None
+
+
+def _behind_pool() -> ThreadPoolExecutor:
+    """This process's two threads for shard downloads behind random reads (made again after
+    a fork: a thread pool does not survive one)."""
+    global _BEHIND
+    if _BEHIND is None or _BEHIND[0] != os.getpid():
+        _BEHIND = (os.getpid(), ThreadPoolExecutor(2, thread_name_prefix="fgbg-cache-behind"))
+    return _BEHIND[1]
+
+
 CHUNK = 8 << 20  # bytes per ranged GET of a whole-file download (measured: tools/bench.py cloud)
 CONNECTIONS = 16  # requests in flight per process, by default
 
@@ -54,6 +67,7 @@ class Location:
         self.cache = ShardCache(cache_dir, self.url, cache_limit) if cache_dir and self.remote else None
         self._fs: Any = None
         self._fetcher: RangeFetcher | None = None
+        self._behind: dict[str, Future[Path]] = {}  # cache_dir: shards downloading while ranges are read
         self._pid = os.getpid()
         self._infos: dict[str, ObjectInfo] = {}
         self._token = f"{os.getpid()}-{next(_OPENED)}"  # its own descriptors in the handle cache
@@ -65,12 +79,14 @@ class Location:
         state = self.__dict__.copy()
         state["_fs"] = None  # filesystems (sessions, sockets) are rebuilt in each process
         state["_fetcher"] = None
+        state["_behind"] = {}
         return state
 
     @property
     def fs(self) -> Any:
         if self._pid != os.getpid():  # forked (a DataLoader worker): sessions and loops are the parent's
             self._fs = self._fetcher = None
+            self._behind = {}
             self._pid = os.getpid()
         if self._fs is None:
             import fsspec
@@ -116,6 +132,21 @@ class Location:
         assert self.cache is not None
         info = self.info(rel)
         return self.cache.get(rel, info, lambda tmp: self.download(rel, tmp, info))
+
+    def _ready(self, rel: str) -> Path | None:
+        """``cache_dir``, random reads: the shard's local copy if it is complete; else None, with
+        its download started in the background. A random read on a shard not cached yet is
+        served by one ranged GET now, not after the whole shard arrived (the first touch of
+        each shard cost a whole download before); later reads of it are local."""
+        assert self.cache is not None
+        info = self.info(rel)
+        local = self.cache.ready(rel, info)
+        if local is None:
+            _ = self.fs  # resets the per-process state after a fork first
+            job = self._behind.get(rel)
+            if job is None or (job.done() and job.exception() is not None):  # failed: tried again on use
+                self._behind[rel] = _behind_pool().submit(self.cached, rel)
+        return local
 
     def download(self, rel: str, local: Path, info: ObjectInfo | None = None) -> None:
         """``rel`` copied whole into the new local file ``local``: ranges of CHUNK bytes with
@@ -179,27 +210,26 @@ class Location:
             self._checked.add(self._inside(rel))
         if not self.remote:
             return handles.pread(f"{self._token}:{rel}", lambda: self._open_fd(rel), end - start, start)
-        if self.cache is not None:
-            return self._cached_pread(rel, start, end)
+        if self.cache is not None and (local := self._ready(rel)) is not None:
+            return handles.pread(f"{self._token}:{local}", lambda: os.open(local, os.O_RDONLY), end - start, start)
         info = self.info(rel)
         end = min(end, max(start, info.size))  # what the file holds: a range past its end reads short
         return self.fetcher.submit(self.path(rel), start, end, info).result()
-
-    def _cached_pread(self, rel: str, start: int, end: int) -> bytes:
-        local = self.cached(rel)
-        return handles.pread(f"{self._token}:{local}", lambda: os.open(local, os.O_RDONLY), end - start, start)
 
     def read_ranges(self, ranges: Sequence[tuple[str, int, int]]) -> list[bytes]:
         """Many ``(rel, start, end)`` byte ranges at once: remotely one batch of concurrent
         ranged GETs (fsspec's ``cat_ranges``; async stores such as S3 keep them all in flight),
         so a random batch costs one round trip instead of one per range; locally ``pread``s."""
-        if not self.remote or self.cache is not None:
+        if not self.remote:
             return [self.read_range(rel, start, end) for rel, start, end in ranges]
-        futures = []
+        got: list[bytes | Future[bytes]] = []
         for rel, start, end in ranges:
+            if self.cache is not None and self._ready(rel) is not None:
+                got.append(self.read_range(rel, start, end))  # cache_dir: the local copy
+                continue
             info = self.info(rel)
-            futures.append(self.fetcher.submit(self.path(rel), start, min(end, max(start, info.size)), info))
-        return [f.result() for f in futures]
+            got.append(self.fetcher.submit(self.path(rel), start, min(end, max(start, info.size)), info))
+        return [g if isinstance(g, bytes) else g.result() for g in got]
 
     @contextmanager
     def mapped(self, rel: str) -> Iterator[mmap.mmap | None]:

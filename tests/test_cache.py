@@ -77,3 +77,37 @@ def test_processes_sharing_the_cache_download_each_shard_once(tmp_path: Path) ->
         p.join(60)
     assert [p.exitcode for p in procs] == [0, 0, 0]
     assert len(log.read_text().split()) == 1
+
+
+@pytest.mark.xdist_group("s3")
+def test_random_reads_do_not_wait_for_the_whole_shard(moto: Any, bucket: str, tmp_path: Path,
+                                                      demo_inputs: tuple[Path, Path]) -> None:
+    """cache_dir with random access: a sample of a shard not cached yet comes from a ranged
+    GET at once while the shard downloads behind it; once it is there, reads are local (no
+    request at all), and every sample is the local build's."""
+    pytest.importorskip("s3fs")
+    from netem import NetEm
+
+    from fgbg.builder import BuildConfig, build
+    from fgbg.readers import open_dataset
+
+    cfg = BuildConfig(placements=2, shard_size=12)
+    opts = {"client_kwargs": {"endpoint_url": moto.url}}
+    build(f"s3://{bucket}/ds", cfg, *demo_inputs, progress=False, workers=1, storage_options=opts)
+    build(tmp_path / "local", cfg, *demo_inputs, progress=False, workers=1)
+    want = open_dataset(tmp_path / "local", decode=False)
+    with NetEm(moto.port, delay=0.02, rate=100e3) as proxy:  # 100 kB/s: a shard takes seconds to arrive
+        ds = open_dataset(f"s3://{bucket}/ds", storage_options={"client_kwargs": {"endpoint_url": proxy.url}},
+                          decode=False, cache_dir=tmp_path / "cache")
+        first = ds[5]
+        shard = ds.shards[0]
+        assert bytes(first["image"]) == bytes(want[5]["image"])
+        assert ds.location.cache.ready(shard.name, ds.location.info(shard.name)) is None  # answered before it came
+        deadline = time.monotonic() + 60
+        while ds.location.cache.ready(shard.name, ds.location.info(shard.name)) is None:
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        proxy.reset_counts()
+        got = [ds[i] for i in (0, 11, 7)] + ds.get_many([3, 9])
+        assert proxy.requests == 0  # the local copy
+        assert [bytes(s["image"]) for s in got] == [bytes(want[i]["image"]) for i in (0, 11, 7, 3, 9)]
