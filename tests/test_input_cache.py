@@ -81,3 +81,36 @@ def test_builds_read_inputs_locally_and_verify_reads_the_bucket(
         report = verify(url, storage_options=_options(proxy.url))
         assert not report.ok
         assert any("inputs/bg/0001.png" in p for p in map(str, report.problems))
+
+
+@pytest.mark.xdist_group("s3")
+def test_layered_predictions_come_from_the_local_copy_and_verify_reads_the_bucket(
+        moto: Any, bucket: str, tmp_path: Path, demo_inputs: tuple[Path, Path],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """--depth-layers to a bucket: the workers paint from the predictions this host stored
+    (no GET of inputs/bg_depth), the shards are the local build's; verify reads the bucket's."""
+    pytest.importorskip("s3fs")
+    pytest.importorskip("onnxruntime")
+    from netem import NetEm
+    from test_onnx_depth import first_channel_model
+
+    from fgbg.builder.commands.verify import verify
+    from fgbg.builder.storage import ObjectStore
+
+    monkeypatch.setenv("FGBG_CACHE_DIR", str(tmp_path / "cache"))
+    model = first_channel_model(tmp_path / "tiny.onnx", 64)
+    cfg = BuildConfig(size=64, fg_size=(28, 20), placements=1, shard_size=6, depth="onnx",
+                      depth_preset="midas-v21-small", depth_input=(64, 64), depth_layers=True)
+    opts = {"model": str(model)}
+    build(tmp_path / "local", cfg, *demo_inputs, progress=False, workers=1, depth_options=opts)
+    url = f"s3://{bucket}/layers"
+    with NetEm(moto.port) as proxy:
+        build(url, cfg, *demo_inputs, progress=False, workers=1, depth_options=opts,
+              storage_options=_options(proxy.url))
+        assert not [line for line in proxy.log if line.startswith("GET ") and "/inputs/bg_depth/" in line]
+        store = ObjectStore(url, _options(proxy.url))
+        for shard in sorted((tmp_path / "local" / "shards").glob("*.tar")):
+            assert store.read_bytes(f"shards/{shard.name}") == shard.read_bytes()
+        store.fs.pipe_file(f"{url}/inputs/bg_depth/0001.npy", b"not a prediction")
+        report = verify(url, storage_options=_options(proxy.url))
+        assert not report.ok and any("inputs/bg_depth/0001.npy" in p for p in map(str, report.problems))

@@ -206,7 +206,7 @@ def _input_statistics(store: Store, record: BuildRecord) -> dict[str, PixelSums]
     if not isinstance(record.config, BuildConfig):
         return {}
     if record.config.depth_layers:  # the backgrounds' predictions are inputs too: hashed and parsed
-        predictions = StoredPredictions(store, record.inputs.bg, record.config.depth_shape, capacity=1)
+        predictions = StoredPredictions(store, record.inputs.bg, record.config.depth_shape, capacity=1, fresh=True)
         predictions.check_all()
         _floor_problems(record.config, predictions)
     return input_statistics(load_inputs(store, record.inputs, fresh=True), record.config)

@@ -75,10 +75,15 @@ class StoredPredictions(Sequence[np.ndarray]):
     use, checked against the build record's ``depth_sha256`` and decoded strictly, kept in a
     bounded LRU (a worker's memory does not grow with the number of backgrounds)."""
 
-    def __init__(self, store: Store, records: Sequence[InputEntry], shape: tuple[int, int], capacity: int = 256):
+    def __init__(self, store: Store, records: Sequence[InputEntry], shape: tuple[int, int], capacity: int = 256,
+                 fresh: bool = False):
+        """``fresh``: read the stored objects themselves (verify); otherwise an object store may
+        serve them from the host's verified local copy, all fetched at once on first use."""
         self.store = store
         self.records = records
         self.shape = shape
+        self.fresh = fresh
+        self._prefetched = fresh
         self._cache: LRU[int, np.ndarray] = LRU(capacity)
 
     def __len__(self) -> int:
@@ -101,8 +106,12 @@ class StoredPredictions(Sequence[np.ndarray]):
             raise FgbgError(f"{self.store.url}: background {rec.index} ({rec.name!r}) has no stored depth prediction "
                             "in the build record (--depth-layers needs one per background)")
         where = f"{self.store.url}/{rel}"
+        if not self._prefetched:  # every shard paints on nearly every background: on a bucket, all at once
+            self._prefetched = True
+            self.store.prefetch_inputs([(r.depth_file, r.depth_sha256) for r in self.records
+                                        if r.depth_file is not None and r.depth_sha256 is not None])
         try:
-            data = self.store.read_bytes(rel)
+            data = self.store.read_bytes(rel) if self.fresh else self.store.read_input(rel, expected)
         except FileNotFoundError:
             raise FgbgError(f"{where}: stored depth prediction is missing") from None
         if hashlib.sha256(data).hexdigest() != expected:
