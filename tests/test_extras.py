@@ -1,5 +1,6 @@
 """Optional dependencies: a missing one is named with the extra that installs it."""
 
+import importlib
 import sys
 from pathlib import Path
 
@@ -48,6 +49,9 @@ def test_cli_names_the_extra_in_one_line(tmp_path: Path, demo_inputs: tuple[Path
     assert err == 'fgbg: error: --executor ray needs ray, which is not installed: pip install "fgbg[ray]"\n'
     assert not (tmp_path / "r").exists()  # refused before anything was created
     monkeypatch.setitem(sys.modules, "s3fs", None)
+    registry = importlib.import_module("fsspec.registry")._registry  # (fsspec.registry: also a read-only view)
+    for protocol in ("s3", "s3a"):  # an earlier test in this process registered s3fs's class: forget it
+        monkeypatch.delitem(registry, protocol, raising=False)
     assert main(["info", "s3://bucket/ds"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("fgbg: error: s3:// URLs need a package that is not installed") and \
