@@ -28,7 +28,7 @@ from typing import IO, Any
 from .cache import ShardCache
 from .errors import DatasetError
 from .handles import handles
-from .remote import ObjectInfo, RangeFetcher
+from .remote import ObjectInfo, RangeFetcher, quiet_dropped_connections
 
 __all__ = ["MAX_METADATA_BYTES", "Location"]
 
@@ -106,6 +106,7 @@ class Location:
                 self._fs = fsspec.filesystem(protocol, **options)
             except ImportError as e:
                 raise filesystem_error(protocol, e) from e
+            quiet_dropped_connections(self._fs)
         return self._fs
 
     @property

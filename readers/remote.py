@@ -24,13 +24,14 @@ import concurrent.futures
 import os
 import random
 import time
+import weakref
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from .errors import ShardReadError
 
-__all__ = ["ObjectInfo", "RangeFetcher", "changed_error", "retries", "transient"]
+__all__ = ["ObjectInfo", "RangeFetcher", "changed_error", "quiet_dropped_connections", "retries", "transient"]
 
 T = TypeVar("T")
 _PERMANENT = (FileNotFoundError, PermissionError, FileExistsError, IsADirectoryError, NotADirectoryError)
@@ -62,6 +63,29 @@ def transient(e: BaseException) -> bool:
         return False
     module = type(e).__module__.split(".", 1)[0]
     return isinstance(e, (OSError, TimeoutError, asyncio.TimeoutError)) or module in _NETWORK_MODULES
+
+
+_QUIETED: weakref.WeakSet[asyncio.AbstractEventLoop] = weakref.WeakSet()
+
+
+def quiet_dropped_connections(fs: Any) -> None:
+    """Keep the event loop of ``fs`` (fsspec's async filesystems share one per process) from
+    printing "Task exception was never retrieved" for network errors of aiohttp's internal
+    tasks -- a body still being sent when the connection dropped. The request that owned it
+    fails too and is retried or reported as one clear error; the orphan's traceback on stderr
+    would only bury that line. Every other loop error still reaches the default handler."""
+    loop = getattr(fs, "loop", None)
+    if not isinstance(loop, asyncio.AbstractEventLoop) or loop in _QUIETED:
+        return
+
+    def handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        error = context.get("exception")
+        if not (str(context.get("message", "")).startswith("Task exception was never retrieved")
+                and error is not None and transient(error)):
+            loop.default_exception_handler(context)
+
+    loop.set_exception_handler(handler)
+    _QUIETED.add(loop)
 
 
 def retries() -> int:

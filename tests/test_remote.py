@@ -132,3 +132,30 @@ def test_short_bodies_are_retried_on_synchronous_filesystems(monkeypatch: pytest
 def test_what_is_transient() -> None:
     assert transient(TimeoutError()) and transient(ConnectionResetError())
     assert not transient(FileNotFoundError()) and not transient(PermissionError()) and not transient(ValueError())
+
+
+def test_orphaned_network_errors_of_the_loop_are_not_printed(caplog: pytest.LogCaptureFixture) -> None:
+    """A cut connection leaves aiohttp tasks whose errors nobody retrieves; their tracebacks
+    must not bury the one error line (the request that owned them fails and is reported),
+    while any other error of the loop is still logged."""
+    import asyncio
+    import gc
+    import types
+
+    from fgbg.readers.remote import quiet_dropped_connections
+
+    loop = asyncio.new_event_loop()
+    quiet_dropped_connections(types.SimpleNamespace(loop=loop))
+
+    async def fail(e: BaseException) -> None:
+        raise e
+
+    for error in (ConnectionResetError("connection reset mid-body"), ValueError("a bug")):
+        task = loop.create_task(fail(error))
+        loop.run_until_complete(asyncio.sleep(0.01))
+        assert task.done()
+        del task
+        gc.collect()
+    loop.close()
+    logged = [r.exc_info[1] for r in caplog.records if r.name == "asyncio" and r.exc_info]
+    assert [type(e) for e in logged] == [ValueError]

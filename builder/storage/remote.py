@@ -79,11 +79,13 @@ class ObjectStore(Store):
             import fsspec
 
             from fgbg.readers.extras import filesystem_error
+            from fgbg.readers.remote import quiet_dropped_connections
 
             try:
                 self._fs = fsspec.filesystem(self.protocol, **self.storage_options)
             except ImportError as e:
                 raise filesystem_error(self.protocol, e) from e
+            quiet_dropped_connections(self._fs)  # a cut mid-upload: one error line, no orphan tracebacks
         return self._fs
 
     def _path(self, rel: str) -> str:
