@@ -65,11 +65,9 @@ class Committer:
 
     def submit(self, job: Commit) -> None:
         """Queue ``job`` (waiting while ``depth`` are queued); raises an earlier commit's error."""
-        try:
-            self._raise()
-        except BaseException:
+        if self._error is not None:
             job.cancel()
-            raise
+            raise self._error
         self._queue.put(job)
 
     def drain(self) -> None:

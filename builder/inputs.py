@@ -28,7 +28,7 @@ from .lru import LRU
 from .record import Inputs
 from .sources import PreparedInput
 from .stats import PixelSums
-from .storage import Store
+from .storage import HashedInputs, Store
 
 __all__ = ["InputSet", "StoredImages", "encode_inputs", "fg_boxes", "input_statistics", "load_inputs",
            "write_inputs"]
@@ -46,9 +46,9 @@ class StoredImages(Sequence[np.ndarray]):
     def __init__(self, store: Store, records: Sequence[InputEntry], capacity: int = 64, fresh: bool = False):
         self.store = store
         self.records = records
-        self.fresh = fresh  # read the stored objects themselves, never a local copy (what verify proves)
+        self._files = HashedInputs(store, [(r.file, r.file_sha256) for r in records
+                                           if r.file is not None and r.file_sha256 is not None], fresh)
         self._cache: LRU[int, np.ndarray] = LRU(capacity)
-        self._prefetched = False
 
     def __len__(self) -> int:
         return len(self.records)
@@ -69,12 +69,8 @@ class StoredImages(Sequence[np.ndarray]):
         if rel is None or expected is None:
             raise FgbgError(f"{self.store.url}: input {rec.name!r} has no stored file (an imported dataset's "
                             "input that was not given)")
-        if not self._prefetched and not self.fresh:  # a shard uses nearly every input: on object storage,
-            self._prefetched = True                    # all fetched at once into the host's local copy
-            self.store.prefetch_inputs([(r.file, r.file_sha256) for r in self.records
-                                        if r.file is not None and r.file_sha256 is not None])
         try:
-            data = self.store.read_bytes(rel) if self.fresh else self.store.read_input(rel, expected)
+            data = self._files.read(rel, expected)
         except FileNotFoundError:
             raise FgbgError(f"{self.store.url}/{rel}: stored input is missing") from None
         if hashlib.sha256(data).hexdigest() != expected:

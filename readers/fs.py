@@ -211,11 +211,16 @@ class Location:
             self._checked.add(self._inside(rel))
         if not self.remote:
             return handles.pread(f"{self._token}:{rel}", lambda: self._open_fd(rel), end - start, start)
+        got = self._remote_range(rel, start, end)
+        return got if isinstance(got, bytes) else got.result()
+
+    def _remote_range(self, rel: str, start: int, end: int) -> bytes | Future[bytes]:
+        """A remote range: from the shard cache's complete copy (``cache_dir``), else one ranged
+        GET put in flight, up to what the file holds (a range past its end reads short)."""
         if self.cache is not None and (local := self._ready(rel)) is not None:
             return handles.pread(f"{self._token}:{local}", lambda: os.open(local, os.O_RDONLY), end - start, start)
         info = self.info(rel)
-        end = min(end, max(start, info.size))  # what the file holds: a range past its end reads short
-        return self.fetcher.submit(self.path(rel), start, end, info).result()
+        return self.fetcher.submit(self.path(rel), start, min(end, max(start, info.size)), info)
 
     def read_ranges(self, ranges: Sequence[tuple[str, int, int]]) -> list[bytes]:
         """Many ``(rel, start, end)`` byte ranges at once: remotely one batch of concurrent
@@ -223,13 +228,7 @@ class Location:
         so a random batch costs one round trip instead of one per range; locally ``pread``s."""
         if not self.remote:
             return [self.read_range(rel, start, end) for rel, start, end in ranges]
-        got: list[bytes | Future[bytes]] = []
-        for rel, start, end in ranges:
-            if self.cache is not None and self._ready(rel) is not None:
-                got.append(self.read_range(rel, start, end))  # cache_dir: the local copy
-                continue
-            info = self.info(rel)
-            got.append(self.fetcher.submit(self.path(rel), start, min(end, max(start, info.size)), info))
+        got = [self._remote_range(rel, start, end) for rel, start, end in ranges]  # all in flight, then collected
         return [g if isinstance(g, bytes) else g.result() for g in got]
 
     @contextmanager

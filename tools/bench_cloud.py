@@ -20,13 +20,14 @@ them fgbg's figures are printed alone.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -56,31 +57,21 @@ class Pass:
         return self.n / self.total if self.total else 0.0
 
 
-def _timed(items: Iterable[Any]) -> Pass:
+def _timed(items: Iterable[Any], samples: Callable[[Any], int] = lambda _: 1) -> Pass:
+    """A cold pass over ``items``, counting ``samples(item)`` samples in each (a DataLoader's
+    list batches: ``len``)."""
     t = time.perf_counter()
     first = 0.0
     n = 0
-    for _ in items:
+    for item in items:
         if n == 0:
             first = time.perf_counter() - t
-        n += 1
+        n += samples(item)
     return Pass(n, first, time.perf_counter() - t)
 
 
 def _as_list(batch: list[Any]) -> list[Any]:
     return batch
-
-
-def _batches(loader: Iterable[list[Any]]) -> Pass:
-    """A cold pass through a DataLoader, counted in samples."""
-    t = time.perf_counter()
-    first = 0.0
-    n = 0
-    for batch in loader:
-        if n == 0:
-            first = time.perf_counter() - t
-        n += len(batch)
-    return Pass(n, first, time.perf_counter() - t)
 
 
 def _cpu(moto: MotoServer) -> float:
@@ -91,17 +82,11 @@ def _cpu(moto: MotoServer) -> float:
     return sum(psutil.Process(moto.proc.pid).cpu_times()[:2]) + sum(psutil.Process().cpu_times()[:2])
 
 
-def _suppress_missing() -> Any:
-    import contextlib
-
-    return contextlib.suppress(ImportError)
-
-
 def _opts(url: str) -> dict[str, Any]:
     return {"client_kwargs": {"endpoint_url": url}, "skip_instance_cache": True}
 
 
-def _fgbg_reads(url: str, proxy: str, scratch: Path, n: int) -> dict[str, Pass]:
+def _fgbg_reads(url: str, proxy: str, scratch: Path) -> dict[str, Pass]:
     from fgbg.readers import open_dataset
 
     out: dict[str, Pass] = {}
@@ -119,11 +104,10 @@ def _fgbg_reads(url: str, proxy: str, scratch: Path, n: int) -> dict[str, Pass]:
         import torch.utils.data as tud
 
         loader = tud.DataLoader(ds().torch_dataset(shuffle=False), batch_size=32, num_workers=2)
-        batches = _timed(loader)
-        out["fgbg DataLoader 2 workers, batches of 32, decoded"] = Pass(n, batches.first, batches.total)
-        out["fgbg DataLoader 2 workers, batches of 32, undecoded"] = _batches(
+        out["fgbg DataLoader 2 workers, batches of 32, decoded"] = _timed(loader, lambda b: len(b["index"]))
+        out["fgbg DataLoader 2 workers, batches of 32, undecoded"] = _timed(
             tud.DataLoader(ds(decode=False).torch_dataset(shuffle=False), batch_size=32, num_workers=2,
-                           collate_fn=_as_list))
+                           collate_fn=_as_list), len)
     except ImportError:
         pass
     return out
@@ -188,11 +172,11 @@ def _peer_reads(urls: dict[str, str], proxy: str, scratch: Path, n: int, count: 
             return StreamingDataset(remote=urls["mds"], local=local, shuffle=False, batch_size=1)
 
         out["MDS 0.13, undecoded"] = _timed(mds())
-        with _suppress_missing():
+        with contextlib.suppress(ImportError):
             import torch.utils.data as tud
 
-            out["MDS DataLoader 2 workers, batches of 32, undecoded"] = _batches(
-                tud.DataLoader(mds(), batch_size=32, num_workers=2, collate_fn=_as_list))
+            out["MDS DataLoader 2 workers, batches of 32, undecoded"] = _timed(
+                tud.DataLoader(mds(), batch_size=32, num_workers=2, collate_fn=_as_list), len)
         d = mds()
         rng = random.Random(0)
         picks = [rng.randrange(n) for _ in range(count)]
@@ -213,8 +197,8 @@ def _peer_reads(urls: dict[str, str], proxy: str, scratch: Path, n: int, count: 
         out["LitData 0.2.76, undecoded"] = _timed(d)
         d = litdata.StreamingDataset(urls["litdata"], storage_options=options,
                                      cache_dir=tempfile.mkdtemp(dir=scratch))
-        out["LitData DataLoader 2 workers, batches of 32, undecoded"] = _batches(
-            litdata.StreamingDataLoader(d, batch_size=32, num_workers=2, collate_fn=_as_list))
+        out["LitData DataLoader 2 workers, batches of 32, undecoded"] = _timed(
+            litdata.StreamingDataLoader(d, batch_size=32, num_workers=2, collate_fn=_as_list), len)
     return out
 
 
@@ -256,7 +240,7 @@ def bench_cloud(n_samples: int, work: Path, settings: list[tuple[float, float]],
                 remote_build = time.perf_counter() - t
                 server_cpu = _cpu(moto) - server_cpu
                 scratch = Path(tempfile.mkdtemp(dir=work))
-                rows: dict[str, Any] = dict(_fgbg_reads(url, proxy.url, scratch, n))
+                rows: dict[str, Any] = dict(_fgbg_reads(url, proxy.url, scratch))
                 rows.update(_peer_reads(peer_urls, proxy.url, scratch, n, 300))
                 rows.update(_fgbg_random(url, proxy.url, n, 300, scratch))
             link = connections * mbps * 1e6 / (size / n)

@@ -23,7 +23,7 @@ from fgbg.readers.schema import InputEntry
 
 from ..errors import FgbgError
 from ..lru import LRU
-from ..storage import Store
+from ..storage import HashedInputs, Store
 
 __all__ = ["DTYPE", "StoredPredictions", "decode_prediction", "depth_file", "encode_prediction"]
 
@@ -82,8 +82,8 @@ class StoredPredictions(Sequence[np.ndarray]):
         self.store = store
         self.records = records
         self.shape = shape
-        self.fresh = fresh
-        self._prefetched = fresh
+        self._files = HashedInputs(store, [(r.depth_file, r.depth_sha256) for r in records
+                                           if r.depth_file is not None and r.depth_sha256 is not None], fresh)
         self._cache: LRU[int, np.ndarray] = LRU(capacity)
 
     def __len__(self) -> int:
@@ -106,12 +106,8 @@ class StoredPredictions(Sequence[np.ndarray]):
             raise FgbgError(f"{self.store.url}: background {rec.index} ({rec.name!r}) has no stored depth prediction "
                             "in the build record (--depth-layers needs one per background)")
         where = f"{self.store.url}/{rel}"
-        if not self._prefetched:  # every shard paints on nearly every background: on a bucket, all at once
-            self._prefetched = True
-            self.store.prefetch_inputs([(r.depth_file, r.depth_sha256) for r in self.records
-                                        if r.depth_file is not None and r.depth_sha256 is not None])
         try:
-            data = self.store.read_bytes(rel) if self.fresh else self.store.read_input(rel, expected)
+            data = self._files.read(rel, expected)
         except FileNotFoundError:
             raise FgbgError(f"{where}: stored depth prediction is missing") from None
         if hashlib.sha256(data).hexdigest() != expected:

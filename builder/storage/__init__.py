@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .base import LOCK_NAME, TMP_MARK, Store, Upload
+from .base import LOCK_NAME, TMP_MARK, HashedInputs, Store, Upload
 from .local import DatasetLock, LocalStore
 from .remote import ObjectLock, ObjectStore
 
-__all__ = ["LOCK_NAME", "TMP_MARK", "DatasetLock", "LocalStore", "ObjectLock", "ObjectStore", "Store",
+__all__ = ["LOCK_NAME", "TMP_MARK", "DatasetLock", "HashedInputs", "LocalStore", "ObjectLock", "ObjectStore", "Store",
            "Upload", "is_url", "open_store"]
 
 

@@ -22,7 +22,7 @@ from typing import Protocol
 from fgbg.readers.errors import MetadataError
 from fgbg.readers.fs import MAX_METADATA_BYTES
 
-__all__ = ["TMP_MARK", "Store", "Upload"]
+__all__ = ["TMP_MARK", "HashedInputs", "Store", "Upload"]
 
 TMP_MARK = ".tmp-"
 LOCK_NAME = ".fgbg.lock"
@@ -36,6 +36,28 @@ class Upload(Protocol):
 
     def abort(self) -> None:
         """Give up: nothing appears (called when the writer failed)."""
+
+
+class HashedInputs:
+    """One kind of input file whose sha256 the build record holds, ``(rel, sha256)`` pairs, read
+    one at a time by a bounded decoder that checks each against its hash.
+
+    ``fresh`` reads the stored objects themselves (what verify proves). Otherwise the first
+    read asks the store to prefetch them all -- an object store fetches them concurrently into
+    the host's verified copy -- because every shard uses nearly every input, in plan order.
+    """
+
+    def __init__(self, store: Store, files: Sequence[tuple[str, str]], fresh: bool = False):
+        self.store = store
+        self.files = files
+        self.fresh = fresh
+        self._prefetched = fresh
+
+    def read(self, rel: str, sha256: str) -> bytes:
+        if not self._prefetched:
+            self._prefetched = True
+            self.store.prefetch_inputs(self.files)
+        return self.store.read_bytes(rel) if self.fresh else self.store.read_input(rel, sha256)
 
 
 class Store(ABC):
